@@ -1,0 +1,1 @@
+"""TFX components and executors of this project (TFDS ExampleGen, ...)."""

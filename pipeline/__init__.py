@@ -1,0 +1,1 @@
+"""Wires the components into one orchestrator-agnostic TFX pipeline (see pipeline.pipeline)."""

@@ -1,0 +1,179 @@
+"""Typed, validated hyperparameters of the sparse autoencoder, and device visibility."""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Literal, Optional, Tuple, TypeVar
+
+import pydantic
+from annotated_types import Ge, Gt, Le, Lt
+from pydantic import BaseModel, ConfigDict, Field
+
+from sparse_ae.errors import ConfigError
+
+
+class StrictModel(BaseModel):
+    """Base for all configs: unknown keys are errors, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class SparseAEConfig(StrictModel):
+    """Everything that shapes the model, its training and its input data.
+
+    Defaults follow the seed: latent 64, hidden (256, 128), sparsity_target 0.05,
+    sparsity_weight 1e-3, Adam.
+    """
+
+    image_shape: Tuple[int, int, int] = Field((28, 28, 1), description="Height, width, channels of the images.")
+    hidden_dims: Tuple[int, ...] = Field((256, 128), min_length=1, description="Encoder layer widths; the decoder mirrors them.")
+    latent_dim: int = Field(64, gt=0, description="Size of the latent code.")
+    latent_activation: Literal["sigmoid", "relu"] = Field(
+        "sigmoid", description="sigmoid: KL on the batch-mean activation; relu: KL on tanh of it (see README).")
+    encoder_activation: Literal["sigmoid", "relu", "tanh", "elu"] = Field("sigmoid", description="Activation of encoder hidden layers.")
+    decoder_activation: Literal["sigmoid", "relu", "tanh", "elu"] = Field("relu", description="Activation of decoder hidden layers.")
+    sparsity_target: float = Field(0.05, gt=0.0, lt=1.0, description="Target mean activation rho of each latent unit.")
+    sparsity_weight: float = Field(1e-3, ge=0.0, description="Weight beta of the KL sparsity penalty.")
+    learning_rate: float = Field(1e-3, gt=0.0, description="Adam learning rate.")
+    batch_size: int = Field(256, gt=0, description="Examples per training step.")
+    epochs: int = Field(10, gt=0, description="Training epochs.")
+    shuffle_buffer: int = Field(10_000, ge=0, description="Shuffle buffer size (0 disables shuffling).")
+    noise_stddev: float = Field(0.0, ge=0.0, description="Denoising: Gaussian noise stddev added to inputs (in [-1, 1] units).")
+    mask_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="Denoising: fraction of input pixels zeroed at random.")
+    seed: int = Field(42, ge=0, description="Seed for weights, shuffling and corruption.")
+    visible_gpus: Optional[Tuple[int, ...]] = Field(
+        None, description="GPU indices to use; None uses all, () runs on the CPU only.")
+    gpu_memory_growth: bool = Field(True, description="Allocate GPU memory as needed instead of all at once.")
+
+    @pydantic.field_validator("hidden_dims", "image_shape", "visible_gpus", mode="before")
+    @classmethod
+    def _scalar_to_tuple(cls, value: Any) -> Any:
+        """Let `--set hidden_dims=128` mean (128,)."""
+        return (value,) if isinstance(value, (int, str)) else value
+
+    @pydantic.field_validator("hidden_dims", "image_shape")
+    @classmethod
+    def _positive_sizes(cls, sizes: Tuple[int, ...]) -> Tuple[int, ...]:
+        if any(size <= 0 for size in sizes):
+            raise ValueError("every size must be > 0")
+        return sizes
+
+    @property
+    def denoising(self) -> bool:
+        return self.noise_stddev > 0 or self.mask_fraction > 0
+
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+
+
+def _allowed(model: type[BaseModel], field: str) -> str:
+    """Describe a field's allowed values from its annotation and bounds."""
+    info = model.model_fields.get(field)
+    if info is None:
+        return "known keys: " + ", ".join(sorted(model.model_fields))
+    bounds = []
+    for item in info.metadata:
+        for kind, attribute, symbol in ((Gt, "gt", ">"), (Ge, "ge", ">="), (Lt, "lt", "<"), (Le, "le", "<=")):
+            if isinstance(item, kind):
+                bounds.append(f"{symbol} {getattr(item, attribute)}")
+    annotation = info.annotation
+    annotation = annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
+    return f"{annotation}" + (f", {' and '.join(bounds)}" if bounds else "")
+
+
+def _locate(model: type[BaseModel], loc: Tuple[Any, ...]) -> Tuple[type[BaseModel], str]:
+    """Follow a pydantic error location through nested configs to (model class, field)."""
+    current: type[BaseModel] = model
+    for part in loc[:-1]:
+        info = current.model_fields.get(str(part))
+        nested = getattr(info, "annotation", None) if info else None
+        if isinstance(nested, type) and issubclass(nested, BaseModel):
+            current = nested
+        else:
+            return current, str(part)
+    return current, str(loc[-1]) if loc else ""
+
+
+def validation_error_message(model: type[BaseModel], error: pydantic.ValidationError) -> str:
+    """One line per problem: key=value: what is wrong (allowed: ...)."""
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"] if not isinstance(part, int)) or "<config>"
+        owner, field = _locate(model, tuple(p for p in item["loc"] if not isinstance(p, int)))
+        if item["type"] == "extra_forbidden":
+            lines.append(f"unknown key {key!r} ({_allowed(owner, '__unknown__')})")
+            continue
+        value = item.get("input")
+        lines.append(f"{key}={value!r}: {item['msg']} (allowed: {_allowed(owner, field)})")
+    return "; ".join(lines)
+
+
+def build_config(model: type[ConfigT], values: dict[str, Any]) -> ConfigT:
+    """Validate a dictionary into a config, raising ConfigError with a one-line message."""
+    try:
+        return model.model_validate(values)
+    except pydantic.ValidationError as error:
+        raise ConfigError(validation_error_message(model, error)) from None
+
+
+def parse_value(text: str) -> Any:
+    """Read a --set value: JSON when it parses ('0.02', 'true', '[1,2]'), comma lists, else text."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    if text.lower() in ("none", "null"):
+        return None
+    if "," in text:
+        return [parse_value(part.strip()) for part in text.split(",") if part.strip()]
+    return text
+
+
+def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
+    """Turn ['a.b=1', 'c=x'] into a nested dictionary {'a': {'b': 1}, 'c': 'x'}."""
+    result: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {pair!r}: expected key=value")
+        target = result
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"--set {pair!r}: {part!r} is both a value and a section")
+        target[parts[-1]] = parse_value(text.strip())
+    return result
+
+
+def merge(base: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge updates into a copy of base (nested dictionaries merge, other values replace)."""
+    merged = dict(base)
+    for key, value in updates.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def with_overrides(config: ConfigT, pairs: Iterable[str]) -> ConfigT:
+    """A copy of config with --set key=value overrides applied and validated."""
+    return build_config(type(config), merge(config.model_dump(), parse_overrides(pairs)))
+
+
+def configure_devices(config: SparseAEConfig) -> None:
+    """Apply the config's GPU visibility and memory growth; must run before TensorFlow uses a device."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if config.visible_gpus is not None:
+        missing = [index for index in config.visible_gpus if index >= len(gpus)]
+        if missing:
+            raise ConfigError(
+                f"visible_gpus={list(config.visible_gpus)!r}: GPU(s) {missing} not present "
+                f"(this machine has {len(gpus)}; use [] for CPU only)")
+        gpus = [gpus[index] for index in config.visible_gpus]
+        tf.config.set_visible_devices(gpus, "GPU")
+    if config.gpu_memory_growth:
+        for gpu in gpus:
+            tf.config.experimental.set_memory_growth(gpu, True)

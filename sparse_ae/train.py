@@ -1,0 +1,88 @@
+"""Standalone training: fit, checkpoint the best weights, write metrics.json and TensorBoard logs."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any, Dict, List, Optional
+
+import tensorflow as tf
+import tf_keras as keras
+
+from sparse_ae.config import SparseAEConfig, configure_devices
+from sparse_ae.errors import TrainingDivergedError
+from sparse_ae.model import METRIC_NAMES, SparseAutoencoder, build_model
+
+WEIGHTS_FILE = "sparse_autoencoder.weights.h5"
+METRICS_FILE = "metrics.json"
+LOGS_DIR = "logs"
+
+
+def training_callbacks(output_dir: str, monitor: str = "val_loss") -> List[keras.callbacks.Callback]:
+    """Best-weights checkpoint (weights only), TensorBoard logs, and a stop on NaN loss."""
+    return [
+        keras.callbacks.ModelCheckpoint(os.path.join(output_dir, WEIGHTS_FILE), monitor=monitor,
+                                        save_best_only=True, save_weights_only=True),
+        keras.callbacks.TensorBoard(log_dir=os.path.join(output_dir, LOGS_DIR)),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+
+
+def summarize_history(history: Dict[str, List[float]], config: SparseAEConfig) -> Dict[str, Any]:
+    """The metrics.json content: best and final validation figures, the config, the per-epoch history."""
+    val_loss = history.get("val_loss", [])
+    best_epoch = min(range(len(val_loss)), key=val_loss.__getitem__) if val_loss else None
+
+    def final(name: str) -> Optional[float]:
+        values = history.get(name)
+        return float(values[-1]) if values else None
+
+    return {
+        "epochs_run": len(history.get("loss", [])),
+        "best_epoch": None if best_epoch is None else best_epoch + 1,
+        "best_val_loss": None if best_epoch is None else float(val_loss[best_epoch]),
+        "best_val_psnr": None if best_epoch is None else float(history["val_psnr"][best_epoch]),
+        **{f"final_val_{name}": final(f"val_{name}") for name in METRIC_NAMES},
+        "sparsity_target": config.sparsity_target,
+        "config": config.model_dump(mode="json"),
+        "history": {name: [float(v) for v in values] for name, values in history.items()},
+    }
+
+
+def fit(model: SparseAutoencoder, train_data: tf.data.Dataset, val_data: tf.data.Dataset, epochs: int,
+        output_dir: str, verbose: int | str = "auto", steps_per_epoch: Optional[int] = None,
+        validation_steps: Optional[int] = None, extra_callbacks: Optional[list] = None,
+        extra_summary: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Train with the standard callbacks, write metrics.json (plus extra_summary), and return its content.
+
+    Raises TrainingDivergedError when the loss became NaN (after writing metrics.json, so the
+    failure is on record).
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    history = model.fit(train_data, validation_data=val_data, epochs=epochs, verbose=verbose,
+                        steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+                        callbacks=training_callbacks(output_dir) + list(extra_callbacks or []))
+    summary = {**summarize_history(history.history, model.config), **(extra_summary or {})}
+    losses = history.history.get("loss", [])
+    summary["diverged"] = any(not math.isfinite(value) for value in losses)
+    with open(os.path.join(output_dir, METRICS_FILE), "w") as handle:
+        json.dump(summary, handle, indent=2, allow_nan=True)
+    if summary["diverged"]:
+        raise TrainingDivergedError(
+            f"training diverged (loss became NaN/inf in epoch {len(losses)}); lower learning_rate "
+            f"(now {model.config.learning_rate}) or sparsity_weight (now {model.config.sparsity_weight})")
+    return summary
+
+
+def train(config: SparseAEConfig, dataset: str, output_dir: str, data_dir: Optional[str] = None,
+          train_split: str = "train", val_split: str = "test", download: bool = True,
+          verbose: int | str = "auto") -> Dict[str, Any]:
+    """Train on a TFDS dataset by name; writes sparse_autoencoder.weights.h5, metrics.json and logs/."""
+    from sparse_ae import data  # local: keeps TFDS out of model-only imports
+
+    configure_devices(config)
+    train_data = data.tfds_pairs(dataset, train_split, config, training=True, data_dir=data_dir, download=download)
+    val_data = data.tfds_pairs(dataset, val_split, config, training=False, data_dir=data_dir, download=download)
+    model = build_model(config)
+    return fit(model, train_data, val_data, config.epochs, output_dir, verbose=verbose,
+               extra_summary={"dataset": dataset})

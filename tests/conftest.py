@@ -1,0 +1,25 @@
+"""Shared test setup: Keras 2 for TFX/TFMA, quiet TensorFlow, small shared fixtures."""
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+from sparse_ae.config import SparseAEConfig  # noqa: E402
+
+
+@pytest.fixture
+def small_config() -> SparseAEConfig:
+    """A small, fast model for unit tests."""
+    return SparseAEConfig(hidden_dims=(64,), latent_dim=16, batch_size=64, epochs=2, shuffle_buffer=256)
+
+
+@pytest.fixture(scope="session")
+def garment_data_dir(tmp_path_factory) -> str:
+    """A TFDS data_dir with garment_shapes/small prepared once per test session."""
+    from sparse_ae.data import tfds_builder
+
+    data_dir = str(tmp_path_factory.mktemp("tfds"))
+    tfds_builder("garment_shapes/small", data_dir=data_dir, download=True)
+    return data_dir

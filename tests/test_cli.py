@@ -1,0 +1,49 @@
+"""The sparse-ae command as users run it: real subprocesses of the installed console script."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+SPARSE_AE = os.path.join(os.path.dirname(sys.executable), "sparse-ae")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """Run the console script in the environment a user has (no test-only settings)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TF_")}
+    return subprocess.run([SPARSE_AE, *args], capture_output=True, text=True, timeout=600, env=env)
+
+
+def test_train_then_reconstruct(garment_data_dir, tmp_path):
+    output = tmp_path / "run"
+    result = run_cli("train", "--dataset", "garment_shapes/small", "--data-dir", garment_data_dir, "--offline",
+                     "--epochs", "2", "--output", str(output), "--set", "hidden_dims=64", "--set", "latent_dim=16")
+    assert result.returncode == 0, result.stderr
+    assert "Epoch 2/2" in result.stdout  # Keras's progress output
+    metrics = json.load(open(output / "metrics.json"))
+    assert metrics["epochs_run"] == 2 and metrics["config"]["hidden_dims"] == [64]
+    assert (output / "sparse_autoencoder.weights.h5").stat().st_size > 0
+
+    png = tmp_path / "grid.png"
+    result = run_cli("reconstruct", "--weights", str(output / "sparse_autoencoder.weights.h5"), "--offline",
+                     "--dataset", "garment_shapes/small", "--data-dir", garment_data_dir, "--output", str(png))
+    assert result.returncode == 0, result.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["train", "--dataset", "garment_shapes/small", "--output", "x", "--set", "sparsity_target=1.5"],
+     "sparsity_target=1.5"),
+    (["train", "--dataset", "garment_shapes/small", "--output", "x", "--set", "no_such_key=1"],
+     "unknown key 'no_such_key'"),
+    (["train", "--epochs", "many", "--output", "x"], "invalid int value"),
+    (["train", "--dataset", "fashion_mnist", "--offline", "--data-dir", "/nonexistent/tfds", "--output", "x"],
+     "not prepared in data_dir='/nonexistent/tfds'"),
+])
+def test_bad_input_is_one_line_and_exit_status_2(args, fragment):
+    result = run_cli(*args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert fragment in lines[0] and "Traceback" not in result.stderr
