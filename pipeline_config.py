@@ -1,14 +1,90 @@
 """The one configuration of the whole pipeline: typed, validated, overridable with --set key=value.
 
-The pipeline, the runners and the model config are all derived from `PipelineConfig`.
+The pipeline, the runners and the model config are all derived from `PipelineConfig`; nested
+keys are dotted on the command line (`--set model.sparsity_target=0.02`, `--set gate.psnr_threshold=20`).
 """
 from __future__ import annotations
 
-from sparse_ae.config import SparseAEConfig, StrictModel
+import os
+from typing import Dict, Iterable, List, Optional
+
+import pydantic
+from pydantic import Field
+
+from sparse_ae.config import SparseAEConfig, StrictModel, build_config, merge, parse_overrides
+
+
+class DatasetConfig(StrictModel):
+    """Which TFDS dataset ExampleGen reads, and how its splits map to TFX splits."""
+
+    name: str = Field("fashion_mnist", min_length=1, description="TFDS name[/config], e.g. garment_shapes/full.")
+    version: str = Field("", description="TFDS version, e.g. 3.0.1; empty for the builder's default.")
+    data_dir: Optional[str] = Field(None, description="TFDS data_dir; None for TFDS's default (~/tensorflow_datasets).")
+    split_mapping: Dict[str, str] = Field(
+        {"train": "train", "test": "eval"}, description="TFDS split -> TFX split; needs 'train' and 'eval' values.")
+    download: bool = Field(True, description="Prepare the dataset when absent; false never touches the network.")
+
+    @pydantic.field_validator("split_mapping")
+    @classmethod
+    def _train_and_eval(cls, mapping: Dict[str, str]) -> Dict[str, str]:
+        if sorted(mapping.values()) != ["eval", "train"]:
+            raise ValueError("must map one TFDS split to 'train' and one to 'eval'")
+        return mapping
+
+
+class GateConfig(StrictModel):
+    """When a trained model is blessed and pushed."""
+
+    psnr_threshold: float = Field(
+        16.0, description="Minimum mean eval PSNR (dB) to bless (images in [-1, 1]; see README for the choice).")
+    change_tolerance: float = Field(
+        0.5, ge=0.0, description="Largest PSNR drop (dB) allowed against the latest blessed model.")
+    class_psnr_floor: Optional[float] = Field(None, description="Optional minimum PSNR (dB) for every class.")
 
 
 class PipelineConfig(StrictModel):
-    """Pipeline settings; `model` holds the sparse autoencoder's hyperparameters."""
+    """Everything the pipeline, its runners and its model need."""
 
-    pipeline_name: str = "sparse_ae"
+    pipeline_name: str = Field("sparse_ae", pattern=r"^[A-Za-z0-9_\-]+$", description="Pipeline name in ML Metadata.")
+    pipeline_root: str = Field("pipeline_roots/sparse_ae", min_length=1, description="Where artifacts are written.")
+    metadata_path: Optional[str] = Field(None, description="sqlite ML Metadata file; None: <pipeline_root>/metadata.sqlite.")
+    serving_dir: str = Field("serving/sparse_ae", min_length=1, description="Pusher's destination: <serving_dir>/<version>/.")
+    dataset: DatasetConfig = DatasetConfig()
     model: SparseAEConfig = SparseAEConfig()
+    steps_per_epoch: Optional[int] = Field(None, gt=0, description="Training steps per epoch; None: the whole train split.")
+    eval_steps: Optional[int] = Field(None, gt=0, description="Validation steps per epoch; None: the whole eval split.")
+    gate: GateConfig = GateConfig()
+    beam_pipeline_args: List[str] = Field(
+        ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
+        description="Beam options of ExampleGen, StatisticsGen, Evaluator, ...")
+    enable_cache: bool = Field(True, description="Reuse outputs of components whose inputs and parameters are unchanged.")
+
+    @property
+    def resolved_metadata_path(self) -> str:
+        return self.metadata_path or os.path.join(self.pipeline_root, "metadata.sqlite")
+
+    def absolute(self) -> "PipelineConfig":
+        """The same config with its paths made absolute (components run in other working dirs)."""
+        def absolute(path: Optional[str]) -> Optional[str]:
+            return os.path.abspath(path) if path else path
+        dataset = self.dataset.model_copy(update={"data_dir": absolute(self.dataset.data_dir)})
+        return self.model_copy(update={
+            "pipeline_root": absolute(self.pipeline_root), "metadata_path": absolute(self.metadata_path),
+            "serving_dir": absolute(self.serving_dir), "dataset": dataset})
+
+
+def load_config(overrides: Iterable[str] = (), base: Optional[dict] = None) -> PipelineConfig:
+    """Defaults, then base values, then --set key=value overrides; validated (ConfigError if not)."""
+    return build_config(PipelineConfig, merge(dict(base or {}), parse_overrides(overrides)))
+
+
+def config_keys(model: type[StrictModel] = PipelineConfig, prefix: str = "") -> List[str]:
+    """Every dotted key that --set accepts."""
+    keys = []
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, StrictModel):
+            keys += config_keys(annotation, f"{prefix}{name}.")
+        else:
+            keys.append(prefix + name)
+    return keys

@@ -1,0 +1,64 @@
+"""One orchestrator-agnostic pipeline: TFDS ExampleGen -> statistics, schema, validation ->
+Trainer -> PSNR-gated Evaluator (against the latest blessed model) -> Pusher."""
+from __future__ import annotations
+
+from typing import Optional
+
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+
+from components.tfds_example_gen import TFDSExampleGen
+from pipeline.evaluation import eval_config
+from pipeline_config import PipelineConfig
+
+TRAINER_RUN_FN = "pipeline.trainer_module.run_fn"
+RESOLVER_ID = "latest_blessed_model_resolver"
+
+
+def create_pipeline(config: PipelineConfig,
+                    metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None
+                    ) -> tfx.dsl.Pipeline:
+    """The pipeline for config; runners add only where it runs (and their metadata store)."""
+    config = config.absolute()
+    dataset = config.dataset
+    example_gen = TFDSExampleGen(dataset=dataset.name, version=dataset.version, data_dir=dataset.data_dir,
+                                 split_mapping=dataset.split_mapping, download=dataset.download)
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+
+    epochs = config.model.epochs
+    trainer = tfx.components.Trainer(
+        run_fn=TRAINER_RUN_FN,
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=(config.steps_per_epoch or 0) * epochs),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=config.eval_steps or 0),
+        custom_config={"model": config.model.model_dump(mode="json"), "dataset": dataset.name})
+
+    baseline_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id(RESOLVER_ID)
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=baseline_resolver.outputs["model"],
+        eval_config=eval_config(config.gate),
+        example_splits=["eval"])
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)))
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        components=[example_gen, statistics_gen, schema_gen, example_validator, trainer,
+                    baseline_resolver, evaluator, pusher],
+        enable_cache=config.enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(config.beam_pipeline_args))
