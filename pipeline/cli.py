@@ -1,8 +1,11 @@
-"""The `sparse-ae` command: the model library's commands plus the pipeline's."""
+"""The `sparse-ae` command: the model library's commands plus `pipeline run`."""
 from __future__ import annotations
 
+import argparse
+import logging
 import os
 import sys
+import time
 from typing import Optional, Sequence
 
 # Before TensorFlow is imported anywhere: Keras 2 for TFX/TFMA, and no C++ log lines (TF 2.16
@@ -17,12 +20,83 @@ warnings.filterwarnings("ignore", category=FutureWarning, module="google.api_cor
 from sparse_ae import cli as library_cli  # noqa: E402
 
 
+class ComponentProgress(logging.Filter):
+    """Turns LocalDagRunner's 'Component X is running/finished' log records into progress lines
+    and drops the rest of TFX's info chatter (errors still pass)."""
+
+    def __init__(self, stream=sys.stdout):
+        super().__init__()
+        self.stream = stream
+        self.started: dict = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg in ("Component %s is running.", "Component %s is finished."):
+            node = record.args[0]
+            clock = time.strftime("%H:%M:%S")
+            if "running" in record.msg:
+                self.started[node] = time.time()
+                print(f"[{clock}] {node} started", file=self.stream, flush=True)
+            else:
+                took = time.time() - self.started.get(node, time.time())
+                print(f"[{clock}] {node} finished ({took:.1f} s)", file=self.stream, flush=True)
+            return False
+        return record.levelno >= logging.ERROR
+
+
+def cmd_pipeline_run(args: argparse.Namespace) -> int:
+    from pipeline_config import load_config
+
+    overrides = list(args.set or [])
+    if args.dataset:
+        overrides.insert(0, f"dataset.name={args.dataset}")
+    config = load_config(overrides)  # validated before the slow TFX import
+    import absl.logging
+
+    from pipeline.local_runner import run_local
+    from pipeline.run_summary import format_summary, summarize_run
+
+    if not args.debug:
+        absl.logging.set_verbosity(absl.logging.INFO)
+        logging.getLogger("absl").addFilter(ComponentProgress())
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)  # TFMA's deprecation warnings
+    started = time.time()
+    failure = None
+    try:
+        run_local(config)
+    except Exception as error:  # a failed component: report the run, then fail
+        failure = error
+    config = config.absolute()
+    print(f"\nPipeline {config.pipeline_name} {'FAILED' if failure else 'finished'} in {time.time() - started:.0f} s "
+          f"(root {config.pipeline_root})")
+    try:
+        print(format_summary(summarize_run(config.resolved_metadata_path, config.pipeline_name)))
+    except LookupError as error:
+        print(f"no run recorded: {error}")
+    if failure is not None:
+        if args.debug:
+            raise failure
+        print(f"{type(failure).__name__}: {failure}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_pipeline_commands(subparsers) -> dict:
+    pipeline = subparsers.add_parser("pipeline", help="the TFX pipeline")
+    actions = pipeline.add_subparsers(dest="pipeline_command", required=True, parser_class=type(pipeline))
+    run = actions.add_parser("run", help="run the whole pipeline locally (LocalDagRunner, sqlite ML Metadata)")
+    run.add_argument("--dataset", help="TFDS name[/config] (sets dataset.name)")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="config override, repeatable; nested keys dotted: model.sparsity_target=0.02")
+    return {"pipeline": lambda args: {"run": cmd_pipeline_run}[args.pipeline_command](args)}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     if "--debug" not in (sys.argv[1:] if argv is None else argv):
         import absl.logging
         absl.logging.set_verbosity(absl.logging.ERROR)  # TFDS/TFX info chatter; --debug shows it
     parser, subparsers = library_cli.make_parser()
     handlers = library_cli.add_library_commands(subparsers)
+    handlers.update(add_pipeline_commands(subparsers))
     return library_cli.run(parser, handlers, argv)
 
 

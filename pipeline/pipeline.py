@@ -7,6 +7,7 @@ from typing import Optional
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
+from components.serving_pusher import ServingPusher
 from components.tfds_example_gen import TFDSExampleGen
 from pipeline.evaluation import eval_config
 from pipeline_config import PipelineConfig
@@ -48,7 +49,7 @@ def create_pipeline(config: PipelineConfig,
         baseline_model=baseline_resolver.outputs["model"],
         eval_config=eval_config(config.gate),
         example_splits=["eval"])
-    pusher = tfx.components.Pusher(
+    pusher = ServingPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(

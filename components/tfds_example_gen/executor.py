@@ -57,6 +57,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         examples.set_string_custom_property("tfds_config", builder.builder_config.name if builder.builder_config else "")
         examples.set_string_custom_property("tfds_version", str(builder.version))
         examples.set_string_custom_property("tfds_data_dir", str(builder.data_dir))
+        label_feature = builder.info.features[label_key] if label_key in builder.info.features else None
+        examples.set_string_custom_property("label_names", json.dumps(list(getattr(label_feature, "names", []))))
 
         with self._make_beam_pipeline() as pipeline:
             for tfds_split, tfx_split in mapping.items():

@@ -1,0 +1,195 @@
+"""What a pipeline run did, read back from ML Metadata and its artifacts (never from side files)."""
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+from typing import Dict, List, Optional, Tuple
+
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+from pipeline.evaluation import LABEL_FEATURE, PSNR_METRIC
+
+_STATES = {value: name.lower() for name, value in metadata_store_pb2.Execution.State.items()}
+
+
+@dataclasses.dataclass
+class RunSummary:
+    """One run: component outcomes, the evaluation, the gate's decision and where the model went."""
+
+    run_id: str
+    components: List[Tuple[str, str]]  # (node id, complete | cached | failed | ...)
+    psnr: Optional[float] = None
+    baseline_psnr: Optional[float] = None
+    class_psnr: Dict[int, float] = dataclasses.field(default_factory=dict)
+    example_count: Optional[int] = None
+    blessed: Optional[bool] = None
+    failures: List[str] = dataclasses.field(default_factory=list)
+    pushed_path: Optional[str] = None
+    anomalies: List[str] = dataclasses.field(default_factory=list)
+    artifacts: Dict[str, str] = dataclasses.field(default_factory=dict)  # node.output key -> uri
+    dataset: str = ""  # TFDS name/config:version the examples came from
+    class_names: List[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(state == "failed" for _, state in self.components)
+
+
+def open_store(metadata_path: str) -> metadata_store.MetadataStore:
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return metadata_store.MetadataStore(config)
+
+
+def latest_run_id(store: metadata_store.MetadataStore, pipeline_name: str) -> str:
+    """The newest pipeline_run context of the pipeline."""
+    pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    if pipeline is None:
+        raise LookupError(f"no pipeline {pipeline_name!r} in ML Metadata")
+    runs = [c for c in store.get_children_contexts_by_context(pipeline.id) if c.type == "pipeline_run"] or \
+        [c for c in store.get_contexts_by_type("pipeline_run")]
+    if not runs:
+        raise LookupError(f"pipeline {pipeline_name!r} has no recorded run")
+    return max(runs, key=lambda c: (c.create_time_since_epoch, c.id)).name
+
+
+def _node_executions(store, pipeline_name: str, run_id: str) -> Dict[str, metadata_store_pb2.Execution]:
+    """node id -> its execution in this run."""
+    run = store.get_context_by_type_and_name("pipeline_run", run_id)
+    in_run = {e.id: e for e in store.get_executions_by_context(run.id)}
+    result = {}
+    for node in store.get_contexts_by_type("node"):
+        prefix = f"{pipeline_name}."
+        if not node.name.startswith(prefix):
+            continue
+        for execution in store.get_executions_by_context(node.id):
+            if execution.id in in_run:
+                result[node.name[len(prefix):]] = execution
+    return result
+
+
+def _outputs(store, execution_id: int) -> Dict[str, metadata_store_pb2.Artifact]:
+    """Output key -> artifact of an execution."""
+    events = [e for e in store.get_events_by_execution_ids([execution_id])
+              if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+    return {e.path.steps[0].key: artifacts[e.artifact_id] for e in events if e.path.steps}
+
+
+def read_evaluation(uri: str, summary: RunSummary) -> None:
+    """Fill PSNR (overall, per class, baseline) and the gate's failures from TFMA's output."""
+    import tensorflow_model_analysis as tfma
+
+    for slice_metrics in tfma.load_metrics(uri):
+        keys = slice_metrics.slice_key.single_slice_keys
+        for item in slice_metrics.metric_keys_and_values:
+            key, value = item.key, item.value.double_value.value
+            if key.name == "example_count" and not keys and key.model_name != "baseline":
+                summary.example_count = int(value)
+            if key.name != PSNR_METRIC or key.is_diff:
+                continue
+            if key.model_name == "baseline":
+                if not keys:
+                    summary.baseline_psnr = value
+            elif not keys:
+                summary.psnr = value
+            elif len(keys) == 1 and keys[0].column == LABEL_FEATURE:
+                summary.class_psnr[int(keys[0].int64_value)] = value
+    validation = tfma.load_validation_result(uri)
+    summary.failures = describe_failures(validation)
+
+
+def describe_failures(validation) -> List[str]:
+    """Each failed threshold in words: which slice, which bound, the value and the shortfall."""
+    messages = []
+    for per_slice in validation.metric_validations_per_slice:
+        keys = per_slice.slice_key.single_slice_keys
+        where = ", ".join(f"{k.column}={k.int64_value or k.bytes_value.decode() or k.float_value}" for k in keys) \
+            or "overall"
+        for failure in per_slice.failures:
+            value = failure.metric_value.double_value.value
+            threshold = failure.metric_threshold
+            if failure.message:  # e.g. a threshold on a metric that was never computed
+                messages.append(f"{where}: {failure.metric_key.name}: {failure.message}")
+            elif failure.metric_key.is_diff:
+                bound = threshold.change_threshold.absolute.value
+                messages.append(f"{where}: {failure.metric_key.name} changed by {value:+.3f} dB against the "
+                                f"baseline, below the allowed {bound:+.3f} dB (short by {bound - value:.3f})")
+            elif threshold.value_threshold.HasField("lower_bound"):
+                bound = threshold.value_threshold.lower_bound.value
+                messages.append(f"{where}: {failure.metric_key.name} {value:.3f} dB < threshold {bound:.3f} dB "
+                                f"(short by {bound - value:.3f})")
+            else:
+                messages.append(f"{where}: {failure.metric_key.name} = {value} failed its threshold")
+    if not validation.validation_ok and not messages:
+        messages.append("validation failed: " + str(validation).strip().replace("\n", " ")[:500])
+    return messages
+
+
+def read_anomalies(uri: str) -> List[str]:
+    """ExampleValidator's anomalies as 'split: feature: description' lines."""
+    found = []
+    for path in sorted(glob.glob(os.path.join(uri, "Split-*", "SchemaDiff.pb"))):
+        split = os.path.basename(os.path.dirname(path))[len("Split-"):]
+        anomalies = anomalies_pb2.Anomalies.FromString(open(path, "rb").read())
+        for feature, info in anomalies.anomaly_info.items():
+            found.append(f"{split}: {feature}: {info.short_description or info.description}")
+        if anomalies.HasField("dataset_anomaly_info"):
+            found.append(f"{split}: dataset: {anomalies.dataset_anomaly_info.description}")
+    return found
+
+
+def summarize_run(metadata_path: str, pipeline_name: str, run_id: Optional[str] = None) -> RunSummary:
+    """The summary of run_id (default: the latest run) of the pipeline."""
+    store = open_store(metadata_path)
+    run_id = run_id or latest_run_id(store, pipeline_name)
+    executions = _node_executions(store, pipeline_name, run_id)
+    summary = RunSummary(run_id=run_id, components=[
+        (node, _STATES.get(execution.last_known_state, "unknown"))
+        for node, execution in sorted(executions.items(), key=lambda item: item[1].id)])
+    for node, execution in executions.items():
+        for key, artifact in _outputs(store, execution.id).items():
+            summary.artifacts[f"{node}.{key}"] = artifact.uri
+            if key == "evaluation":
+                read_evaluation(artifact.uri, summary)
+            elif key == "blessing":
+                summary.blessed = bool(artifact.custom_properties["blessed"].int_value)
+            elif key == "examples":
+                properties = artifact.custom_properties
+                summary.dataset = (f"{properties['tfds_name'].string_value}/{properties['tfds_config'].string_value}"
+                                   f":{properties['tfds_version'].string_value}")
+                summary.class_names = json.loads(properties["label_names"].string_value or "[]")
+            elif key == "anomalies":
+                summary.anomalies = read_anomalies(artifact.uri)
+            elif key == "pushed_model" and artifact.custom_properties["pushed"].int_value:
+                summary.pushed_path = artifact.custom_properties["pushed_destination"].string_value
+    return summary
+
+
+def format_summary(summary: RunSummary) -> str:
+    """A human-readable report of the run for the terminal."""
+    class_names = summary.class_names
+    lines = [f"Run {summary.run_id}" + (f" on {summary.dataset}" if summary.dataset else "")]
+    lines += [f"  {node:<32} {state}" for node, state in summary.components]
+    if summary.anomalies:
+        lines.append("Data anomalies (ExampleValidator):")
+        lines += [f"  {item}" for item in summary.anomalies]
+    else:
+        lines.append("Data anomalies: none")
+    if summary.psnr is not None:
+        baseline = (f" (baseline {summary.baseline_psnr:.2f} dB, change {summary.psnr - summary.baseline_psnr:+.2f})"
+                    if summary.baseline_psnr is not None else " (no baseline: first blessed model)")
+        lines.append(f"Eval PSNR: {summary.psnr:.2f} dB over {summary.example_count} examples{baseline}")
+        for label, value in sorted(summary.class_psnr.items()):
+            name = class_names[label] if class_names and label < len(class_names) else str(label)
+            lines.append(f"  class {label} {name:<14} {value:.2f} dB")
+    if summary.blessed is not None:
+        lines.append("Blessed: yes" if summary.blessed else "Blessed: no")
+        lines += [f"  {failure}" for failure in summary.failures]
+    lines.append(f"Pushed: {summary.pushed_path}" if summary.pushed_path else "Pushed: no")
+    return "\n".join(lines)
