@@ -9,7 +9,7 @@ EPOCHS ?= 5
 
 export TF_USE_LEGACY_KERAS := 1
 
-.PHONY: setup test demo train constraints clean
+.PHONY: setup test demo run train constraints clean
 
 setup: $(STAMP)
 
@@ -20,17 +20,22 @@ $(STAMP): setup.py constraints.txt scripts/setup_venv.sh scripts/find_python.sh
 test: $(STAMP)
 	$(PY) -m pytest tests
 
-# The main job, offline: train on the project's generated dataset (prepared on first use).
+# The main job, offline: the whole pipeline on the project's generated dataset (prepared on
+# first use). Extra overrides: make demo ARGS="--set model.epochs=3".
 demo: $(STAMP)
+	$(VENV)/bin/sparse-ae pipeline run --dataset garment_shapes/full --set dataset.data_dir=$(TFDS_DATA_DIR) \
+		--set pipeline_root=pipeline_roots/demo --set serving_dir=serving/demo $(ARGS)
+
+# The same pipeline on Fashion-MNIST (downloads it the first time).
+run: $(STAMP)
+	$(VENV)/bin/sparse-ae pipeline run --dataset fashion_mnist --set dataset.data_dir=$(TFDS_DATA_DIR) $(ARGS)
+
+# Standalone training without TFX, then a picture of reconstructions.
+train: $(STAMP)
 	$(VENV)/bin/sparse-ae train --dataset garment_shapes/full --data-dir $(TFDS_DATA_DIR) \
 		--epochs $(EPOCHS) --output $(OUTPUT)/standalone
 	$(VENV)/bin/sparse-ae reconstruct --dataset garment_shapes/full --data-dir $(TFDS_DATA_DIR) --offline \
 		--weights $(OUTPUT)/standalone/sparse_autoencoder.weights.h5 --output $(OUTPUT)/standalone/reconstructions.png
-
-# The same on Fashion-MNIST (needs the network the first time).
-train: $(STAMP)
-	$(VENV)/bin/sparse-ae train --dataset fashion_mnist --data-dir $(TFDS_DATA_DIR) \
-		--epochs $(EPOCHS) --output $(OUTPUT)/fashion_mnist
 
 # Re-resolve the whole working set from constraints.in and pin it in constraints.txt.
 constraints: $(STAMP)

@@ -1,0 +1,82 @@
+"""Training throughput: the custom-step SparseAutoencoder against a plain Keras `fit` of the same
+architecture with MSE loss, on the same tf.data pipeline and batch size, in one process.
+
+Epochs alternate between the two models so that drift (thermal, other load) hits both alike;
+the first epoch of each is a warm-up (tracing) and is not counted.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tf_keras as keras  # noqa: E402
+
+from benchmarks.common import write_result  # noqa: E402
+from sparse_ae.config import SparseAEConfig  # noqa: E402
+from sparse_ae.data import load_images, to_pairs  # noqa: E402
+from sparse_ae.model import build_decoder, build_encoder, build_model  # noqa: E402
+
+
+def plain_keras_model(config: SparseAEConfig) -> keras.Model:
+    """The same layers as SparseAutoencoder, trained by Keras's own train_step with MSE."""
+    keras.utils.set_random_seed(config.seed)
+    model = keras.Sequential([build_encoder(config), build_decoder(config)], name="plain_autoencoder")
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse")
+    return model
+
+
+def epoch_seconds(model: keras.Model, data: tf.data.Dataset) -> float:
+    started = time.perf_counter()
+    model.fit(data, epochs=1, verbose=0)
+    return time.perf_counter() - started
+
+
+def run(dataset: str, data_dir: str | None, epochs: int, limit: int | None) -> dict:
+    config = SparseAEConfig()
+    images = load_images(dataset, "train", data_dir, download=True)
+    if limit:
+        images = images.take(limit)
+    images = tf.data.Dataset.from_tensor_slices(np.stack(list(images.as_numpy_iterator())))
+    count = int(images.cardinality())
+    data = to_pairs(images, config, training=True).cache()  # same batches for both, decoded once
+
+    models = {"baseline_plain_fit": plain_keras_model(config), "sparse_autoencoder": build_model(config)}
+    warmup = {name: epoch_seconds(model, data) for name, model in models.items()}
+    times = {name: [] for name in models}
+    for _ in range(epochs):
+        for name, model in models.items():
+            times[name].append(epoch_seconds(model, data))
+    rate = {name: count / float(np.median(seconds)) for name, seconds in times.items()}
+    return {
+        "description": "examples/s of fit, median over epochs after one warm-up epoch",
+        "sizes": {"dataset": dataset, "examples": count, "batch_size": config.batch_size, "epochs": epochs,
+                  "architecture": {"hidden_dims": list(config.hidden_dims), "latent_dim": config.latent_dim}},
+        "baseline": {"name": "plain Keras fit, MSE", "examples_per_s": rate["baseline_plain_fit"],
+                     "epoch_seconds": times["baseline_plain_fit"], "warmup_seconds": warmup["baseline_plain_fit"]},
+        "ours": {"name": "SparseAutoencoder custom train_step", "examples_per_s": rate["sparse_autoencoder"],
+                 "epoch_seconds": times["sparse_autoencoder"], "warmup_seconds": warmup["sparse_autoencoder"]},
+        "ratio": rate["sparse_autoencoder"] / rate["baseline_plain_fit"],
+        "goal": ">= 0.95",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dataset", default="garment_shapes/full")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--limit", type=int, default=None, help="use at most this many training images")
+    args = parser.parse_args()
+    result = run(args.dataset, args.data_dir, args.epochs, args.limit)
+    path = write_result("train_step", result)
+    print(f"ours {result['ours']['examples_per_s']:.0f} ex/s, baseline {result['baseline']['examples_per_s']:.0f} "
+          f"ex/s, ratio {result['ratio']:.3f} -> {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""The pipeline's one config: nested overrides, validation, derived paths."""
+import os
+
+import pytest
+
+from pipeline_config import PipelineConfig, config_keys, load_config
+from sparse_ae.errors import ConfigError
+
+
+def test_defaults_run_fashion_mnist_with_a_gate():
+    config = PipelineConfig()
+    assert config.dataset.name == "fashion_mnist"
+    assert config.dataset.split_mapping == {"train": "train", "test": "eval"}
+    assert config.gate.psnr_threshold > 0 and config.enable_cache
+    assert config.resolved_metadata_path == os.path.join(config.pipeline_root, "metadata.sqlite")
+
+
+def test_nested_overrides_reach_the_model_and_the_gate():
+    config = load_config(["model.sparsity_target=0.02", "gate.psnr_threshold=20.5", "dataset.name=garment_shapes/small",
+                          "beam_pipeline_args=--direct_num_workers=2,--direct_running_mode=multi_processing"])
+    assert config.model.sparsity_target == 0.02
+    assert config.gate.psnr_threshold == 20.5
+    assert config.dataset.name == "garment_shapes/small"
+    assert config.beam_pipeline_args == ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("model.sparsity_target=2", "model.sparsity_target=2"),
+    ("gate.psnr_threshold=high", "gate.psnr_threshold='high'"),
+    ("gate.change_tolerance=-1", "gate.change_tolerance=-1"),
+    ("dataset.split_mapping={\"train\": \"train\"}", "must map one TFDS split to 'train' and one to 'eval'"),
+    ("pipeline_name=has space", "pipeline_name='has space'"),
+    ("steps_per_epoch=0", "steps_per_epoch=0"),
+    ("modle.latent_dim=3", "unknown key 'modle'"),
+])
+def test_bad_values_are_one_line_errors(override, fragment):
+    with pytest.raises(ConfigError) as caught:
+        load_config([override])
+    assert fragment in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_absolute_paths_for_components():
+    config = load_config(["pipeline_root=rel/root", "dataset.data_dir=rel/tfds"]).absolute()
+    assert os.path.isabs(config.pipeline_root) and os.path.isabs(config.serving_dir)
+    assert os.path.isabs(config.dataset.data_dir)
+
+
+def test_every_key_is_listed():
+    keys = config_keys()
+    assert {"model.sparsity_target", "gate.psnr_threshold", "dataset.data_dir", "beam_pipeline_args"} <= set(keys)

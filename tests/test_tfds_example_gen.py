@@ -1,0 +1,49 @@
+"""TFDSExampleGen's parts: record encoding, identity in its parameters, clear failure offline."""
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tfx.types import standard_artifacts
+
+from components.tfds_example_gen import TFDSExampleGen
+from components.tfds_example_gen.executor import Executor, batch_to_examples
+from sparse_ae.errors import DatasetUnavailableError
+
+
+def test_batch_to_examples_round_trips_image_and_label():
+    images = np.random.RandomState(0).randint(0, 256, size=(3, 28, 28, 1)).astype(np.uint8)
+    records = batch_to_examples({"image": images, "label": np.array([4, 0, 9])}, "image", "label")
+    for record, image, label in zip(records, images, [4, 0, 9]):
+        feature = tf.train.Example.FromString(record).features.feature
+        np.testing.assert_array_equal(np.array(feature["image"].int64_list.value, np.uint8), image.reshape(-1))
+        assert list(feature["label"].int64_list.value) == [label]
+
+
+def test_dataset_identity_is_part_of_the_execution_properties():
+    """Caching compares execution properties: another dataset, version or mapping never reuses examples."""
+    component = TFDSExampleGen(dataset="garment_shapes/small", version="1.0.0", data_dir="/data/tfds",
+                               split_mapping={"train": "train", "test": "eval"})
+    properties = component.exec_properties
+    assert properties["dataset"] == "garment_shapes/small" and properties["version"] == "1.0.0"
+    assert properties["data_dir"] == "/data/tfds"
+    assert json.loads(properties["split_mapping"]) == {"train": "train", "test": "eval"}
+    other = TFDSExampleGen(dataset="garment_shapes/full", data_dir="/data/tfds")
+    assert other.exec_properties != properties
+
+
+def test_split_mapping_must_name_distinct_tfx_splits():
+    with pytest.raises(ValueError, match="distinct"):
+        TFDSExampleGen(dataset="x", split_mapping={"train": "train", "test": "train"})
+
+
+def test_unprepared_dataset_offline_names_dataset_dir_and_remedy(tmp_path):
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / "examples")
+    properties = {"dataset": "fashion_mnist", "version": "", "data_dir": str(tmp_path / "tfds"),
+                  "split_mapping": json.dumps({"train": "train", "test": "eval"}), "download": 0,
+                  "image_key": "image", "label_key": "label"}
+    with pytest.raises(DatasetUnavailableError) as caught:
+        Executor().Do({}, {"examples": [examples]}, properties)
+    message = str(caught.value)
+    assert "fashion_mnist" in message and str(tmp_path / "tfds") in message and "sparse-ae prepare" in message
