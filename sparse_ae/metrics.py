@@ -40,5 +40,9 @@ class PSNR(keras.metrics.Mean):
     def update_state(self, y_true, y_pred, sample_weight=None):
         return super().update_state(psnr_per_image(y_true, y_pred, self.max_val), sample_weight)
 
+    def update_from_mse(self, mse: tf.Tensor, sample_weight=None):
+        """Update from per-image MSEs already computed (saves recomputing the squared error)."""
+        return super().update_state(psnr_from_mse(mse, self.max_val), sample_weight)
+
     def get_config(self) -> dict:
         return {**super().get_config(), "max_val": self.max_val}
