@@ -9,12 +9,12 @@ EPOCHS ?= 5
 
 export TF_USE_LEGACY_KERAS := 1
 
-.PHONY: setup test demo run train constraints clean
+.PHONY: setup test demo run train bench bench-full constraints clean
 
 setup: $(STAMP)
 
 $(STAMP): setup.py constraints.txt scripts/setup_venv.sh scripts/find_python.sh
-	scripts/setup_venv.sh dev
+	scripts/setup_venv.sh dev,kubeflow,airflow
 	@touch $@
 
 test: $(STAMP)
@@ -36,6 +36,13 @@ train: $(STAMP)
 		--epochs $(EPOCHS) --output $(OUTPUT)/standalone
 	$(VENV)/bin/sparse-ae reconstruct --dataset garment_shapes/full --data-dir $(TFDS_DATA_DIR) --offline \
 		--weights $(OUTPUT)/standalone/sparse_autoencoder.weights.h5 --output $(OUTPUT)/standalone/reconstructions.png
+
+# Benchmarks: each writes benchmarks/results/<name>.json and the table is printed at the end.
+bench: $(STAMP)
+	$(PY) -m benchmarks.run --data-dir $(TFDS_DATA_DIR)
+
+bench-full: $(STAMP)
+	$(PY) -m benchmarks.run --full --data-dir $(TFDS_DATA_DIR)
 
 # Re-resolve the whole working set from constraints.in and pin it in constraints.txt.
 constraints: $(STAMP)

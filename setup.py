@@ -24,7 +24,7 @@ setup(
     version="0.1.0",
     description=__doc__,
     python_requires="==3.10.*",
-    packages=find_packages(include=["sparse_ae*", "components*", "pipeline*"]),
+    packages=find_packages(include=["sparse_ae*", "components*", "pipeline*", "benchmarks*"]),
     py_modules=["pipeline_config"],
     install_requires=CORE,
     extras_require=EXTRAS,

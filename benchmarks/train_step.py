@@ -6,7 +6,6 @@ the first epoch of each is a warm-up (tracing) and is not counted.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
@@ -16,7 +15,6 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from benchmarks.common import write_result  # noqa: E402
 from sparse_ae.config import SparseAEConfig  # noqa: E402
 from sparse_ae.data import load_images, to_pairs  # noqa: E402
 from sparse_ae.model import build_decoder, build_encoder, build_model  # noqa: E402
@@ -36,7 +34,8 @@ def epoch_seconds(model: keras.Model, data: tf.data.Dataset) -> float:
     return time.perf_counter() - started
 
 
-def run(dataset: str, data_dir: str | None, epochs: int, limit: int | None) -> dict:
+def run(data_dir: str | None, dataset: str = "garment_shapes/full", epochs: int = 3,
+        limit: int | None = None) -> dict:
     config = SparseAEConfig()
     images = load_images(dataset, "train", data_dir, download=True)
     if limit:
@@ -66,16 +65,8 @@ def run(dataset: str, data_dir: str | None, epochs: int, limit: int | None) -> d
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dataset", default="garment_shapes/full")
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--limit", type=int, default=None, help="use at most this many training images")
-    args = parser.parse_args()
-    result = run(args.dataset, args.data_dir, args.epochs, args.limit)
-    path = write_result("train_step", result)
-    print(f"ours {result['ours']['examples_per_s']:.0f} ex/s, baseline {result['baseline']['examples_per_s']:.0f} "
-          f"ex/s, ratio {result['ratio']:.3f} -> {path}")
+    from benchmarks.run import main as run_main
+    run_main(["--only", "train_step"])
 
 
 if __name__ == "__main__":

@@ -47,3 +47,21 @@ def test_unprepared_dataset_offline_names_dataset_dir_and_remedy(tmp_path):
         Executor().Do({}, {"examples": [examples]}, properties)
     message = str(caught.value)
     assert "fashion_mnist" in message and str(tmp_path / "tfds") in message and "sparse-ae prepare" in message
+
+
+def test_sliced_splits_are_written_in_full(garment_data_dir, tmp_path):
+    """A TFDS slice ('train[:300]') is read example by example and batched again."""
+    import glob
+    import os
+
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / "examples")
+    properties = {"dataset": "garment_shapes/small", "version": "", "data_dir": garment_data_dir,
+                  "split_mapping": json.dumps({"train[:300]": "train", "test[:10%]": "eval"}), "download": 0,
+                  "image_key": "image", "label_key": "label"}
+    Executor().Do({}, {"examples": [examples]}, properties)
+    counts = {split: sum(1 for _ in tf.data.TFRecordDataset(
+        glob.glob(os.path.join(examples.uri, f"Split-{split}", "*.gz")), compression_type="GZIP"))
+        for split in ("train", "eval")}
+    assert counts == {"train": 300, "eval": 50}
+    assert json.loads(examples.split_names) == ["train", "eval"]

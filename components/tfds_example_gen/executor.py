@@ -35,6 +35,21 @@ def batch_to_examples(batch: Dict[str, np.ndarray], image_key: str, label_key: s
     })).SerializeToString() for image, label in zip(images, labels)]
 
 
+def read_batches(builder: tfds.core.DatasetBuilder, split: str) -> beam.PTransform:
+    """Batches (dicts of numpy arrays) of a TFDS split, read in parallel per shard.
+
+    TFDS reads whole splits in batches; a sliced split ('train[:10%]') can only be read example
+    by example, so those examples are batched again in Beam.
+    """
+    if "[" not in split:
+        return tfds.beam.ReadFromTFDS(builder, split=split, batch_size=_READ_BATCH) | beam.Map(tfds.as_numpy)
+    return (tfds.beam.ReadFromTFDS(builder, split=split)
+            | beam.Map(tfds.as_numpy)
+            | beam.BatchElements(min_batch_size=_READ_BATCH, max_batch_size=_READ_BATCH)
+            | beam.Map(lambda examples: {key: np.stack([example[key] for example in examples])
+                                         for key in examples[0]}))
+
+
 class Executor(base_beam_executor.BaseBeamExecutor):
     """Writes `<examples.uri>/Split-<tfx split>/data_tfrecord-*.gz` for each mapped TFDS split."""
 
@@ -46,7 +61,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             name = f"{name}:{exec_properties['version']}"
         builder = tfds_builder(name, data_dir=exec_properties.get("data_dir") or None,
                                download=bool(exec_properties.get("download", 1)))
-        missing = sorted(set(mapping) - set(builder.info.splits.keys()))
+        missing = sorted({split.split("[")[0] for split in mapping} - set(builder.info.splits.keys()))
         if missing:
             raise ValueError(f"dataset {name!r} has no split(s) {missing}; it has {sorted(builder.info.splits.keys())}")
         image_key, label_key = exec_properties["image_key"], exec_properties["label_key"]
@@ -63,8 +78,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         with self._make_beam_pipeline() as pipeline:
             for tfds_split, tfx_split in mapping.items():
                 _ = (pipeline
-                     | f"Read[{tfx_split}]" >> tfds.beam.ReadFromTFDS(builder, split=tfds_split, batch_size=_READ_BATCH)
-                     | f"ToNumpy[{tfx_split}]" >> beam.Map(tfds.as_numpy)
+                     | f"Read[{tfx_split}]" >> read_batches(builder, tfds_split)
                      | f"ToExamples[{tfx_split}]" >> beam.FlatMap(batch_to_examples, image_key, label_key)
                      | f"Write[{tfx_split}]" >> beam.io.WriteToTFRecord(
                          os.path.join(artifact_utils.get_split_uri([examples], tfx_split), _FILE_PREFIX),

@@ -1,0 +1,44 @@
+"""End to end: the whole pipeline (LocalDagRunner) on garment_shapes/full against standalone
+`sparse-ae train` for the same epochs, each as a fresh process; wall time and peak memory."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from typing import List, Optional
+
+# Runs a command and prints the peak resident memory (KiB) of its process tree's largest member.
+_MEASURE = ("import resource, subprocess, sys; code = subprocess.call(sys.argv[1:]); "
+            "print('MAXRSS', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)")
+
+
+def measured(command: List[str]) -> dict:
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", _MEASURE, *command], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{command[:3]} failed: {result.stderr[-2000:]}")
+    peak_kib = int([line for line in result.stdout.splitlines() if line.startswith("MAXRSS")][-1].split()[1])
+    return {"seconds": time.perf_counter() - started, "peak_memory_gib": peak_kib / 2**20}
+
+
+def run(data_dir: Optional[str], dataset: str = "garment_shapes/full", epochs: int = 5) -> dict:
+    sparse_ae = os.path.join(os.path.dirname(sys.executable), "sparse-ae")
+    data_dir = os.path.abspath(data_dir or "tfds_data")
+    with tempfile.TemporaryDirectory() as work:
+        standalone = measured([sparse_ae, "train", "--dataset", dataset, "--data-dir", data_dir, "--offline",
+                               "--epochs", str(epochs), "--output", os.path.join(work, "standalone")])
+        pipeline = measured([sparse_ae, "pipeline", "run", "--dataset", dataset,
+                             "--set", f"dataset.data_dir={data_dir}", "--set", "dataset.download=false",
+                             "--set", f"model.epochs={epochs}", "--set", f"pipeline_root={work}/root",
+                             "--set", f"serving_dir={work}/serving"])
+    return {
+        "description": "wall time and peak RSS (largest process) of fresh processes, imports included",
+        "sizes": {"dataset": dataset, "epochs": epochs},
+        "ours": {"name": "sparse-ae pipeline run (LocalDagRunner)", **pipeline},
+        "baseline": {"name": "sparse-ae train (standalone)", **standalone},
+        "ratio": pipeline["seconds"] / standalone["seconds"],
+        "goal": "wall-time ratio <= 1.5, pipeline peak memory <= 4 GiB",
+    }
