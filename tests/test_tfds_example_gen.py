@@ -65,3 +65,19 @@ def test_sliced_splits_are_written_in_full(garment_data_dir, tmp_path):
         for split in ("train", "eval")}
     assert counts == {"train": 300, "eval": 50}
     assert json.loads(examples.split_names) == ["train", "eval"]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32])
+def test_wire_encoding_equals_the_protobuf_library(dtype):
+    """The numpy wire encoder yields exactly the tf.Example the protobuf library builds."""
+    rng = np.random.RandomState(1)
+    images = rng.randint(0, 256, size=(50, 28, 28, 1)).astype(dtype)
+    images[0] = 0
+    images[1] = 255  # all two-byte varints
+    labels = np.concatenate([[0, 9, 127, 128, 300], rng.randint(0, 10, 45)])
+    for record, image, label in zip(batch_to_examples({"image": images, "label": labels}, "image", "label"),
+                                    images, labels):
+        expected = tf.train.Example(features=tf.train.Features(feature={
+            "image": tf.train.Feature(int64_list=tf.train.Int64List(value=image.reshape(-1).astype(np.int64))),
+            "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)]))}))
+        assert tf.train.Example.FromString(record) == expected
