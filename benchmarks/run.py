@@ -37,6 +37,7 @@ def suites(full: bool, smoke: bool = False) -> Dict[str, Callable[[Optional[str]
     if full:
         from benchmarks import end_to_end
         table["end_to_end"] = lambda d: end_to_end.run(d)
+        table["growth"] = lambda d: end_to_end.growth(d)
     return table
 
 
