@@ -14,7 +14,7 @@ export TF_USE_LEGACY_KERAS := 1
 setup: $(STAMP)
 
 $(STAMP): setup.py constraints.txt scripts/setup_venv.sh scripts/find_python.sh
-	scripts/setup_venv.sh dev,kubeflow,airflow
+	scripts/setup_venv.sh dev,kubeflow,airflow,tuner
 	@touch $@
 
 test: $(STAMP)

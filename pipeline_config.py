@@ -5,6 +5,7 @@ keys are dotted on the command line (`--set model.sparsity_target=0.02`, `--set 
 """
 from __future__ import annotations
 
+import datetime
 import os
 from typing import Dict, Iterable, List, Optional
 
@@ -12,6 +13,7 @@ import pydantic
 from pydantic import Field
 
 from sparse_ae.config import SparseAEConfig, StrictModel, build_config, merge, parse_overrides
+from sparse_ae.tuning import TunerConfig
 
 
 class DatasetConfig(StrictModel):
@@ -40,6 +42,34 @@ class GateConfig(StrictModel):
     change_tolerance: float = Field(
         0.5, ge=0.0, description="Largest PSNR drop (dB) allowed against the latest blessed model.")
     class_psnr_floor: Optional[float] = Field(None, description="Optional minimum PSNR (dB) for every class.")
+    # live: the model live in serving_dir after manual promotions and rollbacks (a custom resolver
+    # strategy); latest_blessed: TFX's built-in strategy, the one Kubeflow V2 can compile.
+    baseline: str = Field("live", pattern=r"^(live|latest_blessed)$",
+                          description="Baseline of the no-regression check: live or latest_blessed.")
+
+
+# Ready-to-fill beam_pipeline_args for the runners that scale Beam components out (README,
+# "Running at scale"); replace the <...> placeholders. None of them can execute on a machine
+# without the cluster; the local default is DirectRunner with one process per core.
+BEAM_RUNNER_TEMPLATES: Dict[str, List[str]] = {
+    "direct_in_memory": ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
+    "direct_multi_processing": ["--direct_running_mode=multi_processing", "--direct_num_workers=0"],
+    "dataflow": ["--runner=DataflowRunner", "--project=<gcp-project>", "--region=<region>",
+                 "--temp_location=gs://<bucket>/beam-tmp", "--sdk_container_image=<registry>/sparse-ae-tfx:<tag>",
+                 "--experiments=use_runner_v2", "--max_num_workers=<n>"],
+    "flink": ["--runner=FlinkRunner", "--flink_master=<host>:8081", "--environment_type=DOCKER",
+              "--environment_config=<registry>/sparse-ae-tfx:<tag>", "--parallelism=<n>"],
+    "spark": ["--runner=SparkRunner", "--spark_master_url=spark://<host>:7077", "--environment_type=DOCKER",
+              "--environment_config=<registry>/sparse-ae-tfx:<tag>"],
+}
+
+
+class AirflowConfig(StrictModel):
+    """How the Airflow DAG built from the pipeline is scheduled."""
+
+    schedule: Optional[str] = Field("@daily", description="Cron expression or preset (@daily, ...); None: manual runs only.")
+    start_date: datetime.date = Field(datetime.date(2026, 1, 1), description="First logical date of the DAG.")
+    catchup: bool = Field(False, description="Also run the intervals between start_date and now.")
 
 
 class PipelineConfig(StrictModel):
@@ -54,10 +84,22 @@ class PipelineConfig(StrictModel):
     steps_per_epoch: Optional[int] = Field(None, gt=0, description="Training steps per epoch; None: the whole train split.")
     eval_steps: Optional[int] = Field(None, gt=0, description="Validation steps per epoch; None: the whole eval split.")
     gate: GateConfig = GateConfig()
+    # Optional Tuner before the Trainer: searches rho, beta and latent_dim (sparse_ae/tuning.py).
+    tuner: TunerConfig = TunerConfig()
     beam_pipeline_args: List[str] = Field(
-        ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
-        description="Beam options of ExampleGen, StatisticsGen, Evaluator, ...")
+        BEAM_RUNNER_TEMPLATES["direct_multi_processing"],
+        description="Beam options of ExampleGen, StatisticsGen, Evaluator, ... (default: one process per core)")
+    container_image: str = Field(
+        "sparse-ae-tfx:latest", min_length=1,
+        description="Image every Kubeflow/Vertex step runs in (built from the Dockerfile), e.g. gcr.io/<project>/sparse-ae-tfx:1")
+    airflow: AirflowConfig = AirflowConfig()
     enable_cache: bool = Field(True, description="Reuse outputs of components whose inputs and parameters are unchanged.")
+
+    @pydantic.field_validator("beam_pipeline_args", mode="before")
+    @classmethod
+    def _one_arg_is_a_list(cls, value):
+        """Let `--set beam_pipeline_args=--runner=DirectRunner` (one argument) mean a list of one."""
+        return [value] if isinstance(value, str) else value
 
     @property
     def resolved_metadata_path(self) -> str:
@@ -66,7 +108,8 @@ class PipelineConfig(StrictModel):
     def absolute(self) -> "PipelineConfig":
         """The same config with its paths made absolute (components run in other working dirs)."""
         def absolute(path: Optional[str]) -> Optional[str]:
-            return os.path.abspath(path) if path else path
+            # URIs (gs://, s3://, hdfs://) are already absolute and must stay as they are.
+            return os.path.abspath(path) if path and "://" not in path else path
         dataset = self.dataset.model_copy(update={"data_dir": absolute(self.dataset.data_dir)})
         return self.model_copy(update={
             "pipeline_root": absolute(self.pipeline_root), "metadata_path": absolute(self.metadata_path),

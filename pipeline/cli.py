@@ -87,7 +87,43 @@ def add_pipeline_commands(subparsers) -> dict:
     run.add_argument("--dataset", help="TFDS name[/config] (sets dataset.name)")
     run.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="config override, repeatable; nested keys dotted: model.sparsity_target=0.02")
-    return {"pipeline": lambda args: {"run": cmd_pipeline_run}[args.pipeline_command](args)}
+    compile_ = actions.add_parser(
+        "compile", help="compile for another orchestrator: a Kubeflow/Vertex spec or an Airflow DAG file")
+    compile_.add_argument("--runner", required=True, choices=["kubeflow", "airflow"])
+    compile_.add_argument("--output", required=True,
+                          help="kubeflow: the spec FILE.json; airflow: the dags_folder (or a FILE.py)")
+    compile_.add_argument("--dataset", help="TFDS name[/config] (sets dataset.name)")
+    compile_.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, repeatable")
+    return {"pipeline": lambda args: {"run": cmd_pipeline_run, "compile": cmd_pipeline_compile}[
+        args.pipeline_command](args)}
+
+
+def cmd_pipeline_compile(args: argparse.Namespace) -> int:
+    """Write the same pipeline for Kubeflow Pipelines v2 / Vertex AI, or as an Airflow DAG module."""
+    from pipeline_config import load_config
+
+    overrides = list(args.set or [])
+    if args.dataset:
+        overrides.insert(0, f"dataset.name={args.dataset}")
+    config = load_config(overrides)
+    if args.runner == "kubeflow":
+        from pipeline.kubeflow_runner import compile_kubeflow, kubeflow_ready
+
+        path = compile_kubeflow(config, args.output)
+        ready = kubeflow_ready(config)
+        print(f"Kubeflow V2 pipeline spec written to {path} (pipeline {ready.pipeline_name}, "
+              f"image {config.container_image}, baseline {ready.gate.baseline})")
+    else:
+        from pipeline.airflow_runner import write_dag_file
+
+        path = write_dag_file(config, args.output)
+        print(f"Airflow DAG {config.pipeline_name} written to {path} (schedule {config.airflow.schedule})")
+    return 0
+
+
+def run_benchmarks(args: argparse.Namespace) -> int:
+    from benchmarks.run import main as bench_main
+    return bench_main(args.bench_args)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -97,6 +133,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser, subparsers = library_cli.make_parser()
     handlers = library_cli.add_library_commands(subparsers)
     handlers.update(add_pipeline_commands(subparsers))
+    bench = subparsers.add_parser("bench", help="run the benchmarks (see `sparse-ae bench --help`)", add_help=False)
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    handlers["bench"] = run_benchmarks
+    from pipeline.promotion_cli import add_promotion_commands  # models, promote, rollback (issue 9)
+    handlers.update(add_promotion_commands(subparsers))
     return library_cli.run(parser, handlers, argv)
 
 

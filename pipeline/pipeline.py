@@ -7,6 +7,7 @@ from typing import Optional
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
+from components.live_model_strategy import LiveModelStrategy
 from components.serving_pusher import ServingPusher
 from components.tfds_example_gen import TFDSExampleGen
 from pipeline.evaluation import eval_config
@@ -30,16 +31,27 @@ def create_pipeline(config: PipelineConfig,
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
 
     epochs = config.model.epochs
+    # Optional Tuner (issue 8): its best rho, beta and latent size reach run_fn as fn_args.hyperparameters.
+    tuner = None
+    if config.tuner.enabled:
+        from pipeline.tuner_module import create_tuner  # keras-tuner only when tuning
+
+        tuner = create_tuner(config, example_gen.outputs["examples"], schema_gen.outputs["schema"])
     trainer = tfx.components.Trainer(
         run_fn=TRAINER_RUN_FN,
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=(config.steps_per_epoch or 0) * epochs),
         eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=config.eval_steps or 0),
+        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
         custom_config={"model": config.model.model_dump(mode="json"), "dataset": dataset.name})
 
+    # The baseline is the model actually live (after manual promotions and rollbacks, see
+    # components/live_model_strategy.py), or TFX's built-in latest blessed model.
+    live = config.gate.baseline == "live"
     baseline_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        strategy_class=LiveModelStrategy if live else tfx.dsl.experimental.LatestBlessedModelStrategy,
+        config={"serving_dir": config.serving_dir} if live else None,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id(RESOLVER_ID)
@@ -59,7 +71,7 @@ def create_pipeline(config: PipelineConfig,
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, example_validator, trainer,
-                    baseline_resolver, evaluator, pusher],
+                    baseline_resolver, evaluator, pusher] + ([tuner] if tuner else []),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_pipeline_args))

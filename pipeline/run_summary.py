@@ -33,6 +33,11 @@ class RunSummary:
     artifacts: Dict[str, str] = dataclasses.field(default_factory=dict)  # node.output key -> uri
     dataset: str = ""  # TFDS name/config:version the examples came from
     class_names: List[str] = dataclasses.field(default_factory=list)
+    baseline_model_id: Optional[int] = None  # the Model the Evaluator compared against
+    baseline_note: str = ""  # e.g. "model 6, the live version 1795926918 (rollback by ann: bad outputs)"
+    manual_actions: List[str] = dataclasses.field(default_factory=list)  # promotions of this run's model
+    tuner_trials: List[dict] = dataclasses.field(default_factory=list)  # the Tuner's trials.json, ranked
+    tuner_tolerance: Optional[float] = None
 
     @property
     def failed(self) -> bool:
@@ -89,7 +94,7 @@ def read_evaluation(uri: str, summary: RunSummary) -> None:
         keys = slice_metrics.slice_key.single_slice_keys
         for item in slice_metrics.metric_keys_and_values:
             key, value = item.key, item.value.double_value.value
-            if key.name == "example_count" and not keys and key.model_name != "baseline":
+            if key.name == "example_count" and not keys and key.model_name != "baseline" and not key.is_diff:
                 summary.example_count = int(value)
             if key.name != PSNR_METRIC or key.is_diff:
                 continue
@@ -166,9 +171,57 @@ def summarize_run(metadata_path: str, pipeline_name: str, run_id: Optional[str] 
                 summary.class_names = json.loads(properties["label_names"].string_value or "[]")
             elif key == "anomalies":
                 summary.anomalies = read_anomalies(artifact.uri)
+            elif key == "tuner_results" and os.path.exists(os.path.join(artifact.uri, "trials.json")):
+                content = json.load(open(os.path.join(artifact.uri, "trials.json")))  # pipeline/tuner_module.py
+                summary.tuner_trials, summary.tuner_tolerance = content["trials"], content["sparsity_tolerance"]
             elif key == "pushed_model" and artifact.custom_properties["pushed"].int_value:
                 summary.pushed_path = artifact.custom_properties["pushed_destination"].string_value
+    if "Evaluator" in executions:
+        describe_baseline(store, [e.id for e in executions.values()], executions["Evaluator"].id, summary)
     return summary
+
+
+def describe_baseline(store, run_execution_ids: List[int], evaluator_execution_id: int, summary: RunSummary) -> None:
+    """Which model the no-regression check used, whether it is live and how it got there; and the
+    manual promotions or rollbacks of this run's candidate (`sparse-ae promote` / `rollback`)."""
+    from components.live_model_strategy import live_path, model_pushes
+
+    events = [e for e in store.get_events_by_execution_ids(run_execution_ids) if e.path.steps]
+    inputs = {e.path.steps[0].key: e.artifact_id for e in events
+              if e.type == metadata_store_pb2.Event.INPUT and e.execution_id == evaluator_execution_id}
+    # The baseline is what the Resolver resolved (its internal output): MLMD keeps one event per
+    # artifact and execution, so the Evaluator has no baseline_model event when it equals the model.
+    inputs.pop("baseline_model", None)
+    resolved = [e.artifact_id for e in events
+                if e.type == metadata_store_pb2.Event.INTERNAL_OUTPUT and e.path.steps[0].key == "model"]
+    if resolved:
+        inputs["baseline_model"] = resolved[0]
+    pushes = model_pushes(store, [i for key, i in inputs.items() if key in ("model", "baseline_model")])
+
+    def how(push) -> str:
+        action = push.custom_properties["action"].string_value if "action" in push.custom_properties else ""
+        if not action:
+            return "pushed by the pipeline"
+        return (f"{'manual promotion' if action == 'promote' else action} by "
+                f"{push.custom_properties['user'].string_value}: {push.custom_properties['reason'].string_value}")
+
+    for push in pushes.get(inputs.get("model"), []):
+        if "action" in push.custom_properties:
+            summary.manual_actions.append(f"model {inputs['model']} made live by {how(push)} "
+                                          f"(version {push.custom_properties['pushed_version'].string_value})")
+    baseline = inputs.get("baseline_model")
+    if baseline is None:
+        return
+    summary.baseline_model_id = baseline
+    destinations = {os.path.normpath(p.custom_properties["pushed_destination"].string_value): p
+                    for p in sorted(pushes.get(baseline, []), key=lambda p: p.id, reverse=True)}
+    live = next((path for path in destinations if path == live_path(os.path.dirname(path))), None)
+    if live is not None:
+        summary.baseline_note = f"model {baseline}, the live version {os.path.basename(live)} ({how(destinations[live])})"
+    elif destinations:
+        summary.baseline_note = f"model {baseline} (latest blessed; no longer the live version)"
+    else:
+        summary.baseline_note = f"model {baseline} (latest blessed; never pushed)"
 
 
 def format_summary(summary: RunSummary) -> str:
@@ -181,10 +234,18 @@ def format_summary(summary: RunSummary) -> str:
         lines += [f"  {item}" for item in summary.anomalies]
     else:
         lines.append("Data anomalies: none")
+    if summary.tuner_trials:
+        from sparse_ae.tuning import TrialResult, format_trials_table
+
+        lines.append(f"Tuner trials ({len(summary.tuner_trials)}, best first; the Trainer used rank 1):")
+        table = format_trials_table([TrialResult(**t) for t in summary.tuner_trials], summary.tuner_tolerance)
+        lines += [f"  {line}" for line in table.splitlines()]
     if summary.psnr is not None:
         baseline = (f" (baseline {summary.baseline_psnr:.2f} dB, change {summary.psnr - summary.baseline_psnr:+.2f})"
                     if summary.baseline_psnr is not None else " (no baseline: first blessed model)")
         lines.append(f"Eval PSNR: {summary.psnr:.2f} dB over {summary.example_count} examples{baseline}")
+        if summary.baseline_note:
+            lines.append(f"Baseline: {summary.baseline_note}")
         for label, value in sorted(summary.class_psnr.items()):
             name = class_names[label] if class_names and label < len(class_names) else str(label)
             lines.append(f"  class {label} {name:<14} {value:.2f} dB")
@@ -192,4 +253,5 @@ def format_summary(summary: RunSummary) -> str:
         lines.append("Blessed: yes" if summary.blessed else "Blessed: no")
         lines += [f"  {failure}" for failure in summary.failures]
     lines.append(f"Pushed: {summary.pushed_path}" if summary.pushed_path else "Pushed: no")
+    lines += [f"Manually: {action}" for action in summary.manual_actions]
     return "\n".join(lines)

@@ -10,9 +10,11 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 
 from sparse_ae.config import SparseAEConfig, configure_devices
 from sparse_ae.data import IMAGE_KEY, to_pairs
+from sparse_ae.distribute import create_strategy, discard, shard_by_data, writable_dir
 from sparse_ae.export import export_saved_model
 from sparse_ae.model import build_model
 from sparse_ae.train import WEIGHTS_FILE, fit
+from sparse_ae.tuning import apply_hyperparameters
 
 # TFXIO reads batches of this size; they are split into images again before shuffling.
 _READ_BATCH = 1024
@@ -31,7 +33,11 @@ def _images(file_pattern, data_accessor, schema, config: SparseAEConfig) -> tf.d
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """Train on the train split, validate on eval, export the best epoch's weights as a SavedModel."""
     config = SparseAEConfig.model_validate(fn_args.custom_config["model"])
+    if fn_args.hyperparameters:  # the Tuner's best values (a KerasTuner HyperParameters config)
+        config = apply_hyperparameters(config, fn_args.hyperparameters.get("values", {}))
     configure_devices(config)
+    # MultiWorkerMirroredStrategy reads the cluster from TF_CONFIG, which Vertex AI and KFP set.
+    strategy = create_strategy(config)
     schema = tfx.utils.parse_pbtxt_file(fn_args.schema_path, schema_pb2.Schema())
     train = to_pairs(_images(fn_args.train_files, fn_args.data_accessor, schema, config), config, training=True)
     val = to_pairs(_images(fn_args.eval_files, fn_args.data_accessor, schema, config), config, training=False)
@@ -40,10 +46,15 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     steps_per_epoch = fn_args.train_steps // config.epochs if fn_args.train_steps else None
     if steps_per_epoch:
         train = train.repeat()
-    model = build_model(config)
+    train, val = shard_by_data(train, strategy), shard_by_data(val, strategy)
+    model = build_model(config, strategy)
     fit(model, train, val, config.epochs, fn_args.model_run_dir, verbose=2,
         steps_per_epoch=steps_per_epoch, validation_steps=fn_args.eval_steps,
         extra_summary={"dataset": fn_args.custom_config.get("dataset", "")})
-    # The checkpoint holds the best epoch (by val_loss); that is the model we ship.
-    model.load_weights(os.path.join(fn_args.model_run_dir, WEIGHTS_FILE))
-    export_saved_model(model, fn_args.serving_model_dir)
+    # The checkpoint holds the best epoch (by val_loss); that is the model we ship. Only the
+    # chief keeps it; other workers export to a temporary directory they delete.
+    export_dir = writable_dir(fn_args.serving_model_dir, strategy)
+    if export_dir == fn_args.serving_model_dir:
+        model.load_weights(os.path.join(fn_args.model_run_dir, WEIGHTS_FILE))
+    export_saved_model(model, export_dir)
+    discard(export_dir, fn_args.serving_model_dir)

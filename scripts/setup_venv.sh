@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Create .venv with Python 3.10 and install the project with the pinned working set.
-# Usage: scripts/setup_venv.sh [EXTRAS]   (default extras: dev)
+# Usage: scripts/setup_venv.sh [EXTRAS]   (default extras: dev,kubeflow,airflow,tuner)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-extras="${1:-dev}"
+extras="${1:-dev,kubeflow,airflow,tuner}"
 venv=.venv
 uv_version=0.13.9
 

@@ -78,7 +78,7 @@ def _dataset_arguments(parser: argparse.ArgumentParser, default: str = "fashion_
 
 
 def add_library_commands(subparsers) -> Dict[str, Handler]:
-    """Register prepare/train/reconstruct; return the handler of each command name."""
+    """Register prepare/train/reconstruct/tune; return the handler of each command name."""
     prepare = subparsers.add_parser("prepare", help="prepare a TFDS dataset (for offline or air-gapped use)")
     prepare.add_argument("--dataset", required=True)
     prepare.add_argument("--data-dir", default=None)
@@ -96,7 +96,10 @@ def add_library_commands(subparsers) -> Dict[str, Handler]:
     recon.add_argument("--count", type=int, default=10)
     recon.add_argument("--output", required=True, help="PNG file to write")
     recon.add_argument("--set", action="append", metavar="KEY=VALUE")
-    return {"prepare": cmd_prepare, "train": cmd_train, "reconstruct": cmd_reconstruct}
+    from sparse_ae.tuning import add_tune_command  # tune (issue 8)
+
+    return {"prepare": cmd_prepare, "train": cmd_train, "reconstruct": cmd_reconstruct,
+            **add_tune_command(subparsers)}
 
 
 def run(parser: argparse.ArgumentParser, handlers: Dict[str, Handler], argv: Optional[Sequence[str]]) -> int:

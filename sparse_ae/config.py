@@ -43,6 +43,8 @@ class SparseAEConfig(StrictModel):
     visible_gpus: Optional[Tuple[int, ...]] = Field(
         None, description="GPU indices to use; None uses all, () runs on the CPU only.")
     gpu_memory_growth: bool = Field(True, description="Allocate GPU memory as needed instead of all at once.")
+    distribution_strategy: Literal["default", "mirrored", "multi_worker_mirrored"] = Field(
+        "default", description="tf.distribute strategy: one device, all local devices, or workers named by TF_CONFIG.")
 
     @pydantic.field_validator("hidden_dims", "image_shape", "visible_gpus", mode="before")
     @classmethod

@@ -1,7 +1,7 @@
 """The sparse autoencoder: a subclassed Keras model whose train and test steps add the KL penalty."""
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -127,11 +127,17 @@ class SparseAutoencoder(keras.Model):
         return cls(SparseAEConfig.model_validate(config["config"]))
 
 
-def build_model(config: SparseAEConfig) -> SparseAutoencoder:
-    """A compiled, built model (Adam at config.learning_rate), ready for fit or load_weights."""
+def build_model(config: SparseAEConfig, strategy: Optional[tf.distribute.Strategy] = None) -> SparseAutoencoder:
+    """A compiled, built model (Adam at config.learning_rate), ready for fit or load_weights.
+
+    Variables, optimizer and metrics are created inside strategy.scope() (default: the current
+    strategy), so they are mirrored across replicas and `fit` distributes the custom steps.
+    """
     keras.utils.set_random_seed(config.seed)
-    model = SparseAutoencoder(config, name="sparse_autoencoder")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate))
-    # Building by a call gives the model its input shape, which saving and loading need.
-    model(tf.zeros((1, *config.image_shape)))
+    with (strategy or tf.distribute.get_strategy()).scope():
+        model = SparseAutoencoder(config, name="sparse_autoencoder")
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate))
+        # Building by a call creates the variables (inside the scope) and gives the model its
+        # input shape, which saving and loading need.
+        model(tf.zeros((1, *config.image_shape)))
     return model

@@ -10,6 +10,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from sparse_ae.config import SparseAEConfig, configure_devices
+from sparse_ae.distribute import create_strategy, discard, shard_by_data, writable_dir
 from sparse_ae.errors import TrainingDivergedError
 from sparse_ae.model import METRIC_NAMES, SparseAutoencoder, build_model
 
@@ -58,15 +59,19 @@ def fit(model: SparseAutoencoder, train_data: tf.data.Dataset, val_data: tf.data
     Raises TrainingDivergedError when the loss became NaN (after writing metrics.json, so the
     failure is on record).
     """
-    os.makedirs(output_dir, exist_ok=True)
+    # Under MultiWorkerMirroredStrategy only the chief writes into output_dir.
+    write_dir = writable_dir(output_dir, model.distribute_strategy)
+    os.makedirs(write_dir, exist_ok=True)
     history = model.fit(train_data, validation_data=val_data, epochs=epochs, verbose=verbose,
                         steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
-                        callbacks=training_callbacks(output_dir) + list(extra_callbacks or []))
+                        callbacks=training_callbacks(write_dir) + list(extra_callbacks or []))
     summary = {**summarize_history(history.history, model.config), **(extra_summary or {})}
     losses = history.history.get("loss", [])
     summary["diverged"] = any(not math.isfinite(value) for value in losses)
-    with open(os.path.join(output_dir, METRICS_FILE), "w") as handle:
+    summary["replicas"] = model.distribute_strategy.num_replicas_in_sync
+    with open(os.path.join(write_dir, METRICS_FILE), "w") as handle:
         json.dump(summary, handle, indent=2, allow_nan=True)
+    discard(write_dir, output_dir)
     if summary["diverged"]:
         raise TrainingDivergedError(
             f"training diverged (loss became NaN/inf in epoch {len(losses)}); lower learning_rate "
@@ -81,8 +86,10 @@ def train(config: SparseAEConfig, dataset: str, output_dir: str, data_dir: Optio
     from sparse_ae import data  # local: keeps TFDS out of model-only imports
 
     configure_devices(config)
+    strategy = create_strategy(config)  # before any other TensorFlow op (MWMS needs that)
     train_data = data.tfds_pairs(dataset, train_split, config, training=True, data_dir=data_dir, download=download)
     val_data = data.tfds_pairs(dataset, val_split, config, training=False, data_dir=data_dir, download=download)
-    model = build_model(config)
+    train_data, val_data = shard_by_data(train_data, strategy), shard_by_data(val_data, strategy)
+    model = build_model(config, strategy)
     return fit(model, train_data, val_data, config.epochs, output_dir, verbose=verbose,
                extra_summary={"dataset": dataset})

@@ -48,3 +48,18 @@ def test_absolute_paths_for_components():
 def test_every_key_is_listed():
     keys = config_keys()
     assert {"model.sparsity_target", "gate.psnr_threshold", "dataset.data_dir", "beam_pipeline_args"} <= set(keys)
+
+
+def test_settings_for_running_at_scale():
+    config = PipelineConfig()
+    assert config.beam_pipeline_args == ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+    assert config.model.distribution_strategy == "default" and config.airflow.schedule == "@daily"
+    config = load_config(["pipeline_root=gs://bucket/root", "serving_dir=rel/serving", "airflow.schedule=none",
+                          "airflow.start_date=2026-03-01", "beam_pipeline_args=--runner=DataflowRunner",
+                          "model.distribution_strategy=mirrored"]).absolute()
+    assert config.pipeline_root == "gs://bucket/root" and os.path.isabs(config.serving_dir)  # URIs stay as they are
+    assert config.airflow.schedule is None and str(config.airflow.start_date) == "2026-03-01"
+    assert config.beam_pipeline_args == ["--runner=DataflowRunner"]
+    assert config.model.distribution_strategy == "mirrored"
+    with pytest.raises(ConfigError, match="distribution_strategy"):
+        load_config(["model.distribution_strategy=horovod"])

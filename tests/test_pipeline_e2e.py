@@ -28,7 +28,9 @@ def runs(garment_data_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
     overrides = [f"pipeline_root={root}/root", f"serving_dir={root}/serving", "dataset.name=garment_shapes/small",
                  f"dataset.data_dir={garment_data_dir}", "dataset.download=false", "model.epochs=3",
-                 "gate.psnr_threshold=10", "gate.change_tolerance=1.0"]
+                 "gate.psnr_threshold=10", "gate.change_tolerance=1.0",
+                 # In-memory Beam: multi-processing (the default) costs process start-ups per component.
+                 "beam_pipeline_args=--direct_running_mode=in_memory,--direct_num_workers=1"]
     config = load_config(overrides)
     metadata, name = config.absolute().resolved_metadata_path, config.pipeline_name
     serving = os.path.join(root, "serving")
@@ -151,6 +153,7 @@ def test_second_blessed_run_is_compared_against_the_first(runs):
     first, second = runs["first"], runs["second_blessed"]
     assert dict(second.components)["Trainer"] == "complete"
     assert second.baseline_psnr == pytest.approx(first.psnr, abs=1e-6)
+    assert second.example_count == 500  # the candidate's count, not the candidate-baseline diff
     assert second.blessed is True and second.pushed_path != first.pushed_path
     assert sorted(os.listdir(runs["serving"])) == sorted(
         [os.path.basename(first.pushed_path), os.path.basename(second.pushed_path)])

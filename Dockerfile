@@ -1,0 +1,16 @@
+# The image every Kubeflow Pipelines / Vertex AI step of the pipeline runs in: the official TFX
+# image of the pinned version (its Python, TFX, TensorFlow, Beam) plus this project, installed
+# with the same constraints as everywhere else. Its name is the config's `container_image`.
+#   docker build -t gcr.io/<project>/sparse-ae-tfx:<tag> . && docker push gcr.io/<project>/sparse-ae-tfx:<tag>
+FROM gcr.io/tfx-oss-public/tfx:1.16.0
+
+# TFX 1.16's Trainer and TFMA need Keras 2 (tf_keras).
+ENV TF_USE_LEGACY_KERAS=1
+
+WORKDIR /sparse_ae_tfx
+COPY setup.py constraints.txt pipeline_config.py ./
+COPY sparse_ae/ sparse_ae/
+COPY components/ components/
+COPY pipeline/ pipeline/
+# Not editable: the steps import the installed package (pipeline.trainer_module.run_fn, the components).
+RUN pip install --no-cache-dir -c constraints.txt . && python -c "import pipeline.pipeline, sparse_ae.model"

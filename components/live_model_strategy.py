@@ -1,0 +1,88 @@
+"""A Resolver strategy whose baseline is the model that is live in the serving directory.
+
+TFX's `LatestBlessedModelStrategy` picks the blessed Model with the highest artifact id. After a
+manual rollback to an older model, or a promotion of a model older than the newest blessed one,
+that is not the model being served, so the no-regression check would compare against the wrong
+model. This strategy reads the live (highest) version of `serving_dir`, finds the PushedModel
+artifact that published it (by the pipeline's Pusher, `sparse-ae promote` or `sparse-ae
+rollback`), and resolves the Model that push took as input. When nothing live is recorded
+(first run, or a serving directory filled by hand) it falls back to the built-in strategy.
+
+Kubeflow V2 compiles only the built-in strategies: `gate.baseline=latest_blessed` selects it.
+"""
+from __future__ import annotations
+
+import os
+from typing import Dict, Iterable, List, Optional
+
+import ml_metadata as mlmd
+from ml_metadata.proto import metadata_store_pb2
+from tfx import types
+from tfx.dsl.components.common import resolver
+from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
+from tfx.types import standard_artifacts
+
+from components.serving_pusher.executor import serving_versions
+
+PUSHED_MODEL_TYPE = "PushedModel"
+
+
+def model_pushes(store: mlmd.MetadataStore, model_ids: Iterable[int]
+                 ) -> Dict[int, List[metadata_store_pb2.Artifact]]:
+    """Model id -> the PushedModel artifacts with pushed=1 of the executions that took it as input."""
+    model_ids = set(model_ids)
+    if not model_ids:
+        return {}
+    inputs = [e for e in store.get_events_by_artifact_ids(list(model_ids))
+              if e.type == metadata_store_pb2.Event.INPUT and e.path.steps and e.path.steps[0].key == "model"]
+    model_of_execution = {e.execution_id: e.artifact_id for e in inputs}
+    if not model_of_execution:
+        return {}
+    outputs = [e for e in store.get_events_by_execution_ids(list(model_of_execution))
+               if e.type == metadata_store_pb2.Event.OUTPUT]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in outputs])}
+    result: Dict[int, List[metadata_store_pb2.Artifact]] = {}
+    for event in outputs:
+        artifact = artifacts.get(event.artifact_id)
+        if artifact is not None and artifact.type == PUSHED_MODEL_TYPE \
+                and artifact.custom_properties["pushed"].int_value == 1:
+            result.setdefault(model_of_execution[event.execution_id], []).append(artifact)
+    return result
+
+
+def live_path(serving_dir: str) -> Optional[str]:
+    """<serving_dir>/<highest version>, the version TF Serving serves; None when empty."""
+    versions = serving_versions(serving_dir)
+    return os.path.normpath(os.path.join(serving_dir, str(versions[-1]))) if versions else None
+
+
+def live_model_id(store: mlmd.MetadataStore, serving_dir: str, model_ids: Iterable[int]) -> Optional[int]:
+    """The id (among model_ids) of the Model whose push published the live version, if recorded."""
+    live = live_path(serving_dir)
+    if live is None:
+        return None
+    found = [(push.id, model_id) for model_id, pushes in model_pushes(store, model_ids).items() for push in pushes
+             if os.path.normpath(push.custom_properties["pushed_destination"].string_value) == live]
+    return min(found)[1] if found else None  # the push that published it (later ones found it already live)
+
+
+class LiveModelStrategy(resolver.ResolverStrategy):
+    """Resolves the Model live in `serving_dir` (and its latest blessing); else the latest blessed one."""
+
+    def __init__(self, serving_dir: str):
+        self._serving_dir = serving_dir
+
+    def resolve_artifacts(self, store: mlmd.MetadataStore, input_dict: Dict[str, List[types.Artifact]]
+                          ) -> Optional[Dict[str, List[types.Artifact]]]:
+        if not all(input_dict.values()):  # no model or no blessing yet (every push needs a blessing)
+            return {key: [] for key in input_dict}
+        model_key = next(k for k, v in input_dict.items() if isinstance(v[0], standard_artifacts.Model))
+        blessing_key = next(k for k in input_dict if k != model_key)
+        models = {model.id: model for model in input_dict[model_key]}
+        model_id = live_model_id(store, self._serving_dir, models)
+        if model_id is None:
+            return LatestBlessedModelStrategy().resolve_artifacts(store, input_dict)
+        blessings = sorted((b for b in input_dict[blessing_key]
+                            if b.get_int_custom_property("current_model_id") == model_id
+                            and b.get_int_custom_property("blessed") == 1), key=lambda b: b.id)
+        return {model_key: [models[model_id]], blessing_key: blessings[-1:]}

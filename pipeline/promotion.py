@@ -1,0 +1,402 @@
+"""Promotion control: what is serving and why, manual promotion past the gate, and rollback.
+
+Everything is read from ML Metadata and the serving directory (never from a side file), and
+every manual action is written to ML Metadata in one transaction, like a pipeline component:
+an execution of type `sparse_ae.ManualPromotion` or `sparse_ae.Rollback` (who, when, why, the
+model's metrics) with an INPUT event from the Model artifact and OUTPUT events to a new
+`PushedModel` (pushed=1, pushed_destination, pushed_version, manual=1) and a new `ModelBlessing`
+(blessed=1, current_model_id, manual=1), attributed to the pipeline's context. The PushedModel
+lets the pipeline's `LiveModelStrategy` resolve the live model as the next run's baseline; the
+blessing lets TFX's own `LatestBlessedModelStrategy` (gate.baseline=latest_blessed) see it too.
+
+Publishing reuses the ServingPusher's `publish()`: a staging folder and a rename, versions
+strictly increasing, nothing ever deleted (a rollback re-publishes the older version's files
+under a new, higher version number, the one TF Serving then serves).
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import getpass
+import json
+import os
+import time
+from typing import Dict, List, Optional, Tuple
+
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from components.live_model_strategy import PUSHED_MODEL_TYPE, live_path, model_pushes
+from components.serving_pusher.executor import publish, same_saved_model, serving_versions
+from pipeline.run_summary import RunSummary, open_store, read_evaluation
+from pipeline_config import PipelineConfig
+from sparse_ae.errors import ConfigError
+
+PROMOTION_TYPE = "sparse_ae.ManualPromotion"
+ROLLBACK_TYPE = "sparse_ae.Rollback"
+SERVING_MODEL_DIR = "Format-Serving"  # the Trainer's SavedModel inside its Model artifact
+_STRING, _INT, _DOUBLE = metadata_store_pb2.STRING, metadata_store_pb2.INT, metadata_store_pb2.DOUBLE
+_EXECUTION_PROPERTIES = {"action": _STRING, "user": _STRING, "reason": _STRING, "time": _STRING,
+                         "model_id": _INT, "model_uri": _STRING, "version": _STRING, "from_version": _STRING,
+                         "psnr": _DOUBLE, "metrics": _STRING}
+
+
+class PromotionRefused(ConfigError):
+    """A promotion or rollback that must not happen (no reason, unknown model, already live...)."""
+
+
+@dataclasses.dataclass
+class ServingVersion:
+    """One <serving_dir>/<version>/ folder and the record of how it got there."""
+
+    version: int
+    path: str
+    live: bool
+    model_id: Optional[int] = None  # None: no push in ML Metadata published this folder
+    action: str = "unrecorded"  # pipeline | promote | rollback | unrecorded
+    when: Optional[float] = None  # seconds since the epoch, from the push's record
+    user: str = ""
+    reason: str = ""
+
+
+@dataclasses.dataclass
+class Candidate:
+    """A Model artifact of the pipeline (a trained candidate) and its latest evaluation."""
+
+    model_id: int
+    uri: str
+    when: float
+    dataset: str = ""
+    psnr: Optional[float] = None
+    worst_class: str = ""
+    worst_class_psnr: Optional[float] = None
+    blessed: Optional[bool] = None  # None: never evaluated
+    threshold: Optional[float] = None  # the gate's PSNR threshold of the deciding evaluation
+    versions: List[int] = dataclasses.field(default_factory=list)  # serving versions holding it
+    manual: List[str] = dataclasses.field(default_factory=list)  # "promote by USER: REASON"
+
+
+@dataclasses.dataclass
+class Inventory:
+    versions: List[ServingVersion]  # ascending; the last is live
+    candidates: List[Candidate]  # ascending by model id
+
+    def to_json(self) -> str:
+        return json.dumps({"versions": [dataclasses.asdict(v) for v in self.versions],
+                           "candidates": [dataclasses.asdict(c) for c in self.candidates]}, indent=2)
+
+
+def open_writable_store(metadata_path: str) -> metadata_store.MetadataStore:
+    """A read-write connection to an existing sqlite store (never creates one)."""
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE
+    return metadata_store.MetadataStore(config)
+
+
+def _store(config: PipelineConfig, writable: bool = False
+           ) -> Tuple[metadata_store.MetadataStore, metadata_store_pb2.Context]:
+    path = config.resolved_metadata_path
+    if not os.path.exists(path):
+        raise PromotionRefused(f"no ML Metadata store at {path}: run the pipeline first, or pass --pipeline-root")
+    store = open_writable_store(path) if writable else open_store(path)
+    context = store.get_context_by_type_and_name("pipeline", config.pipeline_name)
+    if context is None:
+        raise PromotionRefused(f"no pipeline {config.pipeline_name!r} in ML Metadata at {path}")
+    return store, context
+
+
+def _models(store, context) -> Dict[int, metadata_store_pb2.Artifact]:
+    return {a.id: a for a in store.get_artifacts_by_context(context.id) if a.type == "Model"}
+
+
+def _string(artifact_or_execution, key: str) -> str:
+    return artifact_or_execution.custom_properties[key].string_value if key in artifact_or_execution.custom_properties \
+        else ""
+
+
+def _serving_versions(store, config: PipelineConfig, models) -> List[ServingVersion]:
+    pushes = model_pushes(store, models)
+    by_path: Dict[str, List[Tuple[int, metadata_store_pb2.Artifact]]] = {}
+    for model_id, artifacts in pushes.items():
+        for push in artifacts:
+            by_path.setdefault(os.path.normpath(_string(push, "pushed_destination")), []).append((push.id, model_id, push))
+    versions = serving_versions(config.serving_dir)
+    result = []
+    for version in versions:
+        path = os.path.normpath(os.path.join(config.serving_dir, str(version)))
+        entry = ServingVersion(version=version, path=path, live=version == versions[-1])
+        if path in by_path:  # the first push to this path published it; later ones found it live
+            _, model_id, push = min(by_path[path], key=lambda item: item[0])
+            entry.model_id, entry.when = model_id, push.create_time_since_epoch / 1000
+            entry.action = _string(push, "action") or "pipeline"
+            entry.user, entry.reason = _string(push, "user"), _string(push, "reason")
+        result.append(entry)
+    return result
+
+
+def _gate_threshold(execution) -> Optional[float]:
+    """The overall PSNR lower bound in the Evaluator's eval_config execution property."""
+    try:
+        eval_config = json.loads(_string(execution, "eval_config"))
+    except ValueError:
+        return None
+    for spec in eval_config.get("metrics_specs", eval_config.get("metricsSpecs", [])):
+        for metric in spec.get("metrics", []):
+            threshold = metric.get("threshold", {})
+            value = threshold.get("value_threshold", threshold.get("valueThreshold", {}))
+            bound = value.get("lower_bound", value.get("lowerBound"))
+            if bound is not None:
+                return float(bound["value"] if isinstance(bound, dict) else bound)
+    return None
+
+
+def _candidate(store, model, pushes, versions: List[ServingVersion]) -> Candidate:
+    candidate = Candidate(model_id=model.id, uri=model.uri, when=model.create_time_since_epoch / 1000,
+                          versions=[v.version for v in versions if v.model_id == model.id])
+    events = store.get_events_by_artifact_ids([model.id])
+    produced_by = [e.execution_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
+    used_by = sorted(e.execution_id for e in events if e.type == metadata_store_pb2.Event.INPUT
+                     and e.path.steps and e.path.steps[0].key == "model")
+    by_execution: Dict[int, Dict[str, metadata_store_pb2.Artifact]] = {}
+    io_events = store.get_events_by_execution_ids(produced_by + used_by)
+    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in io_events])}
+    for event in io_events:
+        if event.path.steps and event.artifact_id in artifacts:
+            kind = "in" if event.type == metadata_store_pb2.Event.INPUT else "out"
+            by_execution.setdefault(event.execution_id, {})[f"{kind}:{event.path.steps[0].key}"] = \
+                artifacts[event.artifact_id]
+    examples = next((by_execution.get(e, {}).get("in:examples") for e in produced_by), None)
+    class_names: List[str] = []
+    if examples is not None:
+        candidate.dataset = f"{_string(examples, 'tfds_name')}/{_string(examples, 'tfds_config')}" \
+                            f":{_string(examples, 'tfds_version')}"
+        class_names = json.loads(_string(examples, "label_names") or "[]")
+    evaluations = [e for e in used_by if "out:evaluation" in by_execution.get(e, {})]
+    if evaluations:
+        executions = {e.id: e for e in store.get_executions_by_id(evaluations)}
+        blessed = [e for e in evaluations if by_execution[e]["out:blessing"].custom_properties["blessed"].int_value]
+        deciding = (blessed or evaluations)[-1]  # the latest blessing evaluation, else the latest one
+        candidate.blessed = bool(blessed)
+        candidate.threshold = _gate_threshold(executions[deciding])
+        summary = RunSummary(run_id="", components=[])
+        read_evaluation(by_execution[deciding]["out:evaluation"].uri, summary)
+        candidate.psnr = summary.psnr
+        if summary.class_psnr:
+            label, value = min(summary.class_psnr.items(), key=lambda item: item[1])
+            candidate.worst_class = class_names[label] if label < len(class_names) else str(label)
+            candidate.worst_class_psnr = value
+    for push in pushes.get(model.id, []):
+        if _string(push, "action"):
+            candidate.manual.append(f"{_string(push, 'action')} as version {_string(push, 'pushed_version')} by "
+                                    f"{_string(push, 'user')}: {_string(push, 'reason')}")
+    return candidate
+
+
+def inventory(config: PipelineConfig) -> Inventory:
+    """Every version in the serving directory and every candidate model, from ML Metadata."""
+    config = config.absolute()
+    store, context = _store(config)
+    models = _models(store, context)
+    versions = _serving_versions(store, config, models)
+    pushes = model_pushes(store, models)
+    return Inventory(versions=versions,
+                     candidates=[_candidate(store, models[i], pushes, versions) for i in sorted(models)])
+
+
+def _when(seconds: Optional[float]) -> str:
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ") \
+        if seconds else "-"
+
+
+def format_inventory(found: Inventory, config: PipelineConfig) -> str:
+    """Two tables for the terminal: serving versions (live marked) and candidates."""
+    config = config.absolute()
+    candidates = {c.model_id: c for c in found.candidates}
+    lines = [f"Serving directory {config.serving_dir} (TF Serving serves the highest version):"]
+    header = f"  {'':1} {'VERSION':<11} {'WHEN (UTC)':<20} {'MODEL':>5} {'PSNR':>6} {'HOW':<9} WHY"
+    lines.append(header if found.versions else "  (empty)")
+    for v in reversed(found.versions):
+        psnr = candidates[v.model_id].psnr if v.model_id in candidates else None
+        why = f"{v.user}: {v.reason}" if v.reason else ("gate passed" if v.action == "pipeline" else "")
+        lines.append(f"  {'*' if v.live else '':1} {v.version:<11} {_when(v.when):<20} {v.model_id or '-':>5} "
+                     f"{f'{psnr:.2f}' if psnr is not None else '-':>6} {v.action:<9} {why}")
+    lines.append(f"Candidates (pipeline {config.pipeline_name}, ML Metadata {config.resolved_metadata_path}):")
+    lines.append(f"  {'MODEL':>5} {'TRAINED (UTC)':<20} {'PSNR':>6} {'WORST CLASS':<20} {'BLESSED':<14} "
+                 f"{'PUSHED':<24} DATASET")
+    for c in reversed(found.candidates):
+        worst = f"{c.worst_class} {c.worst_class_psnr:.2f}" if c.worst_class_psnr is not None else "-"
+        blessed = "not evaluated" if c.blessed is None else \
+            f"{'yes' if c.blessed else 'no'}" + (f" (>={c.threshold:g})" if c.threshold is not None else "")
+        pushed = ",".join(map(str, c.versions)) or "no"
+        lines.append(f"  {c.model_id:>5} {_when(c.when):<20} {f'{c.psnr:.2f}' if c.psnr is not None else '-':>6} "
+                     f"{worst:<20} {blessed:<14} {pushed:<24} {c.dataset}")
+        lines += [f"        manual {note}" for note in c.manual]
+    return "\n".join(lines)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name (e.g. a container without USER): still record something
+        return os.environ.get("USER", "unknown")
+
+
+def _require_reason(reason: Optional[str], action: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise PromotionRefused(f"{action} needs --reason TEXT: it is recorded in ML Metadata with who ran it")
+    return reason
+
+
+def _find_model(store, context, reference: str) -> metadata_store_pb2.Artifact:
+    models = _models(store, context)
+    if reference.isdigit() and int(reference) in models:
+        return models[int(reference)]
+    path = os.path.normpath(os.path.abspath(reference))
+    for model in models.values():
+        if path in (os.path.normpath(model.uri), os.path.normpath(os.path.join(model.uri, SERVING_MODEL_DIR))):
+            return model
+    raise PromotionRefused(f"MODEL {reference!r} is neither the id nor the URI of a Model of pipeline "
+                           f"{context.name!r} (see `sparse-ae models`)")
+
+
+def _artifact_type_id(store, name: str) -> int:
+    try:
+        return store.get_artifact_type(name).id
+    except Exception:  # not yet registered in this store (a pipeline run registers both)
+        return store.put_artifact_type(metadata_store_pb2.ArtifactType(name=name))
+
+
+def _event(kind, key: str) -> metadata_store_pb2.Event:
+    event = metadata_store_pb2.Event(type=kind)
+    event.path.steps.add().key = key
+    event.path.steps.add().index = 0
+    return event
+
+
+def _record(store, context, config: PipelineConfig, action: str, model, destination: str, reason: str,
+            user: str, metrics: Dict[str, object], from_version: str = "") -> int:
+    """One execution with its input model and output push and blessing, in one transaction."""
+    type_name = PROMOTION_TYPE if action == "promote" else ROLLBACK_TYPE
+    execution_type = metadata_store_pb2.ExecutionType(name=type_name)
+    for key, kind in _EXECUTION_PROPERTIES.items():
+        execution_type.properties[key] = kind
+    type_id = store.put_execution_type(execution_type, can_add_fields=True)
+    now = time.time()
+    version = os.path.basename(destination)
+    execution = metadata_store_pb2.Execution(type_id=type_id, last_known_state=metadata_store_pb2.Execution.COMPLETE)
+    values = {"action": action, "user": user, "reason": reason, "time": _when(now), "model_id": model.id,
+              "model_uri": model.uri, "version": version, "from_version": from_version,
+              "metrics": json.dumps(metrics)}
+    for key, value in values.items():
+        if isinstance(value, int):
+            execution.properties[key].int_value = value
+        else:
+            execution.properties[key].string_value = value
+    if metrics.get("psnr") is not None:
+        execution.properties["psnr"].double_value = float(metrics["psnr"])
+
+    def artifact(type_name: str, uri: str, custom: Dict[str, object]) -> metadata_store_pb2.Artifact:
+        result = metadata_store_pb2.Artifact(type_id=_artifact_type_id(store, type_name), uri=uri,
+                                             state=metadata_store_pb2.Artifact.LIVE)
+        custom = {**custom, "manual": 1, "action": action, "user": user, "reason": reason,
+                  "state": "published"}  # TFX's own artifact state, as on pipeline outputs
+        for key, value in custom.items():
+            if isinstance(value, int):
+                result.custom_properties[key].int_value = value
+            else:
+                result.custom_properties[key].string_value = str(value)
+        return result
+
+    # The artifacts' own folders live under pipeline_root, like components' outputs: never the
+    # serving folder, which artifact garbage collection must not be able to delete. The blessing's
+    # holds TFX's BLESSED marker, as the Evaluator writes it; no archive copy of the model is kept.
+    folder = os.path.join(config.pipeline_root, type_name, str(int(now * 1000)))
+    blessing_uri = os.path.join(folder, "blessing")
+    os.makedirs(blessing_uri, exist_ok=True)
+    os.makedirs(os.path.join(folder, "pushed_model"), exist_ok=True)
+    open(os.path.join(blessing_uri, "BLESSED"), "w").close()
+    pushed = artifact(PUSHED_MODEL_TYPE, os.path.join(folder, "pushed_model"),
+                      {"pushed": 1, "pushed_destination": destination, "pushed_version": version})
+    blessing = artifact("ModelBlessing", blessing_uri,
+                        {"blessed": 1, "current_model": model.uri, "current_model_id": model.id})
+    execution_id, _, _ = store.put_execution(
+        execution, [(model, _event(metadata_store_pb2.Event.INPUT, "model")),
+                    (pushed, _event(metadata_store_pb2.Event.OUTPUT, "pushed_model")),
+                    (blessing, _event(metadata_store_pb2.Event.OUTPUT, "blessing"))],
+        [context], reuse_context_if_already_exist=True)
+    return execution_id
+
+
+def _metrics(candidate: Optional[Candidate]) -> Dict[str, object]:
+    if candidate is None:
+        return {}
+    return {"psnr": candidate.psnr, "worst_class": candidate.worst_class,
+            "worst_class_psnr": candidate.worst_class_psnr, "blessed": candidate.blessed,
+            "threshold": candidate.threshold, "dataset": candidate.dataset}
+
+
+def promote(config: PipelineConfig, model_reference: str, reason: Optional[str],
+            user: Optional[str] = None) -> ServingVersion:
+    """Publish a candidate the gate rejected (or any evaluated candidate) as the new live version."""
+    reason = _require_reason(reason, "promote")
+    config = config.absolute()
+    store, context = _store(config, writable=True)
+    model = _find_model(store, context, model_reference)
+    model_path = os.path.join(model.uri, SERVING_MODEL_DIR)
+    if not os.path.isdir(model_path):
+        raise PromotionRefused(f"model {model.id} has no SavedModel at {model_path}")
+    live = live_path(config.serving_dir)
+    if live and same_saved_model(model_path, live):
+        raise PromotionRefused(f"model {model.id} is already live as version {os.path.basename(live)}")
+    found = _candidate(store, model, {}, [])
+    if found.blessed is None:
+        raise PromotionRefused(f"model {model.id} was never evaluated; only evaluated candidates can be promoted")
+    destination = publish(model_path, config.serving_dir)
+    user = user or _user()
+    _record(store, context, config, "promote", model, destination, reason, user, _metrics(found))
+    return ServingVersion(version=int(os.path.basename(destination)), path=destination, live=True,
+                          model_id=model.id, action="promote", when=time.time(), user=user, reason=reason)
+
+
+def rollback(config: PipelineConfig, to: Optional[int], reason: Optional[str],
+             user: Optional[str] = None) -> Tuple[ServingVersion, ServingVersion]:
+    """Make an earlier version live again by re-publishing it under a new, higher version.
+
+    Default target: the newest earlier version holding a different SavedModel than the live one.
+    Returns (the target version, the new live version).
+    """
+    reason = _require_reason(reason, "rollback")
+    config = config.absolute()
+    store, context = _store(config, writable=True)
+    models = _models(store, context)
+    versions = _serving_versions(store, config, models)
+    if not versions:
+        raise PromotionRefused(f"nothing is serving in {config.serving_dir}")
+    live = versions[-1]
+    if to is None:
+        earlier = [v for v in reversed(versions[:-1]) if not same_saved_model(v.path, live.path)]
+        if not earlier:
+            raise PromotionRefused(f"no earlier version in {config.serving_dir} differs from the live one "
+                                   f"({live.version})")
+        target = earlier[0]
+    else:
+        target = next((v for v in versions if v.version == to), None)
+        if target is None:
+            raise PromotionRefused(f"--to {to}: no such version in {config.serving_dir} "
+                                   f"(versions: {', '.join(str(v.version) for v in versions)})")
+        if target.live or same_saved_model(target.path, live.path):
+            raise PromotionRefused(f"--to {to}: that model is already live (version {live.version})")
+    if target.model_id is None:
+        raise PromotionRefused(f"version {target.version} has no push recorded in ML Metadata, so its model "
+                               f"(and the next run's baseline) is unknown")
+    model = models[target.model_id]
+    found = _candidate(store, model, {}, [])
+    destination = publish(target.path, config.serving_dir)
+    user = user or _user()
+    _record(store, context, config, "rollback", model, destination, reason, user,
+            {**_metrics(found), "rolled_back_from": live.version, "republished": target.version},
+            from_version=str(live.version))
+    return target, ServingVersion(version=int(os.path.basename(destination)), path=destination, live=True,
+                                  model_id=model.id, action="rollback", when=time.time(), user=user, reason=reason)

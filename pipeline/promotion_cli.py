@@ -1,0 +1,80 @@
+"""`sparse-ae models`, `sparse-ae promote MODEL --reason TEXT`, `sparse-ae rollback [--to V] --reason TEXT`."""
+from __future__ import annotations
+
+import argparse
+from typing import Callable, Dict
+
+
+def _config(args: argparse.Namespace):
+    from pipeline_config import load_config
+
+    overrides = list(args.set or [])
+    if args.pipeline_root:
+        overrides.insert(0, f"pipeline_root={args.pipeline_root}")
+    return load_config(overrides).absolute()
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    config = _config(args)  # validated before the slow TFX/TFMA import
+    import logging
+
+    from pipeline.promotion import format_inventory, inventory
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # TFMA's deprecation warnings on loading metrics
+    found = inventory(config)
+    print(found.to_json() if args.json else format_inventory(found, config))
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    config = _config(args)
+    _require_reason(args, "promote")  # refuse before the slow imports and any lookup
+    from pipeline.promotion import promote
+
+    version = promote(config, args.model, args.reason)
+    print(f"model {version.model_id} published as version {version.version} ({version.path}), now live; "
+          f"recorded in ML Metadata as a manual promotion by {version.user}")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    config = _config(args)
+    _require_reason(args, "rollback")
+    from pipeline.promotion import rollback
+
+    target, version = rollback(config, args.to, args.reason)
+    print(f"version {target.version} (model {target.model_id}) re-published as version {version.version} "
+          f"({version.path}), now live; recorded in ML Metadata as a rollback by {version.user}")
+    return 0
+
+
+def _require_reason(args: argparse.Namespace, action: str) -> None:
+    from sparse_ae.errors import ConfigError
+
+    if not (args.reason or "").strip():  # pipeline.promotion checks again for Python callers
+        raise ConfigError(f"{action} needs --reason TEXT: it is recorded in ML Metadata with who ran it")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pipeline-root", help="the pipeline's root (sets pipeline_root; the metadata store is in it)")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="pipeline config override, repeatable (serving_dir=..., pipeline_name=...)")
+
+
+def add_promotion_commands(subparsers) -> Dict[str, Callable[[argparse.Namespace], int]]:
+    """Register models/promote/rollback; return the handler of each command name."""
+    models = subparsers.add_parser("models", help="serving versions and evaluated candidates, from ML Metadata")
+    _common(models)
+    models.add_argument("--json", action="store_true", help="machine-readable output")
+
+    promote = subparsers.add_parser("promote", help="push a candidate the gate rejected (recorded, with a reason)")
+    promote.add_argument("model", metavar="MODEL", help="Model artifact id (see `models`) or its URI")
+    promote.add_argument("--reason", help="why the gate is overridden (required; recorded)")
+    _common(promote)
+
+    rollback = subparsers.add_parser("rollback", help="make an earlier serving version live again (recorded)")
+    rollback.add_argument("--to", type=int, metavar="VERSION",
+                          help="the version to restore (default: the newest earlier one that differs from live)")
+    rollback.add_argument("--reason", help="why (required; recorded)")
+    _common(rollback)
+    return {"models": cmd_models, "promote": cmd_promote, "rollback": cmd_rollback}

@@ -1,0 +1,76 @@
+"""The pipeline's optional Tuner: `tuner_fn` (the same `SparsityTuner` as `sparse-ae tune`, fed by
+TFXIO like the Trainer) and a Tuner component whose executor also records the trials table."""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List
+
+from tfx import v1 as tfx
+from tfx.components.tuner import executor as tuner_executor
+from tfx.dsl.components.base import executor_spec
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import io_utils
+from tensorflow_metadata.proto.v0 import schema_pb2
+
+from pipeline.trainer_module import _images
+from sparse_ae.config import SparseAEConfig, configure_devices
+from sparse_ae.data import to_pairs
+from sparse_ae.tuner import SparsityTuner
+from sparse_ae.tuning import TRIALS_FILE, TunerConfig, trials_json
+
+TUNER_FN = "pipeline.tuner_module.tuner_fn"
+
+
+def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
+    """The search over the Examples' train split, validated on eval, in the executor's working dir."""
+    model_config = SparseAEConfig.model_validate(fn_args.custom_config["model"])
+    tuner_config = TunerConfig.model_validate(fn_args.custom_config["tuner"])
+    configure_devices(model_config)
+    schema = tfx.utils.parse_pbtxt_file(fn_args.schema_path, schema_pb2.Schema())
+    # Batching, shuffling and corruption are not tuned, so one input pipeline serves every trial.
+    train = to_pairs(_images(fn_args.train_files, fn_args.data_accessor, schema, model_config),
+                     model_config, training=True)
+    val = to_pairs(_images(fn_args.eval_files, fn_args.data_accessor, schema, model_config),
+                   model_config, training=False)
+    # TFX counts total steps; Keras counts steps per epoch.
+    steps_per_epoch = fn_args.train_steps // tuner_config.epochs_per_trial if fn_args.train_steps else None
+    if steps_per_epoch:
+        train = train.repeat()
+    tuner = SparsityTuner(model_config, tuner_config, directory=fn_args.working_dir)
+    return tfx.components.TunerFnResult(tuner=tuner, fit_kwargs={
+        "train_data": train, "val_data": val, "steps_per_epoch": steps_per_epoch,
+        "validation_steps": fn_args.eval_steps or None})
+
+
+class SparsityTunerExecutor(tuner_executor.Executor):
+    """TFX's Tuner executor, plus trials.json (each trial's rho, beta, latent size, PSNR, mean
+    activation, KL and score) in the tuner_results artifact, for the run summary."""
+
+    def Do(self, input_dict: Dict[str, List[Any]], output_dict: Dict[str, List[Any]],
+           exec_properties: Dict[str, Any]) -> None:
+        if tuner_executor.get_tune_args(exec_properties):
+            raise ValueError("TuneArgs is not supported by this Tuner's Executor.")
+        tuner = tuner_executor.search(input_dict, exec_properties, self._get_tmp_dir(), print_tuning_summary=False)
+        if not tuner.oracle.get_best_trials(1):  # otherwise TFX fails with a bare IndexError
+            raise RuntimeError("no tuner trial completed; see the trial errors above")
+        tuner_executor.write_best_hyperparameters(tuner, output_dict)
+        results_uri = artifact_utils.get_single_uri(output_dict[standard_component_specs.TUNER_RESULTS_KEY])
+        io_utils.write_string_file(os.path.join(results_uri, TRIALS_FILE),
+                                   trials_json(tuner.trial_results(), tuner.tuner_config.sparsity_tolerance))
+
+
+class SparsityTunerComponent(tfx.components.Tuner):
+    """`tfx.components.Tuner` with SparsityTunerExecutor."""
+
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(SparsityTunerExecutor)
+
+
+def create_tuner(config, examples, schema) -> tfx.components.Tuner:
+    """The Tuner node for a PipelineConfig with tuner.enabled; its outputs feed the Trainer."""
+    tuner = config.tuner
+    return SparsityTunerComponent(
+        tuner_fn=TUNER_FN, examples=examples, schema=schema,
+        train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=(tuner.steps_per_epoch or 0) * tuner.epochs_per_trial),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=tuner.eval_steps or 0),
+        custom_config={"model": config.model.model_dump(mode="json"), "tuner": tuner.model_dump(mode="json")},
+    ).with_id("Tuner")
