@@ -44,10 +44,12 @@ class RunSummary:
         return any(state == "failed" for _, state in self.components)
 
 
-def open_store(metadata_path: str) -> metadata_store.MetadataStore:
+def open_store(metadata_path: str, writable: bool = False) -> metadata_store.MetadataStore:
+    """A connection to an existing sqlite store (never creates one); read-only unless writable."""
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = metadata_path
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    mode = metadata_store_pb2.SqliteMetadataSourceConfig
+    config.sqlite.connection_mode = mode.READWRITE if writable else mode.READONLY
     return metadata_store.MetadataStore(config)
 
 

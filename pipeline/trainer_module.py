@@ -30,6 +30,18 @@ def _images(file_pattern, data_accessor, schema, config: SparseAEConfig) -> tf.d
             .unbatch().cache())
 
 
+def input_pairs(fn_args: tfx.components.FnArgs, config: SparseAEConfig, epochs: int):
+    """(train, val, steps_per_epoch) from the Examples through TFXIO, for the Trainer and the Tuner.
+
+    TFX counts total steps and Keras steps per epoch; with a step limit the train split repeats.
+    """
+    schema = tfx.utils.parse_pbtxt_file(fn_args.schema_path, schema_pb2.Schema())
+    train = to_pairs(_images(fn_args.train_files, fn_args.data_accessor, schema, config), config, training=True)
+    val = to_pairs(_images(fn_args.eval_files, fn_args.data_accessor, schema, config), config, training=False)
+    steps_per_epoch = fn_args.train_steps // epochs if fn_args.train_steps else None
+    return (train.repeat() if steps_per_epoch else train), val, steps_per_epoch
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """Train on the train split, validate on eval, export the best epoch's weights as a SavedModel."""
     config = SparseAEConfig.model_validate(fn_args.custom_config["model"])
@@ -38,14 +50,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     configure_devices(config)
     # MultiWorkerMirroredStrategy reads the cluster from TF_CONFIG, which Vertex AI and KFP set.
     strategy = create_strategy(config)
-    schema = tfx.utils.parse_pbtxt_file(fn_args.schema_path, schema_pb2.Schema())
-    train = to_pairs(_images(fn_args.train_files, fn_args.data_accessor, schema, config), config, training=True)
-    val = to_pairs(_images(fn_args.eval_files, fn_args.data_accessor, schema, config), config, training=False)
-
-    # TFX counts total steps; Keras counts steps per epoch.
-    steps_per_epoch = fn_args.train_steps // config.epochs if fn_args.train_steps else None
-    if steps_per_epoch:
-        train = train.repeat()
+    train, val, steps_per_epoch = input_pairs(fn_args, config, config.epochs)
     train, val = shard_by_data(train, strategy), shard_by_data(val, strategy)
     model = build_model(config, strategy)
     fit(model, train, val, config.epochs, fn_args.model_run_dir, verbose=2,

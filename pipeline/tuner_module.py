@@ -10,11 +10,9 @@ from tfx.components.tuner import executor as tuner_executor
 from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils
-from tensorflow_metadata.proto.v0 import schema_pb2
 
-from pipeline.trainer_module import _images
+from pipeline.trainer_module import input_pairs
 from sparse_ae.config import SparseAEConfig, configure_devices
-from sparse_ae.data import to_pairs
 from sparse_ae.tuner import SparsityTuner
 from sparse_ae.tuning import TRIALS_FILE, TunerConfig, trials_json
 
@@ -26,16 +24,8 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     model_config = SparseAEConfig.model_validate(fn_args.custom_config["model"])
     tuner_config = TunerConfig.model_validate(fn_args.custom_config["tuner"])
     configure_devices(model_config)
-    schema = tfx.utils.parse_pbtxt_file(fn_args.schema_path, schema_pb2.Schema())
     # Batching, shuffling and corruption are not tuned, so one input pipeline serves every trial.
-    train = to_pairs(_images(fn_args.train_files, fn_args.data_accessor, schema, model_config),
-                     model_config, training=True)
-    val = to_pairs(_images(fn_args.eval_files, fn_args.data_accessor, schema, model_config),
-                   model_config, training=False)
-    # TFX counts total steps; Keras counts steps per epoch.
-    steps_per_epoch = fn_args.train_steps // tuner_config.epochs_per_trial if fn_args.train_steps else None
-    if steps_per_epoch:
-        train = train.repeat()
+    train, val, steps_per_epoch = input_pairs(fn_args, model_config, tuner_config.epochs_per_trial)
     tuner = SparsityTuner(model_config, tuner_config, directory=fn_args.working_dir)
     return tfx.components.TunerFnResult(tuner=tuner, fit_kwargs={
         "train_data": train, "val_data": val, "steps_per_epoch": steps_per_epoch,

@@ -23,3 +23,13 @@ def garment_data_dir(tmp_path_factory) -> str:
     data_dir = str(tmp_path_factory.mktemp("tfds"))
     tfds_builder("garment_shapes/small", data_dir=data_dir, download=True)
     return data_dir
+
+
+def small_pipeline_overrides(root, data_dir: str, epochs: int = 1) -> list:
+    """--set overrides for a fast pipeline on garment_shapes/small under root, fully offline.
+
+    In-memory Beam: the multi-processing default costs process start-ups per Beam component.
+    """
+    return [f"pipeline_root={root}/root", f"serving_dir={root}/serving", "dataset.name=garment_shapes/small",
+            f"dataset.data_dir={data_dir}", "dataset.download=false", f"model.epochs={epochs}",
+            "beam_pipeline_args=--direct_running_mode=in_memory,--direct_num_workers=1"]

@@ -1,5 +1,6 @@
 """The pipeline as a real Airflow 2 DAG: `airflow db migrate` and `airflow dags test` in a temporary
 AIRFLOW_HOME (sqlite) execute every task on garment_shapes/small; a DagBag loads the folder."""
+from conftest import small_pipeline_overrides  # noqa: E402
 import json
 import os
 import sqlite3
@@ -39,11 +40,9 @@ print("RESULT " + json.dumps({
 @pytest.fixture(scope="module")
 def airflow_run(garment_data_dir, tmp_path_factory):
     home = tmp_path_factory.mktemp("airflow")
-    config = load_config([
-        f"pipeline_root={home}/root", f"serving_dir={home}/serving", "dataset.name=garment_shapes/small",
-        f"dataset.data_dir={garment_data_dir}", "dataset.download=false", "model.epochs=1",
-        "model.batch_size=64", "model.hidden_dims=64", "model.latent_dim=16", "gate.psnr_threshold=5", "gate.baseline=latest_blessed",
-        "beam_pipeline_args=--direct_running_mode=in_memory,--direct_num_workers=1"])
+    config = load_config(small_pipeline_overrides(home, garment_data_dir) + [
+        "model.batch_size=64", "model.hidden_dims=64", "model.latent_dim=16", "gate.psnr_threshold=5",
+        "gate.baseline=latest_blessed"])
     dags = home / "dags"
     dag_file = write_dag_file(config, str(dags))
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "TF_CONFIG"))}

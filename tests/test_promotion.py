@@ -6,6 +6,7 @@ seed) rejected by an unreachable threshold; `promote` without a reason is refuse
 re-publishes v1 as v3; (4) model A evaluated again: its baseline must be the live A, although B
 has the higher id and a (manual) blessing, which TFX's LatestBlessedModelStrategy would pick.
 """
+from conftest import small_pipeline_overrides  # noqa: E402
 import contextlib
 import io
 import json
@@ -40,10 +41,8 @@ def sparse_ae(*argv: str):
 @pytest.fixture(scope="module")
 def history(garment_data_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("promotion")
-    common = [f"pipeline_root={root}/root", f"serving_dir={root}/serving", "dataset.name=garment_shapes/small",
-              f"dataset.data_dir={garment_data_dir}", "dataset.download=false", "model.epochs=1",
-              "model.hidden_dims=64", "model.latent_dim=16", "gate.psnr_threshold=0",
-              "beam_pipeline_args=--direct_running_mode=in_memory,--direct_num_workers=1"]  # default: multi-processing
+    common = small_pipeline_overrides(root, garment_data_dir) + [
+        "model.hidden_dims=64", "model.latent_dim=16", "gate.psnr_threshold=0"]
     sets = sum((["--set", item] for item in common), [])
     config = load_config(common).absolute()
     metadata, name, serving = config.resolved_metadata_path, config.pipeline_name, config.serving_dir

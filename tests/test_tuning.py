@@ -1,5 +1,6 @@
 """Tuning sparsity: the objective's ordering, the standalone `sparse-ae tune`, and a LocalDagRunner
 run with the Tuner on garment_shapes/small whose Trainer must use the Tuner's best values."""
+from conftest import small_pipeline_overrides  # noqa: E402
 import json
 import os
 
@@ -79,11 +80,8 @@ def tuned_run(garment_data_dir, tmp_path_factory):
     from pipeline_config import load_config
 
     root = tmp_path_factory.mktemp("tuned")
-    config = load_config([
-        f"pipeline_root={root}/root", f"serving_dir={root}/serving", "dataset.name=garment_shapes/small",
-        f"dataset.data_dir={garment_data_dir}", "dataset.download=false", "model.epochs=1",
-        "gate.psnr_threshold=5", "tuner.enabled=true",
-        "beam_pipeline_args=--direct_running_mode=in_memory,--direct_num_workers=1", *TINY_SEARCH])
+    config = load_config(small_pipeline_overrides(root, garment_data_dir) + [
+        "gate.psnr_threshold=5", "tuner.enabled=true", *TINY_SEARCH])
     run_local(config)
     summary = summarize_run(config.absolute().resolved_metadata_path, config.pipeline_name)
     return summary, format_summary(summary)
