@@ -6,7 +6,7 @@ label instead costs ~40x more per example (see README).
 """
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional
 
 import tensorflow_model_analysis as tfma
 
@@ -33,14 +33,18 @@ def gate_threshold(gate: GateConfig) -> tfma.MetricThreshold:
 
 
 def eval_config(gate: GateConfig) -> tfma.EvalConfig:
-    """Overall and per-label slices; the PSNR gate overall, and an optional floor on every class."""
-    per_slice: List[tfma.PerSliceMetricThreshold] = []
+    """Overall and per-label slices; the PSNR gate overall, and an optional floor on every class.
+
+    The gate is a per-slice threshold on the overall slice: a MetricConfig.threshold would apply
+    to every slice, the per-label ones included, making the overall threshold a class floor too.
+    """
+    per_slice = [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=gate_threshold(gate))]
     if gate.class_psnr_floor is not None:
         per_slice.append(tfma.PerSliceMetricThreshold(
             slicing_specs=[tfma.SlicingSpec(feature_keys=[LABEL_FEATURE])],
             threshold=tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
                 lower_bound={"value": gate.class_psnr_floor}))))
-    metrics_spec = tfma.MetricsSpec(metrics=[psnr_metric(gate_threshold(gate), per_slice),
+    metrics_spec = tfma.MetricsSpec(metrics=[psnr_metric(per_slice=per_slice),
                                              tfma.MetricConfig(class_name="ExampleCount")])
     return tfma.EvalConfig(
         # tf_generic: the SavedModel is a plain tf.Module, so TFMA does not try Keras loading
@@ -51,3 +55,14 @@ def eval_config(gate: GateConfig) -> tfma.EvalConfig:
                                     label_key=LABEL_FEATURE, model_type=tfma.TF_GENERIC)],
         slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[LABEL_FEATURE])],
         metrics_specs=[metrics_spec])
+
+
+def psnr_lower_bound(config: tfma.EvalConfig) -> Optional[float]:
+    """The overall PSNR threshold of an EvalConfig made by eval_config (None if it has none)."""
+    for spec in config.metrics_specs:
+        for metric in spec.metrics:
+            for per_slice in metric.per_slice_thresholds:
+                overall = any(slicing == tfma.SlicingSpec() for slicing in per_slice.slicing_specs)
+                if overall and per_slice.threshold.value_threshold.HasField("lower_bound"):
+                    return per_slice.threshold.value_threshold.lower_bound.value
+    return None

@@ -86,20 +86,12 @@ class Inventory:
                            "candidates": [dataclasses.asdict(c) for c in self.candidates]}, indent=2)
 
 
-def open_writable_store(metadata_path: str) -> metadata_store.MetadataStore:
-    """A read-write connection to an existing sqlite store (never creates one)."""
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = metadata_path
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE
-    return metadata_store.MetadataStore(config)
-
-
 def _store(config: PipelineConfig, writable: bool = False
            ) -> Tuple[metadata_store.MetadataStore, metadata_store_pb2.Context]:
     path = config.resolved_metadata_path
     if not os.path.exists(path):
         raise PromotionRefused(f"no ML Metadata store at {path}: run the pipeline first, or pass --pipeline-root")
-    store = open_writable_store(path) if writable else open_store(path)
+    store = open_store(path, writable=writable)
     context = store.get_context_by_type_and_name("pipeline", config.pipeline_name)
     if context is None:
         raise PromotionRefused(f"no pipeline {config.pipeline_name!r} in ML Metadata at {path}")
@@ -137,18 +129,16 @@ def _serving_versions(store, config: PipelineConfig, models) -> List[ServingVers
 
 def _gate_threshold(execution) -> Optional[float]:
     """The overall PSNR lower bound in the Evaluator's eval_config execution property."""
+    import tensorflow_model_analysis as tfma
+    from google.protobuf import json_format
+
+    from pipeline.evaluation import psnr_lower_bound
+
     try:
-        eval_config = json.loads(_string(execution, "eval_config"))
-    except ValueError:
+        config = json_format.Parse(_string(execution, "eval_config"), tfma.EvalConfig(), ignore_unknown_fields=True)
+    except json_format.ParseError:
         return None
-    for spec in eval_config.get("metrics_specs", eval_config.get("metricsSpecs", [])):
-        for metric in spec.get("metrics", []):
-            threshold = metric.get("threshold", {})
-            value = threshold.get("value_threshold", threshold.get("valueThreshold", {}))
-            bound = value.get("lower_bound", value.get("lowerBound"))
-            if bound is not None:
-                return float(bound["value"] if isinstance(bound, dict) else bound)
-    return None
+    return psnr_lower_bound(config)
 
 
 def _candidate(store, model, pushes, versions: List[ServingVersion]) -> Candidate:

@@ -5,6 +5,7 @@ same again, served from cache (its re-evaluation against itself publishes nothin
 unreachable threshold through the real `sparse-ae` command, not blessed; (4) a retrained model,
 blessed against run 1's model as baseline.
 """
+from conftest import small_pipeline_overrides  # noqa: E402
 import glob
 import os
 import subprocess
@@ -26,11 +27,8 @@ UPSTREAM = ["TFDSExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", 
 @pytest.fixture(scope="module")
 def runs(garment_data_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
-    overrides = [f"pipeline_root={root}/root", f"serving_dir={root}/serving", "dataset.name=garment_shapes/small",
-                 f"dataset.data_dir={garment_data_dir}", "dataset.download=false", "model.epochs=3",
-                 "gate.psnr_threshold=10", "gate.change_tolerance=1.0",
-                 # In-memory Beam: multi-processing (the default) costs process start-ups per component.
-                 "beam_pipeline_args=--direct_running_mode=in_memory,--direct_num_workers=1"]
+    overrides = small_pipeline_overrides(root, garment_data_dir, epochs=3) + [
+        "gate.psnr_threshold=10", "gate.change_tolerance=1.0"]
     config = load_config(overrides)
     metadata, name = config.absolute().resolved_metadata_path, config.pipeline_name
     serving = os.path.join(root, "serving")
@@ -159,20 +157,41 @@ def test_second_blessed_run_is_compared_against_the_first(runs):
         [os.path.basename(first.pushed_path), os.path.basename(second.pushed_path)])
 
 
-def test_a_threshold_on_a_metric_never_computed_does_not_pass(runs, tmp_path):
+def validate_with_tfma(runs, config, output_path):
+    """Run TFMA on run 1's model and eval split with config; returns its validation result."""
     import tensorflow_model_analysis as tfma
 
-    from pipeline.evaluation import eval_config
-    config = eval_config(runs["config"].gate)
-    config.metrics_specs[0].metrics[0].threshold.ClearField("change_threshold")  # no baseline here
-    config.metrics_specs[0].thresholds["psnr_typo"].value_threshold.lower_bound.value = 0.0
     model_path = os.path.join(runs["first"].artifacts["Trainer.model"], "Format-Serving")
     files = os.path.join(runs["first"].artifacts["TFDSExampleGen.examples"], "Split-eval", "*.gz")
     shared = tfma.default_eval_shared_model(model_path, eval_config=config)
     tfma.run_model_analysis(shared, config, data_location=files, file_format="tfrecords",
-                            output_path=str(tmp_path))
-    validation = tfma.load_validation_result(str(tmp_path))
+                            output_path=str(output_path))
+    return tfma.load_validation_result(str(output_path))
+
+
+def test_a_threshold_on_a_metric_never_computed_does_not_pass(runs, tmp_path):
+    from pipeline.evaluation import eval_config
+    config = eval_config(runs["config"].gate)
+    config.metrics_specs[0].metrics[0].per_slice_thresholds[0].threshold.ClearField("change_threshold")  # no baseline
+    config.metrics_specs[0].thresholds["psnr_typo"].value_threshold.lower_bound.value = 0.0
+    validation = validate_with_tfma(runs, config, tmp_path)
     assert not validation.validation_ok
     failed = [failure.metric_key.name for per_slice in validation.metric_validations_per_slice
               for failure in per_slice.failures]
     assert "psnr_typo" in failed and "psnr" not in failed
+
+
+def test_the_overall_threshold_is_not_a_class_floor(runs, tmp_path):
+    """A threshold between the worst class and the overall PSNR passes; as a class floor it fails."""
+    from pipeline.evaluation import eval_config
+    first = runs["first"]
+    between = (min(first.class_psnr.values()) + first.psnr) / 2
+    for floor, expected_ok in ((None, True), (between, False)):
+        gate = runs["config"].gate.model_copy(update={"psnr_threshold": between, "class_psnr_floor": floor})
+        config = eval_config(gate)
+        config.metrics_specs[0].metrics[0].per_slice_thresholds[0].threshold.ClearField("change_threshold")
+        validation = validate_with_tfma(runs, config, tmp_path / str(floor))
+        assert validation.validation_ok == expected_ok
+        if not expected_ok:
+            assert all(per_slice.slice_key.single_slice_keys[0].column == "label"
+                       for per_slice in validation.metric_validations_per_slice)
