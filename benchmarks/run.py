@@ -29,7 +29,7 @@ def suites(full: bool, smoke: bool = False) -> Dict[str, Callable[[Optional[str]
             "serving": lambda d: serving.run(d, dataset=small),
         }
     table: Dict[str, Callable[[Optional[str]], dict]] = {
-        "train_step": lambda d: train_step.run(d, epochs=3 if full else 2, limit=None if full else 20_000),
+        "train_step": lambda d: train_step.run(d, epochs=8 if full else 3, limit=None if full else 20_000),
         "example_gen": lambda d: example_gen.run(d, dataset="garment_shapes/full" if full else "garment_shapes/small"),
         "evaluator": lambda d: evaluator.run(d, sizes=[10_000, 40_000] if full else [2_000, 10_000]),
         "serving": lambda d: serving.run(d),

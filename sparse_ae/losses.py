@@ -26,7 +26,10 @@ def sparsity_penalty(latent: tf.Tensor, target: float, latent_activation: str = 
     with tanh, which maps [0, inf) onto [0, 1) and is the identity near 0, so the penalty
     still pulls each unit's mean activation towards about artanh(target) (~target when small).
     """
-    rho_hat = mean_unit_activation(latent)
-    if latent_activation == "relu":
-        rho_hat = tf.math.tanh(rho_hat)
+    return penalty_from_unit_means(mean_unit_activation(latent), target, latent_activation)
+
+
+def penalty_from_unit_means(unit_means: tf.Tensor, target: float, latent_activation: str = "sigmoid") -> tf.Tensor:
+    """sparsity_penalty from precomputed per-unit batch means (the step reuses them for its metric)."""
+    rho_hat = tf.math.tanh(unit_means) if latent_activation == "relu" else unit_means
     return tf.reduce_sum(kl_divergence(target, rho_hat))

@@ -8,7 +8,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from sparse_ae.config import SparseAEConfig
-from sparse_ae.losses import mean_unit_activation, sparsity_penalty
+from sparse_ae.losses import mean_unit_activation, penalty_from_unit_means
 from sparse_ae.metrics import PSNR, mse_per_image
 
 # Names of the figures each step reports (fit logs show them, with val_ for validation).
@@ -74,23 +74,24 @@ class SparseAutoencoder(keras.Model):
 
     def compute_losses(self, targets: tf.Tensor, latent: tf.Tensor,
                        reconstruction: tf.Tensor) -> Dict[str, tf.Tensor]:
-        """Per-image MSE, reconstruction MSE, KL penalty, and the weighted sum `loss`.
+        """Per-image MSE, reconstruction MSE, per-unit mean activations, KL penalty, and `loss`.
 
         Every image has the same pixel count, so the mean of per-image MSEs is the batch MSE;
         PSNR reuses the per-image figures instead of recomputing the squared error.
         """
         image_mse = mse_per_image(targets, reconstruction)
         recon_loss = tf.reduce_mean(image_mse)
-        kl = sparsity_penalty(latent, self.config.sparsity_target, self.config.latent_activation)
+        unit_means = mean_unit_activation(latent)
+        kl = penalty_from_unit_means(unit_means, self.config.sparsity_target, self.config.latent_activation)
         return {"loss": recon_loss + self.config.sparsity_weight * kl, "recon_loss": recon_loss,
-                "kl_penalty": kl, "image_mse": image_mse}
+                "kl_penalty": kl, "image_mse": image_mse, "unit_means": unit_means}
 
-    def _update_metrics(self, losses, latent) -> Dict[str, tf.Tensor]:
+    def _update_metrics(self, losses) -> Dict[str, tf.Tensor]:
         self.loss_tracker.update_state(losses["loss"])
         self.recon_loss_tracker.update_state(losses["recon_loss"])
         self.kl_penalty_tracker.update_state(losses["kl_penalty"])
         self.psnr_metric.update_from_mse(losses["image_mse"])
-        self.mean_activation_tracker.update_state(tf.reduce_mean(mean_unit_activation(latent)))
+        self.mean_activation_tracker.update_state(tf.reduce_mean(losses["unit_means"]))
         return {metric.name: metric.result() for metric in self.metrics}
 
     # The steps have no data-dependent Python control flow, so AutoGraph has nothing to convert;
@@ -106,14 +107,14 @@ class SparseAutoencoder(keras.Model):
             scaled_loss = losses["loss"] / tf.distribute.get_strategy().num_replicas_in_sync
         gradients = tape.gradient(scaled_loss, self.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
-        return self._update_metrics(losses, latent)
+        return self._update_metrics(losses)
 
     @tf.autograph.experimental.do_not_convert
     def test_step(self, data):
         inputs, targets = data
         latent, reconstruction = self.forward(inputs, training=False)
         losses = self.compute_losses(targets, latent, reconstruction)
-        return self._update_metrics(losses, latent)
+        return self._update_metrics(losses)
 
     @tf.autograph.experimental.do_not_convert
     def predict_step(self, data):
