@@ -8,20 +8,44 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 # Runs a command and prints the peak resident memory (KiB) of its process tree's largest member.
 _MEASURE = ("import resource, subprocess, sys; code = subprocess.call(sys.argv[1:]); "
             "print('MAXRSS', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)")
 
 
-def measured(command: List[str]) -> dict:
-    started = time.perf_counter()
+def measured(command: List[str], metadata_path: Optional[str] = None) -> dict:
+    """Wall time and peak RSS of a fresh process; with a pipeline's store, where the time went."""
+    started_at, started = time.time(), time.perf_counter()
     result = subprocess.run([sys.executable, "-c", _MEASURE, *command], capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"{command[:3]} failed: {result.stderr[-2000:]}")
     peak_kib = int([line for line in result.stdout.splitlines() if line.startswith("MAXRSS")][-1].split()[1])
-    return {"seconds": time.perf_counter() - started, "peak_memory_gib": peak_kib / 2**20}
+    figures = {"seconds": time.perf_counter() - started, "peak_memory_gib": peak_kib / 2**20}
+    if metadata_path:
+        figures["profile"] = component_profile(metadata_path, started_at, started_at + figures["seconds"])
+    return figures
+
+
+def component_profile(metadata_path: str, started_at: float, ended_at: float) -> Dict[str, float]:
+    """Seconds per component (MLMD execution create -> last update), plus the time before the
+    first component started (imports, config, pipeline compilation) and after the last ended."""
+    from pipeline.run_summary import open_store
+
+    store = open_store(metadata_path)
+    types = {t.id: t.name.split(".")[-1] for t in store.get_execution_types()}
+    executions = sorted(store.get_executions(), key=lambda e: e.create_time_since_epoch)
+    profile = {"before_first_component": executions[0].create_time_since_epoch / 1000 - started_at}
+    for execution in executions:
+        profile[types[execution.type_id]] = (execution.last_update_time_since_epoch
+                                             - execution.create_time_since_epoch) / 1000
+    last_end = max(e.last_update_time_since_epoch for e in executions) / 1000
+    profile["after_last_component"] = ended_at - last_end
+    # Launcher work outside executions: input resolution, cache lookups, MLMD bookkeeping.
+    profile["between_components"] = (last_end - executions[0].create_time_since_epoch / 1000) - sum(
+        (e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000 for e in executions)
+    return profile
 
 
 def pipeline_command(dataset: str, data_dir: str, epochs: int, work: str, extra: List[str] = ()) -> List[str]:
@@ -67,11 +91,17 @@ def run(data_dir: Optional[str], dataset: str = "garment_shapes/full", epochs: i
     with tempfile.TemporaryDirectory() as work:
         standalone = measured([sparse_ae, "train", "--dataset", dataset, "--data-dir", data_dir, "--offline",
                                "--epochs", str(epochs), "--output", os.path.join(work, "standalone")])
-        pipeline = measured(pipeline_command(dataset, data_dir, epochs, work))
+        pipeline = measured(pipeline_command(dataset, data_dir, epochs, work), f"{work}/root/metadata.sqlite")
+        # The same run with Beam in one process: on few cores, worker start-up outweighs parallelism.
+        in_memory = measured(pipeline_command(dataset, data_dir, epochs, f"{work}/in_memory", [
+            "beam_pipeline_args=--direct_running_mode=in_memory,--direct_num_workers=1"]),
+            f"{work}/in_memory/root/metadata.sqlite")
     return {
         "description": "wall time and peak RSS (largest process) of fresh processes, imports included",
         "sizes": {"dataset": dataset, "epochs": epochs},
         "ours": {"name": "sparse-ae pipeline run (LocalDagRunner)", **pipeline},
+        "in_memory_beam": {"name": "sparse-ae pipeline run, in-memory Beam", **in_memory,
+                           "ratio": in_memory["seconds"] / standalone["seconds"]},
         "baseline": {"name": "sparse-ae train (standalone)", **standalone},
         "ratio": pipeline["seconds"] / standalone["seconds"],
         "goal": "wall-time ratio <= 1.5, pipeline peak memory <= 4 GiB",
