@@ -27,6 +27,42 @@ def tfma_seconds(model_path: str, files: str, output: str) -> float:
     return time.perf_counter() - started
 
 
+# Where TFMA's time goes: (file suffix, function) whose cumulative profile time is summed per part.
+# The parts do not nest in one another; what they leave out is mostly Beam's own per-element work.
+_PROFILE_PARTS = {
+    "beam_pipeline_construction": [("tensorflow_model_analysis/api/model_eval_lib.py", "ExtractEvaluateAndWriteResults"),
+                                   ("apache_beam/pipeline.py", "to_runner_api")],
+    "model_load": [("tensorflow_model_analysis/api/types.py", "load")],
+    "predict_batched": [("tensorflow_model_analysis/utils/model_util.py", "process")],
+    "unbatch_to_examples": [("tensorflow_model_analysis/extractors/unbatch_extractor.py", "_extract_unbatched_inputs")],
+    "slicing_per_example": [("tensorflow_model_analysis/extractors/slice_key_extractor.py", "process"),
+                            ("tensorflow_model_analysis/slicer/slicer_lib.py", "process")],
+    "metrics_per_example_per_slice": [
+        ("tensorflow_model_analysis/evaluators/metrics_plots_and_validations_evaluator.py", "process"),
+        ("tensorflow_model_analysis/evaluators/metrics_plots_and_validations_evaluator.py", "add_input")],
+}
+
+
+def tfma_profile(model_path: str, files: str, output: str) -> Dict[str, float]:
+    """One TFMA run under cProfile: seconds per part of _PROFILE_PARTS (profiler overhead included)."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    total = profiler.runcall(tfma_seconds, model_path, files, output)
+    stats = pstats.Stats(profiler).stats
+
+    def seconds(suffix: str, function: str) -> float:
+        # Same-named functions of one file may nest (Pipeline.to_runner_api calls the transforms'
+        # to_runner_api): the largest entry is the outermost.
+        return max([cumulative for (path, _, name), (_, _, _, cumulative, _) in stats.items()
+                    if path.endswith(suffix) and name == function], default=0.0)
+
+    parts = {part: sum(seconds(*function) for function in functions) for part, functions in _PROFILE_PARTS.items()}
+    parts["beam_per_element_and_other"] = total - sum(parts.values())
+    return {"total_s": total, **parts}
+
+
 def evaluate_seconds(model, files: List[str], config: SparseAEConfig) -> float:
     import tensorflow as tf
 
@@ -42,7 +78,8 @@ def line(points: Dict[int, float]) -> Dict[str, float]:
     return {"fixed_s": t1 - per_example * n1, "per_example_ms": per_example * 1000}
 
 
-def run(data_dir: Optional[str], sizes: List[int] = (10_000, 40_000), dataset: str = "garment_shapes/full") -> dict:
+def run(data_dir: Optional[str], sizes: List[int] = (10_000, 40_000), dataset: str = "garment_shapes/full",
+        profiled: bool = True) -> dict:
     config = SparseAEConfig()
     images, labels = fixtures.dataset_arrays(dataset, "train", data_dir, limit=max(sizes))
     with tempfile.TemporaryDirectory() as work:
@@ -55,11 +92,13 @@ def run(data_dir: Optional[str], sizes: List[int] = (10_000, 40_000), dataset: s
             path = fixtures.write_examples(images[:size], labels[:size], os.path.join(work, f"eval_{size}.gz"))
             tfma_times[size] = tfma_seconds(model_path, path, os.path.join(work, f"tfma_{size}"))
             evaluate_times[size] = evaluate_seconds(model, [path], config)
+        profile = tfma_profile(model_path, path, os.path.join(work, "tfma_profile")) if profiled else None
     ours, baseline = line(tfma_times), line(evaluate_times)
     return {
         "description": "TFMA mean PSNR overall + per label vs model.evaluate on the same tf.Examples",
         "sizes": {"records": list(sizes), "dataset": dataset},
-        "ours": {"name": "TFMA (pipeline EvalConfig)", "seconds": tfma_times, **ours},
+        "ours": {"name": "TFMA (pipeline EvalConfig)", "seconds": tfma_times, **ours,
+                 **({"profile_at_largest_size": profile} if profile else {})},
         "baseline": {"name": "model.evaluate via tf.data", "seconds": evaluate_times, **baseline},
         "ratio": ours["per_example_ms"] / max(baseline["per_example_ms"], 1e-9),
         "goal": "per-example cost <= 3x baseline; fixed cost < 3 s",
