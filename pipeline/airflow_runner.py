@@ -32,8 +32,7 @@ DAG = create_dag(CONFIG)
 def create_dag(config: PipelineConfig | Dict[str, Any]):
     """An Airflow DAG (dag_id = pipeline_name) running each component as a task, with the
     config's schedule and an sqlite ML Metadata store at the config's metadata path."""
-    from tfx import v1 as tfx
-    # Not exported by tfx.v1.
+    from tfx.orchestration import metadata as tfx_metadata
     from tfx.orchestration.airflow.airflow_dag_runner import AirflowDagRunner, AirflowPipelineConfig
 
     from pipeline.pipeline import create_pipeline
@@ -43,7 +42,7 @@ def create_dag(config: PipelineConfig | Dict[str, Any]):
         config = load_config(base=config)
     config = config.absolute()
     os.makedirs(os.path.dirname(config.resolved_metadata_path), exist_ok=True)
-    metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(config.resolved_metadata_path)
+    metadata = tfx_metadata.sqlite_metadata_connection_config(config.resolved_metadata_path)
     start = config.airflow.start_date
     dag_config = {
         "schedule": config.airflow.schedule,

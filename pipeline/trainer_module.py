@@ -4,7 +4,8 @@ from __future__ import annotations
 import os
 
 import tensorflow as tf
-from tfx import v1 as tfx
+from tfx.components.trainer.fn_args_utils import FnArgs
+from tfx.utils import io_utils
 from tfx_bsl.public import tfxio
 from tensorflow_metadata.proto.v0 import schema_pb2
 
@@ -30,19 +31,19 @@ def _images(file_pattern, data_accessor, schema, config: SparseAEConfig) -> tf.d
             .unbatch().cache())
 
 
-def input_pairs(fn_args: tfx.components.FnArgs, config: SparseAEConfig, epochs: int):
+def input_pairs(fn_args: FnArgs, config: SparseAEConfig, epochs: int):
     """(train, val, steps_per_epoch) from the Examples through TFXIO, for the Trainer and the Tuner.
 
     TFX counts total steps and Keras steps per epoch; with a step limit the train split repeats.
     """
-    schema = tfx.utils.parse_pbtxt_file(fn_args.schema_path, schema_pb2.Schema())
+    schema = io_utils.parse_pbtxt_file(fn_args.schema_path, schema_pb2.Schema())
     train = to_pairs(_images(fn_args.train_files, fn_args.data_accessor, schema, config), config, training=True)
     val = to_pairs(_images(fn_args.eval_files, fn_args.data_accessor, schema, config), config, training=False)
     steps_per_epoch = fn_args.train_steps // epochs if fn_args.train_steps else None
     return (train.repeat() if steps_per_epoch else train), val, steps_per_epoch
 
 
-def run_fn(fn_args: tfx.components.FnArgs) -> None:
+def run_fn(fn_args: FnArgs) -> None:
     """Train on the train split, validate on eval, export the best epoch's weights as a SavedModel."""
     config = SparseAEConfig.model_validate(fn_args.custom_config["model"])
     if fn_args.hyperparameters:  # the Tuner's best values (a KerasTuner HyperParameters config)

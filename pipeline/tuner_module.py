@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List
 
-from tfx import v1 as tfx
+from tfx.components import Tuner
+from tfx.components.trainer.fn_args_utils import FnArgs
 from tfx.components.tuner import executor as tuner_executor
+from tfx.components.tuner.component import TunerFnResult
 from tfx.dsl.components.base import executor_spec
+from tfx.proto import trainer_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils
 
@@ -19,7 +22,7 @@ from sparse_ae.tuning import TRIALS_FILE, TunerConfig, trials_json
 TUNER_FN = "pipeline.tuner_module.tuner_fn"
 
 
-def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
+def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
     """The search over the Examples' train split, validated on eval, in the executor's working dir."""
     model_config = SparseAEConfig.model_validate(fn_args.custom_config["model"])
     tuner_config = TunerConfig.model_validate(fn_args.custom_config["tuner"])
@@ -27,7 +30,7 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     # Batching, shuffling and corruption are not tuned, so one input pipeline serves every trial.
     train, val, steps_per_epoch = input_pairs(fn_args, model_config, tuner_config.epochs_per_trial)
     tuner = SparsityTuner(model_config, tuner_config, directory=fn_args.working_dir)
-    return tfx.components.TunerFnResult(tuner=tuner, fit_kwargs={
+    return TunerFnResult(tuner=tuner, fit_kwargs={
         "train_data": train, "val_data": val, "steps_per_epoch": steps_per_epoch,
         "validation_steps": fn_args.eval_steps or None})
 
@@ -49,18 +52,18 @@ class SparsityTunerExecutor(tuner_executor.Executor):
                                    trials_json(tuner.trial_results(), tuner.tuner_config.sparsity_tolerance))
 
 
-class SparsityTunerComponent(tfx.components.Tuner):
+class SparsityTunerComponent(Tuner):
     """`tfx.components.Tuner` with SparsityTunerExecutor."""
 
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(SparsityTunerExecutor)
 
 
-def create_tuner(config, examples, schema) -> tfx.components.Tuner:
+def create_tuner(config, examples, schema) -> Tuner:
     """The Tuner node for a PipelineConfig with tuner.enabled; its outputs feed the Trainer."""
     tuner = config.tuner
     return SparsityTunerComponent(
         tuner_fn=TUNER_FN, examples=examples, schema=schema,
-        train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=(tuner.steps_per_epoch or 0) * tuner.epochs_per_trial),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=tuner.eval_steps or 0),
+        train_args=trainer_pb2.TrainArgs(splits=["train"], num_steps=(tuner.steps_per_epoch or 0) * tuner.epochs_per_trial),
+        eval_args=trainer_pb2.EvalArgs(splits=["eval"], num_steps=tuner.eval_steps or 0),
         custom_config={"model": config.model.model_dump(mode="json"), "tuner": tuner.model_dump(mode="json")},
     ).with_id("Tuner")
