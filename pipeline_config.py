@@ -21,9 +21,11 @@ class DatasetConfig(StrictModel):
 
     name: str = Field("fashion_mnist", min_length=1, description="TFDS name[/config], e.g. garment_shapes/full.")
     version: str = Field("", description="TFDS version, e.g. 3.0.1; empty for the builder's default.")
-    data_dir: Optional[str] = Field(None, description="TFDS data_dir; None for TFDS's default (~/tensorflow_datasets).")
+    data_dir: Optional[str] = Field(
+        None, description="TFDS data_dir with the prepared datasets (the air-gapped path); none: TFDS's default "
+                          "(~/tensorflow_datasets).")
     split_mapping: Dict[str, str] = Field(
-        {"train": "train", "test": "eval"}, description="TFDS split -> TFX split; needs 'train' and 'eval' values.")
+        {"train": "train", "test": "eval"}, description="TFDS split -> TFX split; the values must be exactly 'train' and 'eval'.")
     download: bool = Field(True, description="Prepare the dataset when absent; false never touches the network.")
 
     @pydantic.field_validator("split_mapping")
@@ -40,12 +42,13 @@ class GateConfig(StrictModel):
     psnr_threshold: float = Field(
         16.0, description="Minimum mean eval PSNR (dB) to bless (images in [-1, 1]; see README for the choice).")
     change_tolerance: float = Field(
-        0.5, ge=0.0, description="Largest PSNR drop (dB) allowed against the latest blessed model.")
+        0.5, ge=0.0, description="Largest PSNR drop (dB) allowed against the baseline model (gate.baseline).")
     class_psnr_floor: Optional[float] = Field(None, description="Optional minimum PSNR (dB) for every class.")
     # live: the model live in serving_dir after manual promotions and rollbacks (a custom resolver
     # strategy); latest_blessed: TFX's built-in strategy, the one Kubeflow V2 can compile.
     baseline: str = Field("live", pattern=r"^(live|latest_blessed)$",
-                          description="Baseline of the no-regression check: live or latest_blessed.")
+                          description="Baseline of the no-regression check: live (the model served from serving_dir) or "
+                                      "latest_blessed (TFX's built-in strategy; Kubeflow V2 compiles only this).")
 
 
 # Ready-to-fill beam_pipeline_args for the runners that scale Beam components out (README,
@@ -67,7 +70,7 @@ BEAM_RUNNER_TEMPLATES: Dict[str, List[str]] = {
 class AirflowConfig(StrictModel):
     """How the Airflow DAG built from the pipeline is scheduled."""
 
-    schedule: Optional[str] = Field("@daily", description="Cron expression or preset (@daily, ...); None: manual runs only.")
+    schedule: Optional[str] = Field("@daily", description="Cron expression or preset (@daily, ...); none: manual runs only.")
     start_date: datetime.date = Field(datetime.date(2026, 1, 1), description="First logical date of the DAG.")
     catchup: bool = Field(False, description="Also run the intervals between start_date and now.")
 
@@ -76,19 +79,28 @@ class PipelineConfig(StrictModel):
     """Everything the pipeline, its runners and its model need."""
 
     pipeline_name: str = Field("sparse_ae", pattern=r"^[A-Za-z0-9_\-]+$", description="Pipeline name in ML Metadata.")
-    pipeline_root: str = Field("pipeline_roots/sparse_ae", min_length=1, description="Where artifacts are written.")
-    metadata_path: Optional[str] = Field(None, description="sqlite ML Metadata file; None: <pipeline_root>/metadata.sqlite.")
-    serving_dir: str = Field("serving/sparse_ae", min_length=1, description="Pusher's destination: <serving_dir>/<version>/.")
+    pipeline_root: str = Field("pipeline_roots/sparse_ae", min_length=1,
+                               description="Where artifacts are written; keep the metadata store with it.")
+    metadata_path: Optional[str] = Field(None, description="sqlite ML Metadata file; none: <pipeline_root>/metadata.sqlite.")
+    serving_dir: str = Field("serving/sparse_ae", min_length=1,
+                             description="Pusher's destination: <serving_dir>/<version>/, TF Serving's layout.")
     dataset: DatasetConfig = DatasetConfig()
-    model: SparseAEConfig = SparseAEConfig()
-    steps_per_epoch: Optional[int] = Field(None, gt=0, description="Training steps per epoch; None: the whole train split.")
-    eval_steps: Optional[int] = Field(None, gt=0, description="Validation steps per epoch; None: the whole eval split.")
+    model: SparseAEConfig = Field(
+        SparseAEConfig(), description="The model's hyperparameters; `sparse-ae train --set` takes the same keys "
+                                      "without the `model.` prefix.")
+    steps_per_epoch: Optional[int] = Field(
+        None, gt=0, description="Training steps per epoch (TFX's num_steps = this x model.epochs); none: the whole "
+                                "train split.")
+    eval_steps: Optional[int] = Field(None, gt=0, description="Validation steps per epoch; none: the whole eval split.")
     gate: GateConfig = GateConfig()
     # Optional Tuner before the Trainer: searches rho, beta and latent_dim (sparse_ae/tuning.py).
-    tuner: TunerConfig = TunerConfig()
+    tuner: TunerConfig = Field(
+        TunerConfig(), description="The optional Tuner (tuner.enabled) and `sparse-ae tune`: search ranges, budget, "
+                                   "sparsity requirement.")
     beam_pipeline_args: List[str] = Field(
         BEAM_RUNNER_TEMPLATES["direct_multi_processing"],
-        description="Beam options of ExampleGen, StatisticsGen, Evaluator, ... (default: one process per core)")
+        description="Beam options of TFDSExampleGen, StatisticsGen and Evaluator, comma-separated (default: "
+                    "DirectRunner, one process per core; templates in README, 'Running at scale').")
     container_image: str = Field(
         "sparse-ae-tfx:latest", min_length=1,
         description="Image every Kubeflow/Vertex step runs in (built from the Dockerfile), e.g. gcr.io/<project>/sparse-ae-tfx:1")

@@ -24,8 +24,8 @@ class SparseAEConfig(StrictModel):
     sparsity_weight 1e-3, Adam.
     """
 
-    image_shape: Tuple[int, int, int] = Field((28, 28, 1), description="Height, width, channels of the images.")
-    hidden_dims: Tuple[int, ...] = Field((256, 128), min_length=1, description="Encoder layer widths; the decoder mirrors them.")
+    image_shape: Tuple[int, int, int] = Field((28, 28, 1), description="Height, width, channels of the images; each > 0.")
+    hidden_dims: Tuple[int, ...] = Field((256, 128), min_length=1, description="Encoder layer widths, each > 0; the decoder mirrors them.")
     latent_dim: int = Field(64, gt=0, description="Size of the latent code.")
     latent_activation: Literal["sigmoid", "relu"] = Field(
         "sigmoid", description="sigmoid: KL on the batch-mean activation; relu: KL on tanh of it (see README).")
@@ -38,10 +38,11 @@ class SparseAEConfig(StrictModel):
     epochs: int = Field(10, gt=0, description="Training epochs.")
     shuffle_buffer: int = Field(10_000, ge=0, description="Shuffle buffer size (0 disables shuffling).")
     noise_stddev: float = Field(0.0, ge=0.0, description="Denoising: Gaussian noise stddev added to inputs (in [-1, 1] units).")
-    mask_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="Denoising: fraction of input pixels zeroed at random.")
+    mask_fraction: float = Field(
+        0.0, ge=0.0, lt=1.0, description="Denoising: fraction of input pixels set to the background (-1) at random.")
     seed: int = Field(42, ge=0, description="Seed for weights, shuffling and corruption.")
     visible_gpus: Optional[Tuple[int, ...]] = Field(
-        None, description="GPU indices to use; None uses all, () runs on the CPU only.")
+        None, description="GPU indices to use; none: all, []: CPU only.")
     gpu_memory_growth: bool = Field(True, description="Allocate GPU memory as needed instead of all at once.")
     distribution_strategy: Literal["default", "mirrored", "multi_worker_mirrored"] = Field(
         "default", description="tf.distribute strategy: one device, all local devices, or workers named by TF_CONFIG.")

@@ -35,16 +35,16 @@ class TunerConfig(StrictModel):
 
     enabled: bool = Field(False, description="Pipeline: run a Tuner before the Trainer and train with its best hyperparameters.")
     sparsity_target_range: Tuple[float, float] = Field(
-        (0.02, 0.2), description="min,max of the target mean activation rho (sampled uniformly).")
+        (0.02, 0.2), description="min,max of the target mean activation rho, 0 < min <= max < 1 (sampled uniformly).")
     # Up to 0.1: on garment_shapes/full, beta 0.3 and above collapsed the code to a constant rho in
     # 2 epochs (every unit at rho, KL 0, 13.5 dB: the mean image), while beta 0.03 met rho at 15 dB.
     sparsity_weight_range: Tuple[float, float] = Field(
-        (1e-3, 0.1), description="min,max of the penalty weight beta (sampled on a log scale).")
-    latent_dims: Tuple[int, ...] = Field((32, 64, 128), min_length=1, description="Latent sizes to choose from.")
+        (1e-3, 0.1), description="min,max of the penalty weight beta, 0 < min <= max (sampled on a log scale).")
+    latent_dims: Tuple[int, ...] = Field((32, 64, 128), min_length=1, description="Latent sizes to choose from, each > 0.")
     max_trials: int = Field(4, gt=0, description="Trials (models trained) in the search.")
     epochs_per_trial: int = Field(2, gt=0, description="Training epochs of each trial.")
-    steps_per_epoch: Optional[int] = Field(None, gt=0, description="Training steps per trial epoch; None: the whole split.")
-    eval_steps: Optional[int] = Field(None, gt=0, description="Validation steps per trial epoch; None: the whole split.")
+    steps_per_epoch: Optional[int] = Field(None, gt=0, description="Training steps per trial epoch; none: the whole split.")
+    eval_steps: Optional[int] = Field(None, gt=0, description="Validation steps per trial epoch; none: the whole split.")
     sparsity_tolerance: float = Field(
         0.02, gt=0.0, description="A trial counts only when |val mean activation - rho| <= this (absolute).")
     seed: int = Field(42, ge=0, description="Seed of the random search.")
