@@ -23,16 +23,18 @@ def scale_images(images: tf.Tensor) -> tf.Tensor:
     return tf.cast(images, tf.float32)
 
 
-def corrupt(images: tf.Tensor, config: SparseAEConfig, seed: Optional[int] = None) -> tf.Tensor:
+def corrupt(images: tf.Tensor, config: SparseAEConfig, seed: tf.Tensor) -> tf.Tensor:
     """Denoising corruption of inputs: Gaussian noise and/or random pixel masking, kept in [-1, 1].
 
-    Masked pixels are set to -1, the background value of scaled images.
+    seed: a stateless RNG seed, shape [2]: the same seed gives the same corruption, whatever the
+    thread that runs it. Masked pixels are set to -1, the background value of scaled images.
     """
+    noise_seed, mask_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
     corrupted = images
     if config.noise_stddev > 0:
-        corrupted = corrupted + tf.random.normal(tf.shape(images), stddev=config.noise_stddev, seed=seed)
+        corrupted = corrupted + tf.random.stateless_normal(tf.shape(images), noise_seed, stddev=config.noise_stddev)
     if config.mask_fraction > 0:
-        keep = tf.random.uniform(tf.shape(images), seed=seed) >= config.mask_fraction
+        keep = tf.random.stateless_uniform(tf.shape(images), mask_seed) >= config.mask_fraction
         corrupted = tf.where(keep, corrupted, -tf.ones_like(corrupted))
     return tf.clip_by_value(corrupted, -1.0, 1.0)
 
@@ -46,13 +48,21 @@ def to_pairs(images: tf.data.Dataset, config: SparseAEConfig, training: bool) ->
     if training and config.shuffle_buffer > 0:
         images = images.shuffle(config.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=True)
     batches = images.batch(config.batch_size)
+    if not (training and config.denoising):
+        return batches.map(lambda batch: (scale_images(batch),) * 2,
+                           num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
-    def make_pair(batch):
+    # One stateless seed per batch from a seeded stream that differs each epoch: the corruption
+    # is reproducible run to run although batches are corrupted in parallel threads (stateful
+    # random ops there depend on which thread gets there first).
+    seeds = tf.data.Dataset.random(seed=config.seed, rerandomize_each_iteration=True).batch(2)
+
+    def make_pair(batch, seed):
         clean = scale_images(batch)
-        noisy = corrupt(clean, config, seed=config.seed) if training and config.denoising else clean
-        return noisy, clean
+        return corrupt(clean, config, seed), clean
 
-    return batches.map(make_pair, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return (tf.data.Dataset.zip(batches, seeds)
+            .map(make_pair, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))
 
 
 def load_images(name: str, split: str, data_dir: Optional[str] = None, download: bool = True,
