@@ -6,7 +6,7 @@ label instead costs ~40x more per example (see README).
 """
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import tensorflow_model_analysis as tfma
 
@@ -57,12 +57,38 @@ def eval_config(gate: GateConfig) -> tfma.EvalConfig:
         metrics_specs=[metrics_spec])
 
 
-def psnr_lower_bound(config: tfma.EvalConfig) -> Optional[float]:
-    """The overall PSNR threshold of an EvalConfig made by eval_config (None if it has none)."""
+def gate_bounds(config: tfma.EvalConfig) -> Dict[str, Optional[float]]:
+    """The gate an EvalConfig encodes: psnr_threshold, change_tolerance and class_psnr_floor (None when absent).
+
+    Reads both forms: per-slice thresholds (eval_config above) and a MetricConfig.threshold on
+    every slice (what earlier runs recorded).
+    """
+    bounds: Dict[str, Optional[float]] = {"psnr_threshold": None, "change_tolerance": None, "class_psnr_floor": None}
     for spec in config.metrics_specs:
         for metric in spec.metrics:
+            if metric.class_name != "MeanPrediction":
+                continue
+            scoped = [(True, metric.threshold)] if metric.HasField("threshold") else []
             for per_slice in metric.per_slice_thresholds:
                 overall = any(slicing == tfma.SlicingSpec() for slicing in per_slice.slicing_specs)
-                if overall and per_slice.threshold.value_threshold.HasField("lower_bound"):
-                    return per_slice.threshold.value_threshold.lower_bound.value
-    return None
+                scoped.append((overall, per_slice.threshold))
+            for overall, threshold in scoped:
+                if threshold.value_threshold.HasField("lower_bound"):
+                    key = "psnr_threshold" if overall else "class_psnr_floor"
+                    bounds[key] = threshold.value_threshold.lower_bound.value
+                if threshold.change_threshold.HasField("absolute"):
+                    bounds["change_tolerance"] = -threshold.change_threshold.absolute.value
+    return bounds
+
+
+def recorded_gate(evaluator_execution) -> Dict[str, Optional[float]]:
+    """gate_bounds of the eval_config an Evaluator execution recorded in ML Metadata (all None
+    when it has none or it does not parse)."""
+    from google.protobuf import json_format
+
+    prop = evaluator_execution.custom_properties.get("eval_config") if evaluator_execution is not None else None
+    try:
+        config = json_format.Parse(prop.string_value, tfma.EvalConfig(), ignore_unknown_fields=True) if prop else None
+    except json_format.ParseError:
+        config = None
+    return gate_bounds(config if config is not None else tfma.EvalConfig())

@@ -129,16 +129,9 @@ def _serving_versions(store, config: PipelineConfig, models) -> List[ServingVers
 
 def _gate_threshold(execution) -> Optional[float]:
     """The overall PSNR lower bound in the Evaluator's eval_config execution property."""
-    import tensorflow_model_analysis as tfma
-    from google.protobuf import json_format
+    from pipeline.evaluation import recorded_gate
 
-    from pipeline.evaluation import psnr_lower_bound
-
-    try:
-        config = json_format.Parse(_string(execution, "eval_config"), tfma.EvalConfig(), ignore_unknown_fields=True)
-    except json_format.ParseError:
-        return None
-    return psnr_lower_bound(config)
+    return recorded_gate(execution)["psnr_threshold"]
 
 
 def _candidate(store, model, pushes, versions: List[ServingVersion]) -> Candidate:

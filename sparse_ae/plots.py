@@ -1,7 +1,7 @@
-"""Pictures of reconstructions: originals over reconstructions, as a PNG."""
+"""Pictures: originals over reconstructions, and the run report's figures (matplotlib, no TFX)."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -29,3 +29,138 @@ def save_reconstruction_grid(originals: np.ndarray, reconstructions: np.ndarray,
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+# Figures of the run report (pipeline/report): each returns a matplotlib Figure built from plain
+# numbers, so a test can read back exactly what is drawn; `save_figure` writes it. Object-oriented
+# matplotlib (no pyplot): no global state, no display backend needed.
+_TRAINING_PANELS = (("loss", "loss (reconstruction + KL)"), ("recon_loss", "reconstruction loss (MSE)"),
+                    ("kl_penalty", "KL sparsity penalty"), ("psnr", "PSNR (dB)"),
+                    ("mean_activation", "mean latent activation"))
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def save_figure(figure, path: str, dpi: int = 100) -> str:
+    """Write a Figure as PNG; returns path."""
+    figure.savefig(path, dpi=dpi)
+    return path
+
+
+def plot_training_curves(history: Dict[str, Sequence[float]], sparsity_target: Optional[float] = None):
+    """Per-epoch training and validation curves of the model's metrics; the sparsity target ρ as a line
+    on the mean-activation panel."""
+    figure = _figure(12, 6.4)
+    axes = figure.subplots(2, 3).ravel()
+    for axis, (name, title) in zip(axes, _TRAINING_PANELS):
+        for key, label, style in ((name, "training", "o-"), (f"val_{name}", "validation", "s--")):
+            values = history.get(key)
+            if values:
+                axis.plot(range(1, len(values) + 1), values, style, label=label, gid=key)
+        if name == "mean_activation" and sparsity_target is not None:
+            axis.axhline(sparsity_target, color="tab:red", linestyle=":", label=f"target ρ = {sparsity_target:g}",
+                         gid="sparsity_target")
+        axis.set_title(title, fontsize=10)
+        axis.set_xlabel("epoch", fontsize=8)
+        axis.xaxis.get_major_locator().set_params(integer=True)
+        axis.tick_params(labelsize=8)
+        axis.grid(alpha=0.3)
+    handles, labels = axes[4].get_legend_handles_labels()
+    axes[5].axis("off")
+    axes[5].legend(handles, labels, loc="center", fontsize=10, frameon=False)
+    return figure
+
+
+def plot_unit_activation(unit_means: Sequence[float], sparsity_target: float):
+    """One bar per latent unit: its mean activation over the sampled images, against the target ρ."""
+    means = np.asarray(unit_means, dtype=float)
+    figure = _figure(12, 3.6)
+    axis = figure.subplots()
+    axis.bar(np.arange(len(means)), means, color="tab:blue", label="mean activation of the unit", gid="units")
+    axis.axhline(sparsity_target, color="tab:red", linestyle="--", label=f"target ρ = {sparsity_target:g}",
+                 gid="sparsity_target", zorder=3)
+    axis.axhline(float(means.mean()), color="black", linestyle=":", label=f"mean over units = {means.mean():.3f}",
+                 gid="mean_over_units")
+    axis.set_xlabel("latent unit", fontsize=9)
+    axis.set_ylabel("mean activation", fontsize=9)
+    axis.set_xlim(-0.7, len(means) - 0.3)
+    axis.tick_params(labelsize=8)
+    axis.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=3, frameon=False)
+    axis.grid(axis="y", alpha=0.3)
+    return figure
+
+
+def plot_class_psnr(class_names: Sequence[str], values: Sequence[float], threshold: Optional[float] = None,
+                    baseline: Optional[Sequence[Optional[float]]] = None, class_floor: Optional[float] = None,
+                    overall: Optional[float] = None):
+    """Per-class PSNR bars (the candidate; the baseline beside it when given) with the gate's lines."""
+    count = len(values)
+    positions = np.arange(count)
+    with_baseline = baseline is not None and any(v is not None for v in baseline)
+    width = 0.4 if with_baseline else 0.7
+    figure = _figure(max(7.0, 0.9 * count + 2), 4.2)
+    axis = figure.subplots()
+    offset = width / 2 if with_baseline else 0.0
+    bars = axis.bar(positions - offset, values, width, color="tab:blue", label="this model", gid="candidate")
+    axis.bar_label(bars, fmt="%.1f", fontsize=7)
+    if with_baseline:
+        heights = [np.nan if v is None else v for v in baseline]
+        axis.bar(positions + offset, heights, width, color="tab:gray", label="baseline model", gid="baseline")
+    if threshold is not None:
+        axis.axhline(threshold, color="tab:red", linestyle="--", gid="threshold",
+                     label=f"gate threshold {threshold:g} dB (overall mean)")
+    if class_floor is not None:
+        axis.axhline(class_floor, color="tab:orange", linestyle="-.", label=f"class floor {class_floor:g} dB",
+                     gid="class_floor")
+    if overall is not None:
+        axis.axhline(overall, color="black", linestyle=":", label=f"overall mean {overall:.2f} dB", gid="overall")
+    axis.set_xticks(positions, list(class_names), rotation=30, ha="right", fontsize=8)
+    axis.set_ylabel("PSNR (dB), higher is better", fontsize=9)
+    lows = [v for v in list(values) + [threshold, class_floor] + list(baseline or []) if v is not None]
+    axis.set_ylim(max(0.0, min(lows) - 3), max(lows) + 2)
+    axis.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=3, frameon=False)
+    axis.grid(axis="y", alpha=0.3)
+    return figure
+
+
+def plot_class_reconstructions(blocks: Sequence[Tuple[str, np.ndarray, np.ndarray, Sequence[str]]],
+                               columns: int = 3, scale: float = 2.4):
+    """Originals over reconstructions, one block per class: (title, originals, reconstructions, captions)
+    of uint8 images, blocks in a grid of `columns`.
+
+    Drawn as one mosaic image in one Axes: a hundred small Axes took seconds to lay out.
+    """
+    height, width = np.squeeze(blocks[0][1][0]).shape[:2]
+    per_block = max(len(block[1]) for block in blocks)
+    pad, label_w, title_h, caption_h, gap = 3, 10, 11, 9, 8
+    cell_w, cell_h = width + pad, height + pad
+    block_w, block_h = label_w + per_block * cell_w + gap, title_h + 2 * cell_h + caption_h + gap
+    rows = -(-len(blocks) // columns)
+    mosaic = np.full((rows * block_h, columns * block_w), 255, np.uint8)
+    texts = []  # (x, y, text, keyword arguments) in mosaic pixels
+    for index, (title, originals, reconstructions, captions) in enumerate(blocks):
+        top, left = (index // columns) * block_h, (index % columns) * block_w + label_w
+        texts.append((left, top + title_h - 2, title, {"fontsize": 9, "weight": "bold", "va": "bottom"}))
+        for row, name in enumerate(("original", "recon.")):
+            y = top + title_h + row * cell_h + height / 2
+            texts.append((left - 2, y, name, {"fontsize": 6, "rotation": 90, "ha": "right", "va": "center"}))
+        for column, (original, reconstruction) in enumerate(zip(originals, reconstructions)):
+            x, y = left + column * cell_w, top + title_h
+            mosaic[y:y + height, x:x + width] = np.squeeze(original)
+            mosaic[y + cell_h:y + cell_h + height, x:x + width] = np.squeeze(reconstruction)
+            if column < len(captions):
+                texts.append((x + width / 2, y + 2 * cell_h - pad + 1, captions[column],
+                              {"fontsize": 7, "ha": "center", "va": "top"}))
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(mosaic.shape[1] * scale / 100, mosaic.shape[0] * scale / 100))
+    axis = figure.add_axes((0, 0, 1, 1))
+    axis.imshow(mosaic, cmap="gray", vmin=0, vmax=255, interpolation="nearest", gid="mosaic")
+    for x, y, text, options in texts:
+        axis.text(x, y, text, **{"ha": "left", **options})
+    axis.axis("off")
+    return figure

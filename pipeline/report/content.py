@@ -1,0 +1,325 @@
+"""What the run report shows, gathered from ML Metadata and the run's artifacts; no drawing here.
+
+Everything the figures draw is in `ReportData` (and written as report_data.json beside the HTML),
+so a test can compare it with the artifacts read independently.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import glob
+import json
+import os
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from pipeline.promotion import SERVING_MODEL_DIR  # the SavedModel inside the Trainer's Model artifact
+from pipeline.report import metadata_file
+from pipeline.run_summary import RunSummary, _node_executions, _outputs, latest_run_id, open_store, summarize_run
+from sparse_ae.errors import ConfigError
+from sparse_ae.train import METRICS_FILE  # the Trainer's, in its model_run artifact
+
+SAMPLE_SIZE = 1000  # eval examples run through the model for reconstructions and latent means
+PER_CLASS = 4  # originals shown per class
+EVAL_SPLIT = "eval"
+
+
+@dataclasses.dataclass
+class Sample:
+    """Eval images run through the trained SavedModel (not serialized: arrays)."""
+
+    images: np.ndarray  # uint8 (n, H, W, C)
+    labels: np.ndarray
+    reconstructions: np.ndarray  # uint8
+    psnr: np.ndarray  # dB per image
+    latent: np.ndarray  # (n, latent_dim)
+
+
+@dataclasses.dataclass
+class ReportData:
+    """One run's report content: plain numbers and text, JSON-serializable except `sample`."""
+
+    pipeline_name: str
+    run_id: str
+    pipeline_root: str
+    metadata_path: str
+    generated: str
+    summary: RunSummary
+    gate: Dict[str, Optional[float]]  # psnr_threshold, change_tolerance, class_psnr_floor
+    verdict: Dict[str, Any]  # status (blessed | not-blessed | failed | none), headline, details
+    components: List[Dict[str, Any]]  # node, state, execution id
+    training: Optional[Dict[str, Any]] = None  # history, sparsity_target, best_epoch, epochs_run, config
+    sparsity: Optional[Dict[str, Any]] = None  # sparsity_target, latent_activation, unit_means, sample_count
+    class_psnr: List[Dict[str, Any]] = dataclasses.field(default_factory=list)  # label, name, psnr, baseline
+    reconstructions: List[Dict[str, Any]] = dataclasses.field(default_factory=list)  # label, name, indices, psnr
+    statistics: Dict[str, Dict[str, Any]] = dataclasses.field(default_factory=dict)  # split -> figures
+    lineage: List[Dict[str, str]] = dataclasses.field(default_factory=list)  # what, value, where
+    missing: List[str] = dataclasses.field(default_factory=list)  # what the report cannot show, and why
+    sample: Optional[Sample] = None
+
+    def to_json(self) -> Dict[str, Any]:
+        content = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
+                   if field.name not in ("sample", "summary")}
+        summary = dataclasses.asdict(self.summary)
+        summary["class_psnr"] = {str(k): v for k, v in self.summary.class_psnr.items()}
+        summary["baseline_class_psnr"] = {str(k): v for k, v in self.summary.baseline_class_psnr.items()}
+        content["summary"] = summary
+        return content
+
+
+def resolve_run(pipeline_root: str, run_id: Optional[str] = None, pipeline_name: Optional[str] = None,
+                metadata_path: Optional[str] = None) -> Tuple[str, str, str]:
+    """(metadata_path, pipeline_name, run_id) of a recorded run; ConfigError naming what is wrong.
+
+    Without pipeline_name, the store's only pipeline (or `sparse_ae` among several); without
+    run_id, the pipeline's latest run.
+    """
+    metadata_path = metadata_file(pipeline_root, metadata_path)
+    store = open_store(metadata_path)
+    names = sorted(c.name for c in store.get_contexts_by_type("pipeline"))
+    if pipeline_name is None:
+        pipeline_name = names[0] if len(names) == 1 else "sparse_ae"
+    if pipeline_name not in names:
+        raise ConfigError(f"no pipeline {pipeline_name!r} in {metadata_path} (recorded: {', '.join(names) or 'none'})")
+    if run_id is None:
+        try:
+            run_id = latest_run_id(store, pipeline_name)
+        except LookupError as error:
+            raise ConfigError(str(error)) from None
+    if store.get_context_by_type_and_name("pipeline_run", run_id) is None:
+        runs = sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: (c.create_time_since_epoch, c.id))
+        recent = ", ".join(c.name for c in runs[-5:]) or "none"
+        raise ConfigError(f"no run {run_id!r} of pipeline {pipeline_name!r} in {metadata_path} "
+                          f"(latest runs, newest last: {recent})")
+    return metadata_path, pipeline_name, run_id
+
+
+def gather(pipeline_root: str, run_id: Optional[str] = None, pipeline_name: Optional[str] = None,
+           metadata_path: Optional[str] = None, summary: Optional[RunSummary] = None,
+           sample_size: int = SAMPLE_SIZE, per_class: int = PER_CLASS) -> ReportData:
+    """Everything the report of one run shows (default: the latest run); what is absent is listed in `missing`."""
+    pipeline_root = os.path.abspath(pipeline_root)
+    metadata_path, pipeline_name, run_id = resolve_run(pipeline_root, run_id, pipeline_name, metadata_path)
+    store = open_store(metadata_path)
+    executions = _node_executions(store, pipeline_name, run_id)
+    outputs = {node: _outputs(store, execution.id) for node, execution in executions.items()}
+    if summary is None or summary.run_id != run_id:
+        summary = summarize_run(metadata_path, pipeline_name, run_id)
+    states = dict(summary.components)
+    evaluator = executions.get("Evaluator")
+    gate = _gate(evaluator)
+    data = ReportData(
+        pipeline_name=pipeline_name, run_id=run_id, pipeline_root=pipeline_root, metadata_path=metadata_path,
+        generated=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        summary=summary, gate=gate, verdict={},
+        components=[{"node": node, "state": state, "execution": executions[node].id}
+                    for node, state in summary.components])
+    data.verdict = verdict(summary, gate, outputs.get("ServingPusher", {}).get("pushed_model"))
+
+    def missing(what: str, node: str) -> None:
+        state = states.get(node)
+        why = f"{node} did not run in this run" if state is None else f"{node}: {state}"
+        data.missing.append(f"{what}: {why}")
+
+    trainer = outputs.get("Trainer", {})
+    model_run = trainer.get("model_run")
+    metrics_path = os.path.join(model_run.uri, METRICS_FILE) if model_run else None
+    if metrics_path and os.path.isfile(metrics_path):
+        data.training = read_training(metrics_path)
+    else:
+        missing("Training curves (the Trainer's metrics.json)", "Trainer")
+
+    names = summary.class_names
+    data.class_psnr = [{"label": label, "name": _class_name(names, label), "psnr": value,
+                        "baseline": summary.baseline_class_psnr.get(label)}
+                       for label, value in sorted(summary.class_psnr.items())]
+    if not data.class_psnr:
+        missing("Per-class PSNR (the Evaluator's TFMA output)", "Evaluator")
+
+    examples = outputs.get("TFDSExampleGen", {}).get("examples")
+    model = trainer.get("model")
+    model_dir = os.path.join(model.uri, SERVING_MODEL_DIR) if model else None
+    if examples is None:
+        missing("Reconstructions and latent activations (no Examples)", "TFDSExampleGen")
+    elif model_dir is None or not os.path.isdir(model_dir):
+        missing("Reconstructions and latent activations (no trained SavedModel)", "Trainer")
+    else:
+        split = _eval_split(evaluator)
+        model_config = (data.training or {}).get("config", {})
+        data.sample = run_sample(model_dir, examples.uri, split, sample_size, model_config)
+        target = (data.training or {}).get("sparsity_target", model_config.get("sparsity_target"))
+        data.sparsity = {"sparsity_target": target, "latent_activation": model_config.get("latent_activation"),
+                         "unit_means": [float(v) for v in data.sample.latent.mean(axis=0)],
+                         "sample_count": int(len(data.sample.labels)), "split": split}
+        data.reconstructions = pick_per_class(data.sample, names, per_class)
+        if target is None:
+            data.missing.append("Sparsity target ρ: not recorded in the Trainer's metrics.json")
+
+    statistics = outputs.get("StatisticsGen", {}).get("statistics")
+    if statistics is not None:
+        data.statistics = read_statistics(statistics.uri)
+    if not data.statistics:
+        missing("Data statistics", "StatisticsGen")
+    if "ExampleValidator" not in states:
+        data.missing.append("Anomaly check: ExampleValidator did not run in this run")
+    data.lineage = lineage(summary, outputs, metadata_path)
+    return data
+
+
+def _class_name(names: List[str], label: int) -> str:
+    return names[label] if 0 <= label < len(names) else str(label)
+
+
+def _gate(evaluator) -> Dict[str, Optional[float]]:
+    """The gate the Evaluator applied, from its eval_config execution property."""
+    from pipeline.evaluation import recorded_gate
+
+    return recorded_gate(evaluator)
+
+
+def _eval_split(evaluator) -> str:
+    """The split the Evaluator evaluated (the report samples the same one)."""
+    if evaluator is not None and "example_splits" in evaluator.custom_properties:
+        splits = json.loads(evaluator.custom_properties["example_splits"].string_value or "null")
+        if splits:
+            return splits[0]
+    return EVAL_SPLIT
+
+
+def read_training(metrics_path: str) -> Dict[str, Any]:
+    """The Trainer's per-epoch history and the config it trained (sparse_ae/train.py's metrics.json)."""
+    content = json.load(open(metrics_path))
+    config = content.get("config", {})
+    return {"history": content.get("history", {}), "path": metrics_path,
+            "sparsity_target": content.get("sparsity_target", config.get("sparsity_target")),
+            "best_epoch": content.get("best_epoch"), "epochs_run": content.get("epochs_run"),
+            "best_val_psnr": content.get("best_val_psnr"), "config": config}
+
+
+def read_eval_examples(examples_uri: str, split: str, count: int, image_shape) -> Tuple[np.ndarray, np.ndarray]:
+    """The first `count` examples of a split of ExampleGen's output: uint8 images and labels."""
+    import tensorflow as tf
+
+    from sparse_ae.config import SparseAEConfig
+    from sparse_ae.data import images_from_examples
+
+    files = sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
+    if not files:
+        raise FileNotFoundError(f"no files in {examples_uri}/Split-{split}")
+    compression = "GZIP" if files[0].endswith(".gz") else ""
+    records = tf.data.TFRecordDataset(files, compression_type=compression).take(count).batch(count)
+    serialized = next(iter(records))
+    images, labels = images_from_examples(serialized, SparseAEConfig(image_shape=tuple(image_shape)))
+    return images.numpy(), labels.numpy()
+
+
+def run_sample(model_dir: str, examples_uri: str, split: str, count: int, model_config: Dict[str, Any]) -> Sample:
+    """Reconstruct the first `count` eval images with the exported SavedModel (`reconstruct_uint8`)."""
+    import tensorflow as tf
+
+    from sparse_ae.inference import to_uint8
+
+    image_shape = model_config.get("image_shape", (28, 28, 1))
+    images, labels = read_eval_examples(examples_uri, split, count, image_shape)
+    outputs = tf.saved_model.load(model_dir).signatures["reconstruct_uint8"](images=tf.constant(images))
+    return Sample(images=images, labels=labels, reconstructions=to_uint8(outputs["reconstruction"].numpy()),
+                  psnr=outputs["psnr"].numpy(), latent=outputs["latent"].numpy())
+
+
+def pick_per_class(sample: Sample, names: List[str], per_class: int) -> List[Dict[str, Any]]:
+    """The first `per_class` sampled images of every class, with their PSNR."""
+    picked = []
+    for label in sorted(set(int(v) for v in sample.labels)):
+        indices = [int(i) for i in np.flatnonzero(sample.labels == label)[:per_class]]
+        picked.append({"label": label, "name": _class_name(names, label), "indices": indices,
+                       "psnr": [float(sample.psnr[i]) for i in indices]})
+    return picked
+
+
+def read_statistics(statistics_uri: str) -> Dict[str, Dict[str, Any]]:
+    """Per split: example count and each feature's numeric summary (StatisticsGen's FeatureStats.pb)."""
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    result = {}
+    for path in sorted(glob.glob(os.path.join(statistics_uri, "Split-*", "FeatureStats.pb"))):
+        split = os.path.basename(os.path.dirname(path))[len("Split-"):]
+        stats = statistics_pb2.DatasetFeatureStatisticsList.FromString(open(path, "rb").read())
+        for dataset in stats.datasets:
+            features = {}
+            for feature in dataset.features:
+                name = ".".join(feature.path.step) or feature.name
+                if feature.HasField("num_stats"):
+                    numbers = feature.num_stats
+                    features[name] = {"min": numbers.min, "max": numbers.max, "mean": numbers.mean,
+                                      "missing": int(numbers.common_stats.num_missing),
+                                      "values_per_example": numbers.common_stats.avg_num_values}
+            result[split] = {"examples": int(dataset.num_examples), "features": features}
+    return result
+
+
+def verdict(summary: RunSummary, gate: Dict[str, Optional[float]], pushed_model=None) -> Dict[str, Any]:
+    """The gate's decision in words: status, a one-line headline and the details behind it."""
+    details: List[str] = []
+    threshold, tolerance = gate.get("psnr_threshold"), gate.get("change_tolerance")
+    if summary.psnr is not None:
+        line = f"Eval PSNR {summary.psnr:.2f} dB over {summary.example_count} examples"
+        details.append(line + (f"; gate threshold {threshold:g} dB" if threshold is not None else ""))
+    if summary.baseline_psnr is not None:
+        allowed = f" (allowed: a drop of at most {tolerance:g} dB)" if tolerance is not None else ""
+        change = summary.psnr - summary.baseline_psnr
+        details.append(f"Baseline {summary.baseline_note or f'model {summary.baseline_model_id}'}: "
+                       f"{summary.baseline_psnr:.2f} dB; change {change:+.2f} dB{allowed}")
+    elif summary.psnr is not None:
+        details.append("No baseline: no model was live, so the absolute threshold alone decided")
+    failed = [node for node, state in summary.components if state == "failed"]
+    if summary.blessed:
+        status = "blessed"
+        if summary.pushed_path:
+            version = os.path.basename(summary.pushed_path)
+            properties = pushed_model.custom_properties if pushed_model is not None else {}
+            if "already_live" in properties and properties["already_live"].int_value:
+                headline = f"BLESSED: already live as version {version} ({summary.pushed_path}); nothing new published"
+            else:
+                headline = f"BLESSED and pushed to {summary.pushed_path} (version {version})"
+        elif failed:
+            headline = f"BLESSED, but not pushed: {', '.join(failed)} failed"
+        else:
+            headline = "BLESSED, not pushed (the ServingPusher did not run)"
+    elif summary.blessed is False:
+        status = "not-blessed"
+        reason = summary.failures[0] if summary.failures else "the gate's thresholds were not met"
+        headline = f"NOT BLESSED: {reason}"
+        details += [f"Gate: {failure}" for failure in summary.failures[1:]]
+    elif failed:
+        status, headline = "failed", f"RUN FAILED at {', '.join(failed)}: no model was evaluated"
+        details.append("ML Metadata does not record the error: it is the last line of the run's output (stderr)")
+    else:
+        status, headline = "none", "NO VERDICT: the Evaluator did not run in this run"
+    details += [f"Manually: {action}" for action in summary.manual_actions]
+    return {"status": status, "headline": headline, "details": details}
+
+
+def lineage(summary: RunSummary, outputs: Dict[str, Dict[str, Any]], metadata_path: str) -> List[Dict[str, str]]:
+    """Where the run's inputs and outputs are: dataset, examples, model run, model, evaluation, push."""
+    def artifact(node: str, key: str) -> Optional[Any]:
+        return outputs.get(node, {}).get(key)
+
+    rows = [{"what": "ML Metadata", "value": f"run {summary.run_id}", "where": metadata_path}]
+    examples = artifact("TFDSExampleGen", "examples")
+    rows.append({"what": "Dataset (TFDS name/config:version)", "value": summary.dataset or "-",
+                 "where": f"Examples artifact {examples.id}: {examples.uri}" if examples else "no Examples artifact"})
+    for node, key, what in (("StatisticsGen", "statistics", "Statistics"), ("SchemaGen", "schema", "Schema"),
+                            ("ExampleValidator", "anomalies", "Anomalies"), ("Trainer", "model_run", "Model run"),
+                            ("Trainer", "model", "Model (candidate)"), ("Evaluator", "evaluation", "Evaluation"),
+                            ("Evaluator", "blessing", "Blessing")):
+        found = artifact(node, key)
+        rows.append({"what": what, "value": f"artifact {found.id}" if found else "-",
+                     "where": found.uri if found else "not produced in this run"})
+    rows.append({"what": "Baseline", "value": summary.baseline_note or (
+        f"model {summary.baseline_model_id}" if summary.baseline_model_id else "none"), "where": ""})
+    pushed = artifact("ServingPusher", "pushed_model")
+    version = os.path.basename(summary.pushed_path) if summary.pushed_path else None
+    rows.append({"what": "Pushed version", "value": f"version {version}" if version else "not pushed",
+                 "where": summary.pushed_path or (f"PushedModel artifact {pushed.id}" if pushed else "")})
+    return rows
