@@ -11,10 +11,16 @@ from tfx.components.statistics_gen.executor import Executor as StatisticsGenExec
 from tfx.types import standard_artifacts
 
 from components.tfds_example_gen.executor import Executor as ExampleGenExecutor
-from pipeline_config import BEAM_RUNNER_TEMPLATES
+from pipeline.beam_args import beam_pipeline_args
+from pipeline_config import BEAM_RUNNER_TEMPLATES, load_config
 
 ONE_WORKER = BEAM_RUNNER_TEMPLATES["direct_in_memory"]
 TWO_WORKERS = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+
+
+def pipeline_beam_args(args: list) -> list:
+    """The options the pipeline gives its Beam components for these beam_pipeline_args."""
+    return beam_pipeline_args(load_config([f"beam_pipeline_args={','.join(args)}"]))
 
 
 def run_example_and_statistics_gen(data_dir: str, output: str, beam_args: list) -> dict:
@@ -43,8 +49,8 @@ def run_example_and_statistics_gen(data_dir: str, output: str, beam_args: list) 
 
 
 def test_two_beam_workers_give_the_same_examples_and_statistics_as_one(garment_data_dir, tmp_path):
-    one = run_example_and_statistics_gen(garment_data_dir, str(tmp_path / "one"), ONE_WORKER)
-    two = run_example_and_statistics_gen(garment_data_dir, str(tmp_path / "two"), TWO_WORKERS)
+    one = run_example_and_statistics_gen(garment_data_dir, str(tmp_path / "one"), pipeline_beam_args(ONE_WORKER))
+    two = run_example_and_statistics_gen(garment_data_dir, str(tmp_path / "two"), pipeline_beam_args(TWO_WORKERS))
     assert one["train"]["records"] == two["train"]["records"] == one["train"]["num_examples"] == 2000
     assert one["eval"]["records"] == two["eval"]["records"] == one["eval"]["num_examples"] == 500
     for split in ("train", "eval"):
@@ -67,3 +73,21 @@ def test_beam_runner_templates_parse_as_beam_options():
                for name, args in BEAM_RUNNER_TEMPLATES.items()}
     assert runners == {"direct_in_memory": None, "direct_multi_processing": None, "dataflow": "DataflowRunner",
                        "flink": "FlinkRunner", "spark": "SparkRunner"}
+
+
+def test_direct_runner_components_do_not_build_a_tfx_package(monkeypatch):
+    """TFX stages an sdist of itself unless a dependency flag is set; the DirectRunner never needs it."""
+    from tfx.utils import dependency_utils
+
+    def no_build():
+        raise AssertionError("TFX built its ephemeral package")
+
+    monkeypatch.setattr(dependency_utils, "build_ephemeral_package", no_build)
+    for args in (ONE_WORKER, TWO_WORKERS, ["--runner=DirectRunner"]):
+        pipeline_args = pipeline_beam_args(args)
+        assert pipeline_args[:len(args)] == args
+        assert dependency_utils.make_beam_dependency_flags(pipeline_args) == pipeline_args
+    dataflow = BEAM_RUNNER_TEMPLATES["dataflow"]
+    assert pipeline_beam_args(dataflow) == dataflow  # names its own container image
+    flink = BEAM_RUNNER_TEMPLATES["flink"]
+    assert pipeline_beam_args(flink) == flink  # not the DirectRunner: TFX stages as it always does
