@@ -113,6 +113,18 @@ class PipelineConfig(StrictModel):
         """Let `--set beam_pipeline_args=--runner=DirectRunner` (one argument) mean a list of one."""
         return [value] if isinstance(value, str) else value
 
+    @pydantic.model_validator(mode="after")
+    def _no_conflicts(self) -> "PipelineConfig":
+        """Settings that are valid alone but not together."""
+        def where(path: str) -> str:
+            return path.rstrip("/") if "://" in path else os.path.abspath(path)
+
+        if where(self.serving_dir) == where(self.pipeline_root):
+            raise ValueError(
+                f"serving_dir={self.serving_dir!r} and pipeline_root={self.pipeline_root!r} conflict: one folder would "
+                f"hold the served versions and the pipeline's artifacts and metadata (allowed: two different folders)")
+        return self
+
     @property
     def resolved_metadata_path(self) -> str:
         return self.metadata_path or os.path.join(self.pipeline_root, "metadata.sqlite")

@@ -24,9 +24,9 @@ class ComponentProgress(logging.Filter):
     """Turns LocalDagRunner's 'Component X is running/finished' log records into progress lines
     and drops the rest of TFX's info chatter (errors still pass)."""
 
-    def __init__(self, stream=sys.stdout):
+    def __init__(self, stream=None):
         super().__init__()
-        self.stream = stream
+        self.stream = stream  # None: sys.stdout when printing (bound late: tests swap sys.stdout)
         self.started: dict = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -35,10 +35,10 @@ class ComponentProgress(logging.Filter):
             clock = time.strftime("%H:%M:%S")
             if "running" in record.msg:
                 self.started[node] = time.time()
-                print(f"[{clock}] {node} started", file=self.stream, flush=True)
+                print(f"[{clock}] {node} started", file=self.stream or sys.stdout, flush=True)
             else:
                 took = time.time() - self.started.get(node, time.time())
-                print(f"[{clock}] {node} finished ({took:.1f} s)", file=self.stream, flush=True)
+                print(f"[{clock}] {node} finished ({took:.1f} s)", file=self.stream or sys.stdout, flush=True)
             return False
         return record.levelno >= logging.ERROR
 
@@ -50,6 +50,18 @@ def cmd_pipeline_run(args: argparse.Namespace) -> int:
     if args.dataset:
         overrides.insert(0, f"dataset.name={args.dataset}")
     config = load_config(overrides)  # validated before the slow TFX import
+    from pipeline.run_lock import PipelineRootBusy, run_lock
+
+    try:
+        with run_lock(config):  # one run per pipeline root; a second is refused before the TFX import
+            return _run_and_report(config, args)
+    except PipelineRootBusy as error:
+        print(f"sparse-ae: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run_and_report(config, args: argparse.Namespace) -> int:
+    """Run locally, print the summary from ML Metadata; 1 when a component failed."""
     import absl.logging
 
     from pipeline.local_runner import run_local
@@ -68,14 +80,22 @@ def cmd_pipeline_run(args: argparse.Namespace) -> int:
     config = config.absolute()
     print(f"\nPipeline {config.pipeline_name} {'FAILED' if failure else 'finished'} in {time.time() - started:.0f} s "
           f"(root {config.pipeline_root})")
+    summary = None
     try:
-        print(format_summary(summarize_run(config.resolved_metadata_path, config.pipeline_name)))
+        summary = summarize_run(config.resolved_metadata_path, config.pipeline_name)
+        print(format_summary(summary))
     except LookupError as error:
         print(f"no run recorded: {error}")
+    if summary is not None:
+        from pipeline.report.cli import report_after_run
+
+        report_after_run(config, summary)  # prints the report's path, or a warning; never fails the run
     if failure is not None:
         if args.debug:
             raise failure
-        print(f"{type(failure).__name__}: {failure}", file=sys.stderr)
+        from pipeline.failures import failure_message
+
+        print(failure_message(failure), file=sys.stderr)  # one line; --debug shows the traceback
         return 1
     return 0
 
@@ -138,6 +158,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     handlers["bench"] = run_benchmarks
     from pipeline.promotion_cli import add_promotion_commands  # models, promote, rollback (issue 9)
     handlers.update(add_promotion_commands(subparsers))
+    from pipeline.report.cli import add_report_command  # report (the run report)
+    handlers.update(add_report_command(subparsers))
     return library_cli.run(parser, handlers, argv)
 
 

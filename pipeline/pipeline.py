@@ -7,7 +7,7 @@ from typing import Optional
 from ml_metadata.proto import metadata_store_pb2
 # TFX's internal modules, not `tfx.v1`: that public facade also imports the Google Cloud AI
 # Platform extension (google.cloud.aiplatform), about a third of the import time of a run.
-from tfx.components import Evaluator, ExampleValidator, SchemaGen, StatisticsGen, Trainer
+from tfx.components import Evaluator, SchemaGen, StatisticsGen, Trainer
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
 from tfx.orchestration import pipeline as tfx_pipeline
@@ -16,9 +16,12 @@ from tfx.types import Channel, standard_artifacts
 
 from components.live_model_strategy import LiveModelStrategy
 from components.serving_pusher import ServingPusher
+from components.strict_example_validator import StrictExampleValidator, not_constant
 from components.tfds_example_gen import TFDSExampleGen
+from pipeline.beam_args import beam_pipeline_args
 from pipeline.evaluation import eval_config
 from pipeline_config import PipelineConfig
+from sparse_ae.data import IMAGE_KEY
 
 TRAINER_RUN_FN = "pipeline.trainer_module.run_fn"
 RESOLVER_ID = "latest_blessed_model_resolver"
@@ -30,12 +33,17 @@ def create_pipeline(config: PipelineConfig,
     """The pipeline for config; runners add only where it runs (and their metadata store)."""
     config = config.absolute()
     dataset = config.dataset
+    # ExampleGen checks every record against the data contract (components/tfds_example_gen/checks.py).
     example_gen = TFDSExampleGen(dataset=dataset.name, version=dataset.version, data_dir=dataset.data_dir,
-                                 split_mapping=dataset.split_mapping, download=dataset.download)
+                                 split_mapping=dataset.split_mapping, download=dataset.download,
+                                 image_shape=config.model.image_shape)
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
-    example_validator = ExampleValidator(
-        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+    # Anomalies fail the run here, before training (the Trainer and the Tuner wait for it).
+    example_validator = StrictExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"],
+        custom_validation_config=not_constant(IMAGE_KEY, "every pixel of the split has one value: blank images"),
+    ).with_id("ExampleValidator")
 
     epochs = config.model.epochs
     # Optional Tuner (issue 8): its best rho, beta and latent size reach run_fn as fn_args.hyperparameters.
@@ -52,6 +60,8 @@ def create_pipeline(config: PipelineConfig,
         eval_args=trainer_pb2.EvalArgs(splits=["eval"], num_steps=config.eval_steps or 0),
         hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
         custom_config={"model": config.model.model_dump(mode="json"), "dataset": dataset.name})
+    for node in (trainer, tuner) if tuner else (trainer,):
+        node.add_upstream_node(example_validator)
 
     # The baseline is the model actually live (after manual promotions and rollbacks, see
     # components/live_model_strategy.py), or TFX's built-in latest blessed model.
@@ -81,4 +91,4 @@ def create_pipeline(config: PipelineConfig,
                     baseline_resolver, evaluator, pusher] + ([tuner] if tuner else []),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=list(config.beam_pipeline_args))
+        beam_pipeline_args=beam_pipeline_args(config))

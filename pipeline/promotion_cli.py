@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import Callable, Dict
+import sys
+from typing import Any, Callable, Dict
 
 
 def _config(args: argparse.Namespace):
@@ -31,7 +32,9 @@ def cmd_promote(args: argparse.Namespace) -> int:
     _require_reason(args, "promote")  # refuse before the slow imports and any lookup
     from pipeline.promotion import promote
 
-    version = promote(config, args.model, args.reason)
+    version = _published(lambda: promote(config, args.model, args.reason))
+    if version is None:
+        return 1
     print(f"model {version.model_id} published as version {version.version} ({version.path}), now live; "
           f"recorded in ML Metadata as a manual promotion by {version.user}")
     return 0
@@ -42,10 +45,25 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     _require_reason(args, "rollback")
     from pipeline.promotion import rollback
 
-    target, version = rollback(config, args.to, args.reason)
+    result = _published(lambda: rollback(config, args.to, args.reason))
+    if result is None:
+        return 1
+    target, version = result
     print(f"version {target.version} (model {target.model_id}) re-published as version {version.version} "
           f"({version.path}), now live; recorded in ML Metadata as a rollback by {version.user}")
     return 0
+
+
+def _published(action: Callable[[], Any]) -> Any:
+    """The action's result, or None after one line on stderr when the copy into serving failed
+    (disk full, unwritable folder): nothing was published or recorded."""
+    from components.serving_pusher.executor import PublishError
+
+    try:
+        return action()
+    except PublishError as error:
+        print(f"sparse-ae: error: {error}", file=sys.stderr)
+        return None
 
 
 def _require_reason(args: argparse.Namespace, action: str) -> None:

@@ -12,6 +12,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 from pipeline.evaluation import LABEL_FEATURE, PSNR_METRIC
+from pipeline.failures import recorded_failure
 
 _STATES = {value: name.lower() for name, value in metadata_store_pb2.Execution.State.items()}
 
@@ -25,6 +26,7 @@ class RunSummary:
     psnr: Optional[float] = None
     baseline_psnr: Optional[float] = None
     class_psnr: Dict[int, float] = dataclasses.field(default_factory=dict)
+    baseline_class_psnr: Dict[int, float] = dataclasses.field(default_factory=dict)
     example_count: Optional[int] = None
     blessed: Optional[bool] = None
     failures: List[str] = dataclasses.field(default_factory=list)
@@ -38,6 +40,7 @@ class RunSummary:
     manual_actions: List[str] = dataclasses.field(default_factory=list)  # promotions of this run's model
     tuner_trials: List[dict] = dataclasses.field(default_factory=list)  # the Tuner's trials.json, ranked
     tuner_tolerance: Optional[float] = None
+    failure: Optional[str] = None  # "node: ErrorType: reason" of the first failed component (pipeline/failures.py)
 
     @property
     def failed(self) -> bool:
@@ -103,6 +106,8 @@ def read_evaluation(uri: str, summary: RunSummary) -> None:
             if key.model_name == "baseline":
                 if not keys:
                     summary.baseline_psnr = value
+                elif len(keys) == 1 and keys[0].column == LABEL_FEATURE:
+                    summary.baseline_class_psnr[int(keys[0].int64_value)] = value
             elif not keys:
                 summary.psnr = value
             elif len(keys) == 1 and keys[0].column == LABEL_FEATURE:
@@ -159,6 +164,11 @@ def summarize_run(metadata_path: str, pipeline_name: str, run_id: Optional[str] 
     summary = RunSummary(run_id=run_id, components=[
         (node, _STATES.get(execution.last_known_state, "unknown"))
         for node, execution in sorted(executions.items(), key=lambda item: item[1].id)])
+    failed = [(execution.id, node, recorded_failure(execution)) for node, execution in executions.items()
+              if execution.last_known_state == metadata_store_pb2.Execution.FAILED]
+    if failed:
+        _, node, reason = min(failed)
+        summary.failure = f"{node}: {reason or 'no reason recorded (see the log)'}"
     for node, execution in executions.items():
         for key, artifact in _outputs(store, execution.id).items():
             summary.artifacts[f"{node}.{key}"] = artifact.uri
@@ -231,10 +241,12 @@ def format_summary(summary: RunSummary) -> str:
     class_names = summary.class_names
     lines = [f"Run {summary.run_id}" + (f" on {summary.dataset}" if summary.dataset else "")]
     lines += [f"  {node:<32} {state}" for node, state in summary.components]
+    if summary.failure:
+        lines.append(f"Failed at {summary.failure}")
     if summary.anomalies:
         lines.append("Data anomalies (ExampleValidator):")
         lines += [f"  {item}" for item in summary.anomalies]
-    else:
+    elif {("ExampleValidator", "complete"), ("ExampleValidator", "cached")} & set(summary.components):
         lines.append("Data anomalies: none")
     if summary.tuner_trials:
         from sparse_ae.tuning import TrialResult, format_trials_table
@@ -254,6 +266,8 @@ def format_summary(summary: RunSummary) -> str:
     if summary.blessed is not None:
         lines.append("Blessed: yes" if summary.blessed else "Blessed: no")
         lines += [f"  {failure}" for failure in summary.failures]
-    lines.append(f"Pushed: {summary.pushed_path}" if summary.pushed_path else "Pushed: no")
+    push_failed = ("ServingPusher", "failed") in summary.components  # its error is the CLI's last line
+    lines.append(f"Pushed: {summary.pushed_path}" if summary.pushed_path else
+                 "Pushed: no (ServingPusher failed)" if push_failed else "Pushed: no")
     lines += [f"Manually: {action}" for action in summary.manual_actions]
     return "\n".join(lines)

@@ -14,7 +14,8 @@ from sparse_ae.errors import ConfigError
 class StrictModel(BaseModel):
     """Base for all configs: unknown keys are errors, instances are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # allow_inf_nan=False: "nan" or "inf" would pass every bound (a NaN threshold never blesses).
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
 
 class SparseAEConfig(StrictModel):
@@ -104,6 +105,9 @@ def validation_error_message(model: type[BaseModel], error: pydantic.ValidationE
         owner, field = _locate(model, tuple(p for p in item["loc"] if not isinstance(p, int)))
         if item["type"] == "extra_forbidden":
             lines.append(f"unknown key {key!r} ({_allowed(owner, '__unknown__')})")
+            continue
+        if not item["loc"]:  # a check across keys (conflicting settings) names them in its own words
+            lines.append(str(item["msg"]).removeprefix("Value error, "))
             continue
         value = item.get("input")
         lines.append(f"{key}={value!r}: {item['msg']} (allowed: {_allowed(owner, field)})")

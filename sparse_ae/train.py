@@ -19,13 +19,31 @@ METRICS_FILE = "metrics.json"
 LOGS_DIR = "logs"
 
 
+class StopOnNaN(keras.callbacks.TerminateOnNaN):
+    """Keras's TerminateOnNaN (stops at the first NaN or infinite batch loss), remembering where."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch = 0
+        self.stopped_at: Optional[tuple] = None  # (epoch, step), both counted from 1
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if self.stopped_at is None and loss is not None and not math.isfinite(float(loss)):
+            self.stopped_at = (self.epoch + 1, batch + 1)
+        super().on_batch_end(batch, logs)
+
+
 def training_callbacks(output_dir: str, monitor: str = "val_loss") -> List[keras.callbacks.Callback]:
     """Best-weights checkpoint (weights only), TensorBoard logs, and a stop on NaN loss."""
     return [
         keras.callbacks.ModelCheckpoint(os.path.join(output_dir, WEIGHTS_FILE), monitor=monitor,
                                         save_best_only=True, save_weights_only=True),
         keras.callbacks.TensorBoard(log_dir=os.path.join(output_dir, LOGS_DIR)),
-        keras.callbacks.TerminateOnNaN(),
+        StopOnNaN(),
     ]
 
 
@@ -62,20 +80,25 @@ def fit(model: SparseAutoencoder, train_data: tf.data.Dataset, val_data: tf.data
     # Under MultiWorkerMirroredStrategy only the chief writes into output_dir.
     write_dir = writable_dir(output_dir, model.distribute_strategy)
     os.makedirs(write_dir, exist_ok=True)
+    callbacks = training_callbacks(write_dir)
     history = model.fit(train_data, validation_data=val_data, epochs=epochs, verbose=verbose,
                         steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
-                        callbacks=training_callbacks(write_dir) + list(extra_callbacks or []))
+                        callbacks=callbacks + list(extra_callbacks or []))
     summary = {**summarize_history(history.history, model.config), **(extra_summary or {})}
     losses = history.history.get("loss", [])
-    summary["diverged"] = any(not math.isfinite(value) for value in losses)
+    stopped_at = next(c.stopped_at for c in callbacks if isinstance(c, StopOnNaN))
+    summary["diverged"] = stopped_at is not None or any(not math.isfinite(value) for value in losses)
+    summary["diverged_at"] = list(stopped_at) if stopped_at else None
     summary["replicas"] = model.distribute_strategy.num_replicas_in_sync
     with open(os.path.join(write_dir, METRICS_FILE), "w") as handle:
         json.dump(summary, handle, indent=2, allow_nan=True)
     discard(write_dir, output_dir)
     if summary["diverged"]:
+        epoch, step = stopped_at or (len(losses), None)
+        where = f"epoch {epoch}, step {step}" if step else f"epoch {epoch}"
         raise TrainingDivergedError(
-            f"training diverged (loss became NaN/inf in epoch {len(losses)}); lower learning_rate "
-            f"(now {model.config.learning_rate}) or sparsity_weight (now {model.config.sparsity_weight})")
+            f"training diverged: the loss became NaN/inf at {where} and training stopped there; lower "
+            f"learning_rate (now {model.config.learning_rate}) or sparsity_weight (now {model.config.sparsity_weight})")
     return summary
 
 

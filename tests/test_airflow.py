@@ -19,6 +19,7 @@ TASKS = ["TFDSExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Tr
          "latest_blessed_model_resolver", "Evaluator", "ServingPusher"]
 EDGES = {("TFDSExampleGen", "StatisticsGen"), ("StatisticsGen", "SchemaGen"), ("StatisticsGen", "ExampleValidator"),
          ("SchemaGen", "ExampleValidator"), ("TFDSExampleGen", "Trainer"), ("SchemaGen", "Trainer"),
+         ("ExampleValidator", "Trainer"),  # anomalies stop the run before training
          ("TFDSExampleGen", "Evaluator"), ("Trainer", "Evaluator"), ("latest_blessed_model_resolver", "Evaluator"),
          ("Trainer", "ServingPusher"), ("Evaluator", "ServingPusher")}
 

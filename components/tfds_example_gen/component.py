@@ -7,7 +7,7 @@ no custom driver, so it compiles for Kubeflow V2 too.
 from __future__ import annotations
 
 import json
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
 from tfx import types
 from tfx.dsl.components.base import base_beam_component, executor_spec
@@ -20,7 +20,7 @@ DEFAULT_SPLIT_MAPPING = {"train": "train", "test": "eval"}
 
 
 class TFDSExampleGenSpec(types.ComponentSpec):
-    """Parameters: TFDS name[/config], version, data_dir, split mapping, download, feature keys."""
+    """Parameters: TFDS name[/config], version, data_dir, split mapping, download, feature keys, image shape."""
 
     PARAMETERS = {
         "dataset": ExecutionParameter(type=str),
@@ -30,6 +30,7 @@ class TFDSExampleGenSpec(types.ComponentSpec):
         "download": ExecutionParameter(type=int),
         "image_key": ExecutionParameter(type=str),
         "label_key": ExecutionParameter(type=str),
+        "image_shape": ExecutionParameter(type=str),  # JSON [H, W, C] every image must have; "" for the declared one
     }
     INPUTS = {}
     OUTPUTS = {"examples": ChannelParameter(type=standard_artifacts.Examples)}
@@ -39,7 +40,9 @@ class TFDSExampleGen(base_beam_component.BaseBeamComponent):
     """Reads a TFDS image dataset and writes one gzipped tf.Example TFRecord folder per split.
 
     Each record holds the image flattened to an int64 list (`image_key`) and the label
-    (`label_key`).
+    (`label_key`). Data that breaks the contract in checks.py (unreadable or short shards, empty
+    splits, images not of `image_shape`, pixels outside 0..255, labels outside the classes) fails
+    the component with a DataValidationError naming the split, shard and record.
     """
 
     SPEC_CLASS = TFDSExampleGenSpec
@@ -47,7 +50,7 @@ class TFDSExampleGen(base_beam_component.BaseBeamComponent):
 
     def __init__(self, dataset: str, version: str = "", data_dir: Optional[str] = None,
                  split_mapping: Optional[Mapping[str, str]] = None, download: bool = True,
-                 image_key: str = "image", label_key: str = "label"):
+                 image_key: str = "image", label_key: str = "label", image_shape: Optional[Sequence[int]] = None):
         mapping = dict(split_mapping or DEFAULT_SPLIT_MAPPING)
         if not mapping or len(set(mapping.values())) != len(mapping):
             raise ValueError(f"split_mapping {mapping!r}: needs at least one split and distinct TFX split names")
@@ -55,5 +58,6 @@ class TFDSExampleGen(base_beam_component.BaseBeamComponent):
             dataset=dataset, version=version or "", data_dir=data_dir or "",
             split_mapping=json.dumps(mapping, sort_keys=True), download=int(download),
             image_key=image_key, label_key=label_key,
+            image_shape=json.dumps([int(size) for size in image_shape]) if image_shape else "",
             examples=types.Channel(type=standard_artifacts.Examples))
         super().__init__(spec=spec)

@@ -1,4 +1,4 @@
-"""Executor of TFDSExampleGen: a Beam pipeline per split, read with tfds.beam.ReadFromTFDS."""
+"""Executor of TFDSExampleGen: a Beam pipeline per split, read shard by shard and checked (checks.py)."""
 from __future__ import annotations
 
 import json
@@ -8,17 +8,18 @@ from typing import Any, Dict, List
 import apache_beam as beam
 import numpy as np
 import tensorflow as tf
-import tensorflow_datasets as tfds
 from tfx import types
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 
+from components.tfds_example_gen.checks import ERRORS, ShardReader, check_declared, raise_data_errors
 from sparse_ae import datasets as _registered_datasets  # noqa: F401  (registers garment_shapes)
 from sparse_ae.data import tfds_builder
 
 # TFDS reads batches of this many examples; conversion works on whole batches.
 _READ_BATCH = 1024
 _FILE_PREFIX = "data_tfrecord"
+_ERRORS_FOLDER = ".data_errors"  # the readers' messages, read back and removed once Beam is done
 
 
 def _varint(value: int) -> bytes:
@@ -71,21 +72,6 @@ def batch_to_examples(batch: Dict[str, np.ndarray], image_key: str, label_key: s
             for pixels, label in zip(_packed_uint8_varints(images), labels)]
 
 
-def read_batches(builder: tfds.core.DatasetBuilder, split: str) -> beam.PTransform:
-    """Batches (dicts of numpy arrays) of a TFDS split, read in parallel per shard.
-
-    TFDS reads whole splits in batches; a sliced split ('train[:10%]') can only be read example
-    by example, so those examples are batched again in Beam.
-    """
-    if "[" not in split:
-        return tfds.beam.ReadFromTFDS(builder, split=split, batch_size=_READ_BATCH) | beam.Map(tfds.as_numpy)
-    return (tfds.beam.ReadFromTFDS(builder, split=split)
-            | beam.Map(tfds.as_numpy)
-            | beam.BatchElements(min_batch_size=_READ_BATCH, max_batch_size=_READ_BATCH)
-            | beam.Map(lambda examples: {key: np.stack([example[key] for example in examples])
-                                         for key in examples[0]}))
-
-
 class Executor(base_beam_executor.BaseBeamExecutor):
     """Writes `<examples.uri>/Split-<tfx split>/data_tfrecord-*.gz` for each mapped TFDS split."""
 
@@ -101,6 +87,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         if missing:
             raise ValueError(f"dataset {name!r} has no split(s) {missing}; it has {sorted(builder.info.splits.keys())}")
         image_key, label_key = exec_properties["image_key"], exec_properties["label_key"]
+        image_shape = json.loads(exec_properties.get("image_shape") or "null")
+        expected_shape = check_declared(builder, mapping, image_key, label_key, image_shape)
 
         examples = artifact_utils.get_single_instance(output_dict["examples"])
         examples.split_names = artifact_utils.encode_split_names(list(mapping.values()))
@@ -111,11 +99,20 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         label_feature = builder.info.features[label_key] if label_key in builder.info.features else None
         examples.set_string_custom_property("label_names", json.dumps(list(getattr(label_feature, "names", []))))
 
+        errors_folder = os.path.join(examples.uri, _ERRORS_FOLDER)  # on storage every Beam worker sees
         with self._make_beam_pipeline() as pipeline:
+            errors = []
             for tfds_split, tfx_split in mapping.items():
-                _ = (pipeline
-                     | f"Read[{tfx_split}]" >> read_batches(builder, tfds_split)
+                reader = ShardReader(builder, tfds_split, tfx_split, image_key, label_key, expected_shape, _READ_BATCH)
+                read = (pipeline
+                        | f"Shards[{tfx_split}]" >> beam.Create(builder.info.splits[tfds_split].file_instructions)
+                        | f"Read[{tfx_split}]" >> beam.FlatMap(reader).with_outputs(ERRORS, main="batches"))
+                _ = (read.batches
                      | f"ToExamples[{tfx_split}]" >> beam.FlatMap(batch_to_examples, image_key, label_key)
                      | f"Write[{tfx_split}]" >> beam.io.WriteToTFRecord(
                          os.path.join(artifact_utils.get_split_uri([examples], tfx_split), _FILE_PREFIX),
                          file_name_suffix=".gz"))
+                errors.append(read[ERRORS])
+            _ = (tuple(errors) | "DataErrors" >> beam.Flatten()
+                 | "WriteDataErrors" >> beam.io.WriteToText(os.path.join(errors_folder, "errors")))
+        raise_data_errors(errors_folder)
