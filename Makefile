@@ -9,15 +9,20 @@ EPOCHS ?= 5
 
 export TF_USE_LEGACY_KERAS := 1
 
-.PHONY: setup test demo run train bench bench-full constraints clean
+.PHONY: setup browser test demo run train bench bench-full experiments docs constraints clean
 
-setup: $(STAMP)
+setup: $(STAMP) browser
+
+# Debian's chromium for the run report's browser test (tests/test_report.py); apart from the
+# venv stamp so that it never forces a rebuild; instant when chromium is already there.
+browser:
+	scripts/install_browser.sh
 
 $(STAMP): setup.py constraints.txt scripts/setup_venv.sh scripts/find_python.sh
 	scripts/setup_venv.sh dev,kubeflow,airflow,tuner
 	@touch $@
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest tests
 
 # The main job, offline: the whole pipeline on the project's generated dataset (prepared on
@@ -43,6 +48,15 @@ bench: $(STAMP)
 
 bench-full: $(STAMP)
 	$(PY) -m benchmarks.run --full --data-dir $(TFDS_DATA_DIR)
+
+# The seed's practice prompts, one `sparse-ae train` each (README, "Practice prompts as experiments");
+# writes artifacts/experiments/results.md from each run's metrics.json.
+experiments: $(STAMP)
+	$(PY) scripts/experiments.py --data-dir tfds_data --output artifacts/experiments $(ARGS)
+
+# README's configuration reference, generated from pipeline_config.py (tests/test_docs.py checks it).
+docs: $(STAMP)
+	$(PY) -m pipeline.config_reference
 
 # Re-resolve the whole working set from constraints.in and pin it in constraints.txt.
 constraints: $(STAMP)

@@ -1,0 +1,98 @@
+"""The notebook tour runs: executed with nbclient in this environment's Python, on garment_shapes/small."""
+import json
+import os
+import re
+import sys
+
+import nbformat
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NOTEBOOK = os.path.join(ROOT, "notebooks", "sparse_autoencoder_tfx.ipynb")
+KERNEL = "sparse-ae-test"
+
+
+def _parameters_index(notebook) -> int:
+    tagged = [i for i, cell in enumerate(notebook.cells) if "parameters" in cell.metadata.get("tags", [])]
+    assert len(tagged) == 1, "the notebook needs exactly one cell tagged 'parameters'"
+    return tagged[0]
+
+
+def _kernel_manager(kernels_dir: str):
+    """A kernel running this interpreter (the venv's), whatever kernels a global Jupyter knows."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+
+    spec_dir = os.path.join(kernels_dir, KERNEL)
+    os.makedirs(spec_dir, exist_ok=True)
+    with open(os.path.join(spec_dir, "kernel.json"), "w") as handle:
+        json.dump({"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                   "display_name": "sparse-ae tests", "language": "python"}, handle)
+    specs = KernelSpecManager(kernel_dirs=[kernels_dir], ensure_native_kernel=False)
+    return KernelManager(kernel_name=KERNEL, kernel_spec_manager=specs)
+
+
+def _text(cell) -> str:
+    return "".join(output.get("text", "") for output in cell.get("outputs", []) if output.output_type == "stream")
+
+
+def test_notebook_is_stored_without_outputs():
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(notebook)
+    _parameters_index(notebook)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, "clear the notebook's outputs before committing"
+
+
+@pytest.fixture(scope="module")
+def executed(garment_data_dir, tmp_path_factory):
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    work = tmp_path_factory.mktemp("notebook")
+    # Papermill's convention: a cell after the one tagged "parameters" overrides its values.
+    overrides = (f"DATASET = 'garment_shapes/small'\nEPOCHS = 1\nDATA_DIR = {garment_data_dir!r}\n"
+                 f"WORK_DIR = {str(work / 'out')!r}\nDOWNLOAD = False")
+    notebook.cells.insert(_parameters_index(notebook) + 1,
+                          nbformat.v4.new_code_cell(overrides, metadata={"tags": ["injected-parameters"]}))
+    client = NotebookClient(notebook, km=_kernel_manager(str(work / "kernels")), timeout=600,
+                            resources={"metadata": {"path": str(work)}})
+    client.execute()  # raises CellExecutionError, with the cell and its traceback, when a cell fails
+    return notebook, work / "out"
+
+
+def test_every_cell_ran(executed):
+    notebook, _ = executed
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert cell.execution_count is not None
+            assert not [o for o in cell.outputs if o.output_type == "error"], cell.source
+
+
+def test_standalone_training_and_reconstructions(executed):
+    notebook, out = executed
+    text = "\n".join(_text(cell) for cell in notebook.cells)
+    psnr = float(re.search(r"final val PSNR ([\d.]+) dB", text).group(1))
+    metrics = json.load(open(out / "standalone" / "metrics.json"))
+    assert metrics["epochs_run"] == 1 and abs(psnr - metrics["final_val_psnr"]) < 0.01
+    assert "rejected: sparsity_target=1.5" in text
+    assert (out / "standalone" / "reconstructions.png").read_bytes()[:4] == b"\x89PNG"
+    images = [o for cell in notebook.cells for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) >= 2  # training curves and the reconstruction grid, at least
+
+
+def test_pipeline_ran_and_its_evaluation_is_shown(executed):
+    notebook, out = executed
+    text = "\n".join(_text(cell) for cell in notebook.cells)
+    for component in ("TFDSExampleGen", "Trainer", "Evaluator", "ServingPusher"):
+        assert f"{component} finished" in text
+    assert "TFMA validation ok:" in text
+    assert os.path.exists(out / "pipeline_root" / "metadata.sqlite")
+
+
+def test_report_is_written(executed):
+    notebook, _ = executed
+    text = "\n".join(_text(cell) for cell in notebook.cells)
+    report = re.search(r"report: (\S+)", text).group(1)
+    assert report.endswith(".html") and os.path.getsize(report) > 0
