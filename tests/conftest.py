@@ -1,4 +1,5 @@
 """Shared test setup: Keras 2 for TFX/TFMA, quiet TensorFlow, small shared fixtures."""
+import hashlib
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -33,3 +34,30 @@ def small_pipeline_overrides(root, data_dir: str, epochs: int = 1) -> list:
     return [f"pipeline_root={root}/root", f"serving_dir={root}/serving", "dataset.name=garment_shapes/small",
             f"dataset.data_dir={data_dir}", "dataset.download=false", f"model.epochs={epochs}",
             "beam_pipeline_args=--direct_running_mode=in_memory,--direct_num_workers=1"]
+
+
+# A gate every trained model passes: for tests about faults, not about quality.
+LENIENT_GATE = ["gate.psnr_threshold=5", "gate.change_tolerance=100"]
+
+
+def file_digests(path: str) -> dict:
+    """Every file under path (hidden ones included) -> sha256 of its bytes: a tree to compare
+    before and after a fault."""
+    found = {}
+    for folder, _, files in os.walk(path):
+        for name in files:
+            full = os.path.join(folder, name)
+            found[os.path.relpath(full, path)] = hashlib.sha256(open(full, "rb").read()).hexdigest()
+    return found
+
+
+def served_pipeline_root(root: str, data_dir: str):
+    """(overrides, absolute config) of a small pipeline root under root whose first run, in this
+    process, has already pushed a model: the state a fault must leave alone."""
+    from pipeline.local_runner import run_local
+    from pipeline_config import load_config
+
+    overrides = small_pipeline_overrides(root, data_dir, epochs=1) + LENIENT_GATE
+    config = load_config(overrides).absolute()
+    run_local(config)
+    return overrides, config

@@ -7,9 +7,8 @@ models, blessings and pushes as they were. The pipeline faults share one pipelin
 first run (1 epoch, lenient gate) pushed a model; the data faults run in-process and fail in
 TFDSExampleGen within seconds.
 """
-from conftest import small_pipeline_overrides  # noqa: E402
+from conftest import file_digests as tree, served_pipeline_root  # noqa: E402
 import glob
-import hashlib
 import io
 import json
 import os
@@ -29,7 +28,6 @@ from pipeline_config import load_config
 from sparse_ae.errors import DataValidationError, DatasetUnavailableError, TrainingDivergedError
 
 CLI = os.path.join(os.path.dirname(sys.executable), "sparse-ae")
-LENIENT_GATE = ["gate.psnr_threshold=5", "gate.change_tolerance=100"]
 UPSTREAM = ["TFDSExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator"]
 
 
@@ -86,16 +84,6 @@ def test_bad_config_through_the_command_and_debug(tmp_path):
 
 # --- Pipeline faults on one pipeline root that already serves a model.
 
-def tree(path: str) -> dict:
-    """Every file under path -> sha256 of its bytes."""
-    found = {}
-    for folder, _, files in os.walk(path):
-        for name in files:
-            full = os.path.join(folder, name)
-            found[os.path.relpath(full, path)] = hashlib.sha256(open(full, "rb").read()).hexdigest()
-    return found
-
-
 def records(metadata: str) -> dict:
     """What must not change: Models, blessed ModelBlessings, PushedModels that claim a push."""
     store = open_store(metadata)
@@ -110,9 +98,7 @@ def records(metadata: str) -> dict:
 def live(garment_data_dir, tmp_path_factory):
     """A pipeline root whose first run pushed a model (the state every fault must leave alone)."""
     root = str(tmp_path_factory.mktemp("bad_input"))
-    overrides = small_pipeline_overrides(root, garment_data_dir, epochs=1) + LENIENT_GATE
-    config = load_config(overrides).absolute()
-    run_local(config)
+    overrides, config = served_pipeline_root(root, garment_data_dir)
     summary = summarize_run(config.resolved_metadata_path, config.pipeline_name)
     assert summary.pushed_path and not summary.failure
     return {"root": root, "overrides": overrides, "config": config}

@@ -18,8 +18,7 @@ The rerun uses 2 epochs rather than the killed run's 1,000 to stay short; the ki
 execution is left RUNNING in ML Metadata and never counts as a cached result either way (TFX's
 cache takes completed executions only).
 """
-from conftest import small_pipeline_overrides  # noqa: E402
-import hashlib
+from conftest import file_digests as tree, served_pipeline_root  # noqa: E402
 import os
 import re
 import resource
@@ -33,25 +32,12 @@ import pytest
 
 from components.serving_pusher.executor import (PublishError, STAGING_PREFIX, publish, remove_stale_staging,
                                                 serving_versions)
-from pipeline.local_runner import run_local
 from pipeline.run_lock import LOCK_FILE
 from pipeline.run_summary import latest_run_id, open_store, summarize_run
-from pipeline_config import load_config
 
 CLI = os.path.join(os.path.dirname(sys.executable), "sparse-ae")
 UPSTREAM = ["TFDSExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator"]
-LENIENT_GATE = ["gate.psnr_threshold=5", "gate.change_tolerance=100"]
 FILE_SIZE_LIMIT = 1_000_000  # bytes: above every file step 4 writes but the model's variables (about 1.9 MB)
-
-
-def tree(path: str) -> dict:
-    """Every file under path (hidden ones included) -> sha256 of its bytes."""
-    found = {}
-    for folder, _, files in os.walk(path):
-        for name in files:
-            full = os.path.join(folder, name)
-            found[os.path.relpath(full, path)] = hashlib.sha256(open(full, "rb").read()).hexdigest()
-    return found
 
 
 def cli(overrides, output_dir, name, **popen):
@@ -86,9 +72,7 @@ def run_count(metadata: str) -> int:
 @pytest.fixture(scope="module")
 def first(garment_data_dir, tmp_path_factory):
     root = str(tmp_path_factory.mktemp("faults"))
-    overrides = small_pipeline_overrides(root, garment_data_dir, epochs=1) + LENIENT_GATE
-    config = load_config(overrides).absolute()
-    run_local(config)
+    overrides, config = served_pipeline_root(root, garment_data_dir)
     metadata, name = config.resolved_metadata_path, config.pipeline_name
     return {"root": root, "overrides": overrides, "metadata": metadata, "name": name,
             "serving": config.serving_dir, "pipeline_root": config.pipeline_root,
