@@ -68,7 +68,7 @@ def latest_run_id(store: metadata_store.MetadataStore, pipeline_name: str) -> st
     return max(runs, key=lambda c: (c.create_time_since_epoch, c.id)).name
 
 
-def _node_executions(store, pipeline_name: str, run_id: str) -> Dict[str, metadata_store_pb2.Execution]:
+def node_executions(store, pipeline_name: str, run_id: str) -> Dict[str, metadata_store_pb2.Execution]:
     """node id -> its execution in this run."""
     run = store.get_context_by_type_and_name("pipeline_run", run_id)
     in_run = {e.id: e for e in store.get_executions_by_context(run.id)}
@@ -83,7 +83,7 @@ def _node_executions(store, pipeline_name: str, run_id: str) -> Dict[str, metada
     return result
 
 
-def _outputs(store, execution_id: int) -> Dict[str, metadata_store_pb2.Artifact]:
+def execution_outputs(store, execution_id: int) -> Dict[str, metadata_store_pb2.Artifact]:
     """Output key -> artifact of an execution."""
     events = [e for e in store.get_events_by_execution_ids([execution_id])
               if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)]
@@ -160,7 +160,7 @@ def summarize_run(metadata_path: str, pipeline_name: str, run_id: Optional[str] 
     """The summary of run_id (default: the latest run) of the pipeline."""
     store = open_store(metadata_path)
     run_id = run_id or latest_run_id(store, pipeline_name)
-    executions = _node_executions(store, pipeline_name, run_id)
+    executions = node_executions(store, pipeline_name, run_id)
     summary = RunSummary(run_id=run_id, components=[
         (node, _STATES.get(execution.last_known_state, "unknown"))
         for node, execution in sorted(executions.items(), key=lambda item: item[1].id)])
@@ -170,7 +170,7 @@ def summarize_run(metadata_path: str, pipeline_name: str, run_id: Optional[str] 
         _, node, reason = min(failed)
         summary.failure = f"{node}: {reason or 'no reason recorded (see the log)'}"
     for node, execution in executions.items():
-        for key, artifact in _outputs(store, execution.id).items():
+        for key, artifact in execution_outputs(store, execution.id).items():
             summary.artifacts[f"{node}.{key}"] = artifact.uri
             if key == "evaluation":
                 read_evaluation(artifact.uri, summary)

@@ -16,7 +16,7 @@ import numpy as np
 
 from pipeline.promotion import SERVING_MODEL_DIR  # the SavedModel inside the Trainer's Model artifact
 from pipeline.report import metadata_file
-from pipeline.run_summary import RunSummary, _node_executions, _outputs, latest_run_id, open_store, summarize_run
+from pipeline.run_summary import RunSummary, execution_outputs, node_executions, latest_run_id, open_store, summarize_run
 from sparse_ae.errors import ConfigError
 from sparse_ae.train import METRICS_FILE  # the Trainer's, in its model_run artifact
 
@@ -102,8 +102,8 @@ def gather(pipeline_root: str, run_id: Optional[str] = None, pipeline_name: Opti
     pipeline_root = os.path.abspath(pipeline_root)
     metadata_path, pipeline_name, run_id = resolve_run(pipeline_root, run_id, pipeline_name, metadata_path)
     store = open_store(metadata_path)
-    executions = _node_executions(store, pipeline_name, run_id)
-    outputs = {node: _outputs(store, execution.id) for node, execution in executions.items()}
+    executions = node_executions(store, pipeline_name, run_id)
+    outputs = {node: execution_outputs(store, execution.id) for node, execution in executions.items()}
     if summary is None or summary.run_id != run_id:
         summary = summarize_run(metadata_path, pipeline_name, run_id)
     states = dict(summary.components)
