@@ -44,6 +44,13 @@ class GateConfig(StrictModel):
     change_tolerance: float = Field(
         0.5, ge=0.0, description="Largest PSNR drop (dB) allowed against the baseline model (gate.baseline).")
     class_psnr_floor: Optional[float] = Field(None, description="Optional minimum PSNR (dB) for every class.")
+    sparsity_tolerance: Optional[float] = Field(
+        0.1, gt=0.0, lt=1.0,
+        description="Largest relative distance of the eval split's mean latent activation from model.sparsity_target "
+                    "(0.1: within ±10 %); none: no sparsity check.")
+    min_gain_over_linear: Optional[float] = Field(
+        None, description="Minimum eval PSNR gain (dB) over PCA of the same code size (the linear baseline, fitted on "
+                          "the train split); none: reported, not gated.")
     # live: the model live in serving_dir after manual promotions and rollbacks (a custom resolver
     # strategy); latest_blessed: TFX's built-in strategy, the one Kubeflow V2 can compile.
     baseline: str = Field("live", pattern=r"^(live|latest_blessed)$",

@@ -45,11 +45,12 @@ class ComponentProgress(logging.Filter):
 
 def cmd_pipeline_run(args: argparse.Namespace) -> int:
     from pipeline_config import load_config
+    from sparse_ae.presets import preset
 
     overrides = list(args.set or [])
     if args.dataset:
         overrides.insert(0, f"dataset.name={args.dataset}")
-    config = load_config(overrides)  # validated before the slow TFX import
+    config = load_config(overrides, base={"model": preset(args.preset)})  # validated before the slow TFX import
     from pipeline.run_lock import PipelineRootBusy, run_lock
 
     try:
@@ -107,6 +108,7 @@ def add_pipeline_commands(subparsers) -> dict:
     run.add_argument("--dataset", help="TFDS name[/config] (sets dataset.name)")
     run.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="config override, repeatable; nested keys dotted: model.sparsity_target=0.02")
+    library_cli.add_preset_argument(run)
     compile_ = actions.add_parser(
         "compile", help="compile for another orchestrator: a Kubeflow/Vertex spec or an Airflow DAG file")
     compile_.add_argument("--runner", required=True, choices=["kubeflow", "airflow"])
@@ -114,6 +116,7 @@ def add_pipeline_commands(subparsers) -> dict:
                           help="kubeflow: the spec FILE.json; airflow: the dags_folder (or a FILE.py)")
     compile_.add_argument("--dataset", help="TFDS name[/config] (sets dataset.name)")
     compile_.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, repeatable")
+    library_cli.add_preset_argument(compile_)
     return {"pipeline": lambda args: {"run": cmd_pipeline_run, "compile": cmd_pipeline_compile}[
         args.pipeline_command](args)}
 
@@ -121,11 +124,12 @@ def add_pipeline_commands(subparsers) -> dict:
 def cmd_pipeline_compile(args: argparse.Namespace) -> int:
     """Write the same pipeline for Kubeflow Pipelines v2 / Vertex AI, or as an Airflow DAG module."""
     from pipeline_config import load_config
+    from sparse_ae.presets import preset
 
     overrides = list(args.set or [])
     if args.dataset:
         overrides.insert(0, f"dataset.name={args.dataset}")
-    config = load_config(overrides)
+    config = load_config(overrides, base={"model": preset(args.preset)})
     if args.runner == "kubeflow":
         from pipeline.kubeflow_runner import compile_kubeflow, kubeflow_ready
 

@@ -1,4 +1,5 @@
-"""The Evaluator's TFMA config: mean PSNR overall and per class, gated by value and change thresholds.
+"""The Evaluator's TFMA config: mean PSNR overall and per class, gated by value and change thresholds;
+the mean latent activation (sparsity) and the gain over the linear baseline, optionally gated.
 
 The exported model computes each example's PSNR in its serving signature (one definition, in
 sparse_ae.metrics); TFMA only averages that prediction. Feeding TFMA the 784-value image as a
@@ -6,6 +7,7 @@ label instead costs ~40x more per example (see README).
 """
 from __future__ import annotations
 
+import re
 from typing import Dict, List, Optional
 
 import tensorflow_model_analysis as tfma
@@ -13,15 +15,34 @@ import tensorflow_model_analysis as tfma
 from pipeline_config import GateConfig
 
 PSNR_METRIC = "psnr"  # the gate's metric name in the evaluation output
-PSNR_PREDICTION_KEY = "psnr"  # the serving signature's per-example PSNR output
+MEAN_ACTIVATION_METRIC = "mean_activation"  # the eval split's mean latent activation
+# mean_activation / the model's own sparsity_target: the sparsity check's figure, which holds for a
+# sparsity_target chosen by the Tuner as well as for the configured one.
+TARGET_RATIO_METRIC = "activation_to_target"
+LINEAR_PSNR_METRIC = "linear_baseline_psnr"  # PCA of the same code size, scored per image by the model's signature
+GAIN_METRIC = "psnr_gain_over_linear"  # psnr - linear_baseline_psnr
 LABEL_FEATURE = "label"
+# Each metric is TFMA's MeanPrediction of the serving signature's output of the same name
+# (sparse_ae/export.py): the exported model computes every per-example figure itself.
 
 
-def psnr_metric(threshold: tfma.MetricThreshold | None = None,
-                per_slice: List[tfma.PerSliceMetricThreshold] = ()) -> tfma.MetricConfig:
-    """TFMA's MeanPrediction of the per-example PSNR, named `psnr`."""
-    return tfma.MetricConfig(class_name="MeanPrediction", config=f'"name": "{PSNR_METRIC}"', threshold=threshold,
-                             per_slice_thresholds=list(per_slice))
+def mean_of_output(name: str, per_slice: List[tfma.PerSliceMetricThreshold] = (),
+                   candidate_only: bool = False) -> tfma.MetricsSpec:
+    """MeanPrediction of the signature output `name`, named `name`.
+
+    candidate_only: not computed for the baseline model, which needs only PSNR for the change
+    threshold (and may predate the output).
+    """
+    return tfma.MetricsSpec(
+        output_names=[name], model_names=["candidate"] if candidate_only else [],
+        metrics=[tfma.MetricConfig(class_name="MeanPrediction", config=f'"name": "{name}"',
+                                   per_slice_thresholds=list(per_slice))])
+
+
+def overall(threshold: tfma.MetricThreshold) -> List[tfma.PerSliceMetricThreshold]:
+    """A threshold on the overall slice only (a MetricConfig.threshold would apply to every slice,
+    the per-label ones included, making an overall bound a class floor too)."""
+    return [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
 
 
 def gate_threshold(gate: GateConfig) -> tfma.MetricThreshold:
@@ -33,51 +54,74 @@ def gate_threshold(gate: GateConfig) -> tfma.MetricThreshold:
 
 
 def eval_config(gate: GateConfig) -> tfma.EvalConfig:
-    """Overall and per-label slices; the PSNR gate overall, and an optional floor on every class.
-
-    The gate is a per-slice threshold on the overall slice: a MetricConfig.threshold would apply
-    to every slice, the per-label ones included, making the overall threshold a class floor too.
-    """
-    per_slice = [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=gate_threshold(gate))]
+    """Overall and per-label slices; the PSNR gate overall, and optionally: a floor on every class,
+    the mean latent activation within a tolerance of sparsity_target, a gain over PCA."""
+    psnr_thresholds = overall(gate_threshold(gate))
     if gate.class_psnr_floor is not None:
-        per_slice.append(tfma.PerSliceMetricThreshold(
+        psnr_thresholds.append(tfma.PerSliceMetricThreshold(
             slicing_specs=[tfma.SlicingSpec(feature_keys=[LABEL_FEATURE])],
             threshold=tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
                 lower_bound={"value": gate.class_psnr_floor}))))
-    metrics_spec = tfma.MetricsSpec(metrics=[psnr_metric(per_slice=per_slice),
-                                             tfma.MetricConfig(class_name="ExampleCount")])
+    tolerance = gate.sparsity_tolerance
+    sparsity = [] if tolerance is None else overall(tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
+        lower_bound={"value": 1.0 - tolerance}, upper_bound={"value": 1.0 + tolerance})))
+    gain = [] if gate.min_gain_over_linear is None else overall(tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": gate.min_gain_over_linear})))
+    metrics_specs = [
+        mean_of_output(PSNR_METRIC, psnr_thresholds),
+        mean_of_output(MEAN_ACTIVATION_METRIC, candidate_only=True),
+        mean_of_output(TARGET_RATIO_METRIC, sparsity, candidate_only=True),
+        mean_of_output(LINEAR_PSNR_METRIC, candidate_only=True),
+        mean_of_output(GAIN_METRIC, gain, candidate_only=True),
+        tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="ExampleCount")]),
+    ]
     return tfma.EvalConfig(
         # tf_generic: the SavedModel is a plain tf.Module, so TFMA does not try Keras loading
         # or compiled Keras metrics; serving_default parses the serialized examples itself.
         # The class label is given as label only because TFMA 0.47's MeanPrediction skips the
         # predictions of unlabeled examples (calibration.py checks len(label)); it is not used.
-        model_specs=[tfma.ModelSpec(signature_name="serving_default", prediction_key=PSNR_PREDICTION_KEY,
-                                    label_key=LABEL_FEATURE, model_type=tfma.TF_GENERIC)],
+        model_specs=[tfma.ModelSpec(signature_name="serving_default", label_key=LABEL_FEATURE,
+                                    model_type=tfma.TF_GENERIC)],
         slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[LABEL_FEATURE])],
-        metrics_specs=[metrics_spec])
+        metrics_specs=metrics_specs)
+
+
+GATE_KEYS = ("psnr_threshold", "change_tolerance", "class_psnr_floor", "sparsity_tolerance", "min_gain_over_linear")
+
+
+def _metric_name(metric: tfma.MetricConfig) -> str:
+    """The name a MetricConfig gives its metric (MeanPrediction's default name when none)."""
+    found = re.search(r'"name"\s*:\s*"([^"]+)"', metric.config or "")
+    return found.group(1) if found else PSNR_METRIC
 
 
 def gate_bounds(config: tfma.EvalConfig) -> Dict[str, Optional[float]]:
-    """The gate an EvalConfig encodes: psnr_threshold, change_tolerance and class_psnr_floor (None when absent).
+    """The gate an EvalConfig encodes (GATE_KEYS; None when absent).
 
-    Reads both forms: per-slice thresholds (eval_config above) and a MetricConfig.threshold on
-    every slice (what earlier runs recorded).
+    Reads both forms of the PSNR gate: per-slice thresholds (eval_config above) and a
+    MetricConfig.threshold on every slice (what earlier runs recorded).
     """
-    bounds: Dict[str, Optional[float]] = {"psnr_threshold": None, "change_tolerance": None, "class_psnr_floor": None}
+    bounds: Dict[str, Optional[float]] = dict.fromkeys(GATE_KEYS)
     for spec in config.metrics_specs:
         for metric in spec.metrics:
             if metric.class_name != "MeanPrediction":
                 continue
+            name = _metric_name(metric)
             scoped = [(True, metric.threshold)] if metric.HasField("threshold") else []
             for per_slice in metric.per_slice_thresholds:
-                overall = any(slicing == tfma.SlicingSpec() for slicing in per_slice.slicing_specs)
-                scoped.append((overall, per_slice.threshold))
-            for overall, threshold in scoped:
-                if threshold.value_threshold.HasField("lower_bound"):
-                    key = "psnr_threshold" if overall else "class_psnr_floor"
-                    bounds[key] = threshold.value_threshold.lower_bound.value
-                if threshold.change_threshold.HasField("absolute"):
-                    bounds["change_tolerance"] = -threshold.change_threshold.absolute.value
+                is_overall = any(slicing == tfma.SlicingSpec() for slicing in per_slice.slicing_specs)
+                scoped.append((is_overall, per_slice.threshold))
+            for is_overall, threshold in scoped:
+                value = threshold.value_threshold
+                if name == TARGET_RATIO_METRIC and value.HasField("upper_bound"):
+                    bounds["sparsity_tolerance"] = round(value.upper_bound.value - 1.0, 12)
+                elif name == GAIN_METRIC and value.HasField("lower_bound"):
+                    bounds["min_gain_over_linear"] = value.lower_bound.value
+                elif name == PSNR_METRIC:
+                    if value.HasField("lower_bound"):
+                        bounds["psnr_threshold" if is_overall else "class_psnr_floor"] = value.lower_bound.value
+                    if threshold.change_threshold.HasField("absolute"):
+                        bounds["change_tolerance"] = -threshold.change_threshold.absolute.value
     return bounds
 
 

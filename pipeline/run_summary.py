@@ -11,7 +11,8 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-from pipeline.evaluation import LABEL_FEATURE, PSNR_METRIC
+from pipeline.evaluation import (GAIN_METRIC, LABEL_FEATURE, LINEAR_PSNR_METRIC, MEAN_ACTIVATION_METRIC,
+                                 PSNR_METRIC, TARGET_RATIO_METRIC)
 from pipeline.failures import recorded_failure
 
 _STATES = {value: name.lower() for name, value in metadata_store_pb2.Execution.State.items()}
@@ -28,6 +29,9 @@ class RunSummary:
     class_psnr: Dict[int, float] = dataclasses.field(default_factory=dict)
     baseline_class_psnr: Dict[int, float] = dataclasses.field(default_factory=dict)
     example_count: Optional[int] = None
+    mean_activation: Optional[float] = None  # the eval split's mean latent activation
+    activation_to_target: Optional[float] = None  # mean_activation / the model's sparsity_target
+    linear_baseline_psnr: Optional[float] = None  # PCA of the same code size on the eval split
     blessed: Optional[bool] = None
     failures: List[str] = dataclasses.field(default_factory=list)
     pushed_path: Optional[str] = None
@@ -91,16 +95,25 @@ def execution_outputs(store, execution_id: int) -> Dict[str, metadata_store_pb2.
     return {e.path.steps[0].key: artifacts[e.artifact_id] for e in events if e.path.steps}
 
 
+# Candidate-only figures of the overall slice: metric name -> RunSummary field.
+_OVERALL_FIGURES = {MEAN_ACTIVATION_METRIC: "mean_activation", TARGET_RATIO_METRIC: "activation_to_target",
+                    LINEAR_PSNR_METRIC: "linear_baseline_psnr"}
+
+
 def read_evaluation(uri: str, summary: RunSummary) -> None:
-    """Fill PSNR (overall, per class, baseline) and the gate's failures from TFMA's output."""
+    """Fill PSNR (overall, per class, baseline), the sparsity and linear-baseline figures and the
+    gate's failures from TFMA's output."""
     import tensorflow_model_analysis as tfma
 
     for slice_metrics in tfma.load_metrics(uri):
         keys = slice_metrics.slice_key.single_slice_keys
         for item in slice_metrics.metric_keys_and_values:
             key, value = item.key, item.value.double_value.value
-            if key.name == "example_count" and not keys and key.model_name != "baseline" and not key.is_diff:
+            candidate = key.model_name != "baseline" and not key.is_diff
+            if key.name == "example_count" and not keys and candidate:
                 summary.example_count = int(value)
+            if key.name in _OVERALL_FIGURES and not keys and candidate:
+                setattr(summary, _OVERALL_FIGURES[key.name], value)
             if key.name != PSNR_METRIC or key.is_diff:
                 continue
             if key.model_name == "baseline":
@@ -132,6 +145,16 @@ def describe_failures(validation) -> List[str]:
                 bound = threshold.change_threshold.absolute.value
                 messages.append(f"{where}: {failure.metric_key.name} changed by {value:+.3f} dB against the "
                                 f"baseline, below the allowed {bound:+.3f} dB (short by {bound - value:.3f})")
+            elif failure.metric_key.name == TARGET_RATIO_METRIC:
+                low, high = threshold.value_threshold.lower_bound.value, threshold.value_threshold.upper_bound.value
+                side = f"above the allowed {high:.2f} by {value - high:.3f}" if value > high else \
+                    f"below the allowed {low:.2f} by {low - value:.3f}"
+                messages.append(f"{where}: sparsity: mean latent activation is {value:.3f} x sparsity_target, {side} "
+                                f"(gate.sparsity_tolerance {high - 1:.2f})")
+            elif failure.metric_key.name == GAIN_METRIC:
+                bound = threshold.value_threshold.lower_bound.value
+                messages.append(f"{where}: linear baseline: PSNR gain over PCA {value:+.3f} dB < required "
+                                f"{bound:+.3f} dB (short by {bound - value:.3f}; gate.min_gain_over_linear)")
             elif threshold.value_threshold.HasField("lower_bound"):
                 bound = threshold.value_threshold.lower_bound.value
                 messages.append(f"{where}: {failure.metric_key.name} {value:.3f} dB < threshold {bound:.3f} dB "
@@ -260,6 +283,13 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(f"Eval PSNR: {summary.psnr:.2f} dB over {summary.example_count} examples{baseline}")
         if summary.baseline_note:
             lines.append(f"Baseline: {summary.baseline_note}")
+        if summary.linear_baseline_psnr is not None:
+            lines.append(f"Linear baseline (PCA, same code size): {summary.linear_baseline_psnr:.2f} dB; the model "
+                         f"{summary.psnr - summary.linear_baseline_psnr:+.2f} dB")
+        if summary.mean_activation is not None:
+            ratio = f" ({summary.activation_to_target:.2f} x sparsity_target)" \
+                if summary.activation_to_target is not None else ""
+            lines.append(f"Mean latent activation: {summary.mean_activation:.4f}{ratio}")
         for label, value in sorted(summary.class_psnr.items()):
             name = class_names[label] if class_names and label < len(class_names) else str(label)
             lines.append(f"  class {label} {name:<14} {value:.2f} dB")

@@ -1,7 +1,7 @@
 """The Trainer's run_fn: the same model, train_step and fit as standalone training, fed by TFXIO."""
 from __future__ import annotations
 
-import os
+from typing import Tuple
 
 import tensorflow as tf
 from tfx.components.trainer.fn_args_utils import FnArgs
@@ -9,12 +9,13 @@ from tfx.utils import io_utils
 from tfx_bsl.public import tfxio
 from tensorflow_metadata.proto.v0 import schema_pb2
 
+from sparse_ae import linear_baseline
 from sparse_ae.config import SparseAEConfig, configure_devices
 from sparse_ae.data import IMAGE_KEY, to_pairs
 from sparse_ae.distribute import create_strategy, discard, shard_by_data, writable_dir
 from sparse_ae.export import export_saved_model
 from sparse_ae.model import build_model
-from sparse_ae.train import WEIGHTS_FILE, fit
+from sparse_ae.train import fit
 from sparse_ae.tuning import apply_hyperparameters
 
 # TFXIO reads batches of this size; they are split into images again before shuffling.
@@ -31,36 +32,57 @@ def _images(file_pattern, data_accessor, schema, config: SparseAEConfig) -> tf.d
             .unbatch().cache())
 
 
-def input_pairs(fn_args: FnArgs, config: SparseAEConfig, epochs: int):
-    """(train, val, steps_per_epoch) from the Examples through TFXIO, for the Trainer and the Tuner.
+def split_images(fn_args: FnArgs, config: SparseAEConfig) -> Tuple[tf.data.Dataset, tf.data.Dataset]:
+    """(train, eval) uint8 images from the Examples through TFXIO, each cached after its first pass."""
+    schema = io_utils.parse_pbtxt_file(fn_args.schema_path, schema_pb2.Schema())
+    return (_images(fn_args.train_files, fn_args.data_accessor, schema, config),
+            _images(fn_args.eval_files, fn_args.data_accessor, schema, config))
+
+
+def input_pairs(images: Tuple[tf.data.Dataset, tf.data.Dataset], fn_args: FnArgs, config: SparseAEConfig,
+                epochs: int):
+    """(train, val, steps_per_epoch) from split_images, for the Trainer and the Tuner.
 
     TFX counts total steps and Keras steps per epoch; with a step limit the train split repeats.
     """
-    schema = io_utils.parse_pbtxt_file(fn_args.schema_path, schema_pb2.Schema())
-    train = to_pairs(_images(fn_args.train_files, fn_args.data_accessor, schema, config), config, training=True)
-    val = to_pairs(_images(fn_args.eval_files, fn_args.data_accessor, schema, config), config, training=False)
+    train = to_pairs(images[0], config, training=True)
+    val = to_pairs(images[1], config, training=False)
     steps_per_epoch = fn_args.train_steps // epochs if fn_args.train_steps else None
     return (train.repeat() if steps_per_epoch else train), val, steps_per_epoch
 
 
+def fit_linear_baseline(images: Tuple[tf.data.Dataset, tf.data.Dataset], config: SparseAEConfig):
+    """PCA of latent_dim components on the train images, scored on the eval images: (baseline, summary).
+
+    Its first pass fills the image caches that training then reads.
+    """
+    def batches(split: tf.data.Dataset):
+        return split.batch(_READ_BATCH * 4).as_numpy_iterator()
+
+    baseline = linear_baseline.fit_pca(batches(images[0]), config.latent_dim)
+    return baseline, linear_baseline.summary(baseline, linear_baseline.score(baseline, batches(images[1])))
+
+
 def run_fn(fn_args: FnArgs) -> None:
-    """Train on the train split, validate on eval, export the best epoch's weights as a SavedModel."""
+    """Train on the train split, validate on eval, export the best epoch's weights as a SavedModel
+    that also scores the linear baseline (PCA of the same code size) per example."""
     config = SparseAEConfig.model_validate(fn_args.custom_config["model"])
     if fn_args.hyperparameters:  # the Tuner's best values (a KerasTuner HyperParameters config)
         config = apply_hyperparameters(config, fn_args.hyperparameters.get("values", {}))
     configure_devices(config)
     # MultiWorkerMirroredStrategy reads the cluster from TF_CONFIG, which Vertex AI and KFP set.
     strategy = create_strategy(config)
-    train, val, steps_per_epoch = input_pairs(fn_args, config, config.epochs)
+    images = split_images(fn_args, config)
+    baseline, baseline_summary = fit_linear_baseline(images, config)
+    print(f"Linear baseline: PCA-{baseline.code_size} eval PSNR {baseline_summary['eval_psnr']:.2f} dB", flush=True)
+    train, val, steps_per_epoch = input_pairs(images, fn_args, config, config.epochs)
     train, val = shard_by_data(train, strategy), shard_by_data(val, strategy)
     model = build_model(config, strategy)
     fit(model, train, val, config.epochs, fn_args.model_run_dir, verbose=2,
         steps_per_epoch=steps_per_epoch, validation_steps=fn_args.eval_steps,
-        extra_summary={"dataset": fn_args.custom_config.get("dataset", "")})
-    # The checkpoint holds the best epoch (by val_loss); that is the model we ship. Only the
-    # chief keeps it; other workers export to a temporary directory they delete.
+        extra_summary={"dataset": fn_args.custom_config.get("dataset", ""), "linear_baseline": baseline_summary})
+    # fit leaves the best epoch's weights (by val_loss) in the model: that is the model we ship.
+    # Only the chief keeps it; other workers export to a temporary directory they delete.
     export_dir = writable_dir(fn_args.serving_model_dir, strategy)
-    if export_dir == fn_args.serving_model_dir:
-        model.load_weights(os.path.join(fn_args.model_run_dir, WEIGHTS_FILE))
-    export_saved_model(model, export_dir)
+    export_saved_model(model, export_dir, baseline)
     discard(export_dir, fn_args.serving_model_dir)

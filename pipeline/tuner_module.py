@@ -14,7 +14,7 @@ from tfx.proto import trainer_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils
 
-from pipeline.trainer_module import input_pairs
+from pipeline.trainer_module import input_pairs, split_images
 from sparse_ae.config import SparseAEConfig, configure_devices
 from sparse_ae.tuner import SparsityTuner
 from sparse_ae.tuning import TRIALS_FILE, TunerConfig, trials_json
@@ -28,7 +28,8 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
     tuner_config = TunerConfig.model_validate(fn_args.custom_config["tuner"])
     configure_devices(model_config)
     # Batching, shuffling and corruption are not tuned, so one input pipeline serves every trial.
-    train, val, steps_per_epoch = input_pairs(fn_args, model_config, tuner_config.epochs_per_trial)
+    train, val, steps_per_epoch = input_pairs(split_images(fn_args, model_config), fn_args, model_config,
+                                                 tuner_config.epochs_per_trial)
     tuner = SparsityTuner(model_config, tuner_config, directory=fn_args.working_dir)
     return TunerFnResult(tuner=tuner, fit_kwargs={
         "train_data": train, "val_data": val, "steps_per_epoch": steps_per_epoch,

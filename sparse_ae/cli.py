@@ -36,15 +36,27 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_preset_argument(parser: argparse.ArgumentParser) -> None:
+    from sparse_ae.presets import PRESETS
+
+    parser.add_argument("--preset", default="default", choices=sorted(PRESETS),
+                        help="named model settings under the --set overrides: default, or seed (the seed "
+                             "project's configuration; see docs/model-defaults.md)")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    config = model_config_from(args)  # validated before the slow TensorFlow import
+    from sparse_ae.presets import preset
+
+    config = model_config_from(args, preset(args.preset))  # validated before the slow TensorFlow import
     from sparse_ae.train import METRICS_FILE, WEIGHTS_FILE, train
 
     summary = train(config, args.dataset, args.output, data_dir=args.data_dir, download=not args.offline)
-    print(f"best val_loss {summary['best_val_loss']:.5f} (epoch {summary['best_epoch']}), "
-          f"final val_psnr {summary['final_val_psnr']:.2f} dB, final val_kl_penalty "
-          f"{summary['final_val_kl_penalty']:.4f}, mean activation {summary['final_val_mean_activation']:.4f} "
-          f"(target {config.sparsity_target})")
+    print(f"best epoch {summary['best_epoch']} of {summary['epochs_run']} (val_loss {summary['best_val_loss']:.5f}): "
+          f"val_psnr {summary['best_val_psnr']:.2f} dB, val_kl_penalty {summary['best_val_kl_penalty']:.4f}, "
+          f"mean activation {summary['best_val_mean_activation']:.4f} (sparsity_target {config.sparsity_target})")
+    linear = summary["linear_baseline"]
+    print(f"linear baseline on {args.dataset}: PCA-{linear['code_size']} val_psnr {linear['eval_psnr']:.2f} dB; "
+          f"the model {summary['best_val_psnr'] - linear['eval_psnr']:+.2f} dB")
     print(f"wrote {os.path.join(args.output, WEIGHTS_FILE)} and {os.path.join(args.output, METRICS_FILE)}")
     return 0
 
@@ -88,6 +100,7 @@ def add_library_commands(subparsers) -> Dict[str, Handler]:
     train.add_argument("--epochs", type=int, default=None, help="overrides the config's epochs")
     train.add_argument("--output", required=True, help="folder for weights, metrics.json and logs/")
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, repeatable")
+    add_preset_argument(train)
 
     recon = subparsers.add_parser("reconstruct", help="write a grid of originals over reconstructions")
     _dataset_arguments(recon)

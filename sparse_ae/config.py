@@ -34,7 +34,15 @@ class SparseAEConfig(StrictModel):
     decoder_activation: Literal["sigmoid", "relu", "tanh", "elu"] = Field("relu", description="Activation of decoder hidden layers.")
     sparsity_target: float = Field(0.05, gt=0.0, lt=1.0, description="Target mean activation rho of each latent unit.")
     sparsity_weight: float = Field(1e-3, ge=0.0, description="Weight beta of the KL sparsity penalty.")
-    learning_rate: float = Field(1e-3, gt=0.0, description="Adam learning rate.")
+    batch_norm: bool = Field(False, description="Batch normalization between each hidden Dense layer and its activation.")
+    kernel_initializer: Literal["glorot_uniform", "he_normal", "lecun_normal"] = Field(
+        "glorot_uniform", description="Initial weights of every Dense layer (he_normal suits elu/relu layers).")
+    learning_rate: float = Field(1e-3, gt=0.0, description="Adam learning rate (the peak one under a schedule).")
+    learning_rate_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="constant, or cosine: decay per epoch from learning_rate to 0 over `epochs`.")
+    early_stopping_patience: Optional[int] = Field(
+        None, gt=0, description="Stop after this many epochs without a lower val_loss; none: run every epoch. The best "
+                                "epoch's weights are kept either way.")
     batch_size: int = Field(256, gt=0, description="Examples per training step.")
     epochs: int = Field(10, gt=0, description="Training epochs.")
     shuffle_buffer: int = Field(10_000, ge=0, description="Shuffle buffer size (0 disables shuffling).")

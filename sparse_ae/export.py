@@ -2,7 +2,8 @@
 
 Signatures:
 - `serving_default`: serialized tf.Examples (flat int64 `image`, optional `label`) -> reconstruction,
-  latent code, per-image PSNR and MSE. What TFMA and TF Serving's Example-based APIs call.
+  latent code, per-image PSNR, MSE and mean latent activation; with a linear baseline also the
+  PCA reconstruction's PSNR and the gain over it. What TFMA and TF Serving's Example-based APIs call.
 - `reconstruct`: float32 images in [-1, 1], shape (batch, H, W, C) -> the same outputs.
 - `reconstruct_uint8`: uint8 images in [0, 255] -> the same outputs.
 The per-image PSNR is the anomaly score and the figure the Evaluator averages: one definition
@@ -17,12 +18,13 @@ let TensorFlow fold the size check away.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
 import tensorflow as tf
 
 from sparse_ae.config import SparseAEConfig
 from sparse_ae.data import IMAGE_KEY, example_feature_spec, scale_images
+from sparse_ae.linear_baseline import LinearBaseline
 from sparse_ae.metrics import mse_per_image, psnr_from_mse
 from sparse_ae.model import SparseAutoencoder
 
@@ -30,16 +32,25 @@ SERVING_DEFAULT = "serving_default"
 RECONSTRUCT = "reconstruct"
 RECONSTRUCT_UINT8 = "reconstruct_uint8"
 PSNR_OUTPUT = "psnr"
+MEAN_ACTIVATION_OUTPUT = "mean_activation"
+TARGET_RATIO_OUTPUT = "activation_to_target"
+LINEAR_PSNR_OUTPUT = "linear_baseline_psnr"
+GAIN_OUTPUT = "psnr_gain_over_linear"
 
 
 class ServingModule(tf.Module):
     """Holds the model's variables and the signature functions."""
 
-    def __init__(self, model: SparseAutoencoder):
+    def __init__(self, model: SparseAutoencoder, baseline: Optional[LinearBaseline] = None):
         super().__init__(name="sparse_autoencoder_serving")
         self.encoder = model.encoder
         self.decoder = model.decoder
         self.config: SparseAEConfig = model.config
+        # The linear baseline travels as constants, so every consumer of the SavedModel (TFMA's
+        # gate, a user's Python) scores it per image beside the model, by the same definition.
+        self.baseline_mean = None if baseline is None else tf.constant(baseline.mean, name="baseline_mean")
+        self.baseline_components = None if baseline is None else tf.constant(
+            baseline.components, name="baseline_components")
         images = [None] * (len(self.config.image_shape) + 1)  # sizes checked in _checked_shape
         self.serve_examples = tf.function(
             self._serve_examples, input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
@@ -74,7 +85,22 @@ class ServingModule(tf.Module):
         latent = self.encoder(images, training=False)
         reconstruction = self.decoder(latent, training=False)
         mse = mse_per_image(images, reconstruction)
-        return {"reconstruction": reconstruction, "latent": latent, "mse": mse, PSNR_OUTPUT: psnr_from_mse(mse)}
+        outputs = {"reconstruction": reconstruction, "latent": latent, "mse": mse, PSNR_OUTPUT: psnr_from_mse(mse),
+                   # Its mean over a split is the split's mean latent activation; over the sparsity_target
+                   # the figure the sparsity gate bounds.
+                   MEAN_ACTIVATION_OUTPUT: tf.reduce_mean(latent, axis=1)}
+        outputs[TARGET_RATIO_OUTPUT] = outputs[MEAN_ACTIVATION_OUTPUT] / self.config.sparsity_target
+        if self.baseline_components is not None:
+            outputs[LINEAR_PSNR_OUTPUT] = psnr_from_mse(mse_per_image(images, self._linear_reconstruction(images)))
+            outputs[GAIN_OUTPUT] = outputs[PSNR_OUTPUT] - outputs[LINEAR_PSNR_OUTPUT]
+        return outputs
+
+    def _linear_reconstruction(self, images: tf.Tensor) -> tf.Tensor:
+        """The PCA reconstruction (LinearBaseline.reconstruct in TensorFlow)."""
+        flat = tf.reshape(images, (tf.shape(images)[0], -1)) - self.baseline_mean
+        restored = tf.matmul(tf.matmul(flat, self.baseline_components), self.baseline_components,
+                             transpose_b=True) + self.baseline_mean
+        return tf.reshape(tf.clip_by_value(restored, -1.0, 1.0), tf.shape(images))
 
     def _reconstruct_uint8(self, images: tf.Tensor) -> Dict[str, tf.Tensor]:
         return self._outputs(scale_images(self._checked_shape(images, RECONSTRUCT_UINT8)))
@@ -100,9 +126,13 @@ def _require(ok: tf.Tensor, explain: Callable[[], list]) -> tf.Tensor:
     return tf.cond(ok, lambda: ok, refuse)
 
 
-def export_saved_model(model: SparseAutoencoder, export_dir: str) -> str:
-    """Write the SavedModel with the three signatures to export_dir; returns export_dir."""
-    module = ServingModule(model)
+def export_saved_model(model: SparseAutoencoder, export_dir: str, baseline: Optional[LinearBaseline] = None) -> str:
+    """Write the SavedModel with the three signatures to export_dir; returns export_dir.
+
+    With a baseline, every signature also returns the PCA reconstruction's per-image PSNR and the
+    model's gain over it.
+    """
+    module = ServingModule(model, baseline)
     signatures = {
         SERVING_DEFAULT: module.serve_examples.get_concrete_function(),
         RECONSTRUCT: module.reconstruct.get_concrete_function(),

@@ -7,7 +7,7 @@ import tf_keras as keras
 # Images live in [-1, 1], so the peak-to-peak signal range is 2.
 MAX_VAL = 2.0
 # Floor on the per-image MSE so a perfect reconstruction gives a finite PSNR (100 dB + ...).
-_MIN_MSE = 1e-10
+MIN_MSE = 1e-10
 
 
 def mse_per_image(targets: tf.Tensor, reconstructions: tf.Tensor) -> tf.Tensor:
@@ -20,7 +20,7 @@ def mse_per_image(targets: tf.Tensor, reconstructions: tf.Tensor) -> tf.Tensor:
 
 def psnr_from_mse(mse: tf.Tensor, max_val: float = MAX_VAL) -> tf.Tensor:
     """Peak signal-to-noise ratio in dB from a per-image MSE."""
-    mse = tf.maximum(mse, _MIN_MSE)
+    mse = tf.maximum(mse, MIN_MSE)
     return 10.0 * tf.math.log(tf.cast(max_val, mse.dtype) ** 2 / mse) / tf.math.log(tf.constant(10.0, mse.dtype))
 
 

@@ -15,21 +15,35 @@ from sparse_ae.metrics import PSNR, mse_per_image
 METRIC_NAMES = ("loss", "recon_loss", "kl_penalty", "psnr", "mean_activation")
 
 
+def hidden_layers(widths, activation: str, config: SparseAEConfig, prefix: str) -> list:
+    """Dense layers of the given widths; with config.batch_norm, Dense -> BatchNormalization -> activation."""
+    layers = []
+    for i, width in enumerate(widths):
+        if config.batch_norm:
+            layers += [keras.layers.Dense(width, kernel_initializer=config.kernel_initializer, name=f"{prefix}_dense_{i}"),
+                       keras.layers.BatchNormalization(name=f"{prefix}_norm_{i}"),
+                       keras.layers.Activation(activation, name=f"{prefix}_{activation}_{i}")]
+        else:
+            layers.append(keras.layers.Dense(width, activation=activation, kernel_initializer=config.kernel_initializer,
+                                             name=f"{prefix}_dense_{i}"))
+    return layers
+
+
 def build_encoder(config: SparseAEConfig) -> keras.Sequential:
     """Flatten -> hidden layers -> latent code."""
     layers = [keras.layers.Flatten(input_shape=config.image_shape, name="flatten")]
-    layers += [keras.layers.Dense(width, activation=config.encoder_activation, name=f"encoder_dense_{i}")
-               for i, width in enumerate(config.hidden_dims)]
-    layers.append(keras.layers.Dense(config.latent_dim, activation=config.latent_activation, name="latent"))
+    layers += hidden_layers(config.hidden_dims, config.encoder_activation, config, "encoder")
+    layers.append(keras.layers.Dense(config.latent_dim, activation=config.latent_activation,
+                                     kernel_initializer=config.kernel_initializer, name="latent"))
     return keras.Sequential(layers, name="encoder")
 
 
 def build_decoder(config: SparseAEConfig) -> keras.Sequential:
     """Latent code -> mirrored hidden layers -> tanh image in [-1, 1]."""
     layers = [keras.layers.InputLayer(input_shape=(config.latent_dim,), name="latent_input")]
-    layers += [keras.layers.Dense(width, activation=config.decoder_activation, name=f"decoder_dense_{i}")
-               for i, width in enumerate(reversed(config.hidden_dims))]
-    layers.append(keras.layers.Dense(int(np.prod(config.image_shape)), activation="tanh", name="pixels"))
+    layers += hidden_layers(reversed(config.hidden_dims), config.decoder_activation, config, "decoder")
+    layers.append(keras.layers.Dense(int(np.prod(config.image_shape)), activation="tanh",
+                                     kernel_initializer=config.kernel_initializer, name="pixels"))
     layers.append(keras.layers.Reshape(config.image_shape, name="image"))
     return keras.Sequential(layers, name="decoder")
 

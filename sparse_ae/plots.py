@@ -96,8 +96,9 @@ def plot_unit_activation(unit_means: Sequence[float], sparsity_target: float):
 
 def plot_class_psnr(class_names: Sequence[str], values: Sequence[float], threshold: Optional[float] = None,
                     baseline: Optional[Sequence[Optional[float]]] = None, class_floor: Optional[float] = None,
-                    overall: Optional[float] = None):
-    """Per-class PSNR bars (the candidate; the baseline beside it when given) with the gate's lines."""
+                    overall: Optional[float] = None, linear: Optional[float] = None):
+    """Per-class PSNR bars (the candidate; the baseline beside it when given) with the gate's lines,
+    and the linear baseline's (PCA of the same code size) overall mean when given."""
     count = len(values)
     positions = np.arange(count)
     with_baseline = baseline is not None and any(v is not None for v in baseline)
@@ -118,9 +119,12 @@ def plot_class_psnr(class_names: Sequence[str], values: Sequence[float], thresho
                      gid="class_floor")
     if overall is not None:
         axis.axhline(overall, color="black", linestyle=":", label=f"overall mean {overall:.2f} dB", gid="overall")
+    if linear is not None:
+        axis.axhline(linear, color="tab:purple", linestyle="--", label=f"PCA, same code size {linear:.2f} dB",
+                     gid="linear")
     axis.set_xticks(positions, list(class_names), rotation=30, ha="right", fontsize=8)
     axis.set_ylabel("PSNR (dB), higher is better", fontsize=9)
-    lows = [v for v in list(values) + [threshold, class_floor] + list(baseline or []) if v is not None]
+    lows = [v for v in list(values) + [threshold, class_floor, linear] + list(baseline or []) if v is not None]
     axis.set_ylim(max(0.0, min(lows) - 3), max(lows) + 2)
     axis.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=3, frameon=False)
     axis.grid(axis="y", alpha=0.3)

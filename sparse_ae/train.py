@@ -37,14 +37,30 @@ class StopOnNaN(keras.callbacks.TerminateOnNaN):
         super().on_batch_end(batch, logs)
 
 
-def training_callbacks(output_dir: str, monitor: str = "val_loss") -> List[keras.callbacks.Callback]:
-    """Best-weights checkpoint (weights only), TensorBoard logs, and a stop on NaN loss."""
-    return [
+def cosine_learning_rate(config: SparseAEConfig):
+    """Epoch -> learning rate: half a cosine from config.learning_rate down to 0 at the last epoch."""
+    def rate(epoch: int, current: float) -> float:
+        return config.learning_rate * 0.5 * (1.0 + math.cos(math.pi * epoch / config.epochs))
+    return rate
+
+
+def training_callbacks(output_dir: str, config: SparseAEConfig,
+                       monitor: str = "val_loss") -> List[keras.callbacks.Callback]:
+    """Best-weights checkpoint (weights only), TensorBoard logs, a stop on NaN loss, the configured
+    learning-rate schedule, and early stopping that leaves the best epoch's weights in the model."""
+    callbacks = [
         keras.callbacks.ModelCheckpoint(os.path.join(output_dir, WEIGHTS_FILE), monitor=monitor,
                                         save_best_only=True, save_weights_only=True),
         keras.callbacks.TensorBoard(log_dir=os.path.join(output_dir, LOGS_DIR)),
         StopOnNaN(),
+        # Without a patience it never stops early, but still restores the best epoch at the end:
+        # the model in memory is then the one in the checkpoint (and best_val_* describe it).
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=config.early_stopping_patience or config.epochs,
+                                      restore_best_weights=True),
     ]
+    if config.learning_rate_schedule == "cosine":
+        callbacks.append(keras.callbacks.LearningRateScheduler(cosine_learning_rate(config)))
+    return callbacks
 
 
 def summarize_history(history: Dict[str, List[float]], config: SparseAEConfig) -> Dict[str, Any]:
@@ -59,8 +75,9 @@ def summarize_history(history: Dict[str, List[float]], config: SparseAEConfig) -
     return {
         "epochs_run": len(history.get("loss", [])),
         "best_epoch": None if best_epoch is None else best_epoch + 1,
-        "best_val_loss": None if best_epoch is None else float(val_loss[best_epoch]),
-        "best_val_psnr": None if best_epoch is None else float(history["val_psnr"][best_epoch]),
+        # The best epoch's validation figures: those of the weights that are kept and shipped.
+        **{f"best_val_{name}": None if best_epoch is None else float(history[f"val_{name}"][best_epoch])
+           for name in METRIC_NAMES},
         **{f"final_val_{name}": final(f"val_{name}") for name in METRIC_NAMES},
         "sparsity_target": config.sparsity_target,
         "config": config.model_dump(mode="json"),
@@ -80,7 +97,7 @@ def fit(model: SparseAutoencoder, train_data: tf.data.Dataset, val_data: tf.data
     # Under MultiWorkerMirroredStrategy only the chief writes into output_dir.
     write_dir = writable_dir(output_dir, model.distribute_strategy)
     os.makedirs(write_dir, exist_ok=True)
-    callbacks = training_callbacks(write_dir)
+    callbacks = training_callbacks(write_dir, model.config)
     history = model.fit(train_data, validation_data=val_data, epochs=epochs, verbose=verbose,
                         steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
                         callbacks=callbacks + list(extra_callbacks or []))
@@ -104,8 +121,12 @@ def fit(model: SparseAutoencoder, train_data: tf.data.Dataset, val_data: tf.data
 
 def train(config: SparseAEConfig, dataset: str, output_dir: str, data_dir: Optional[str] = None,
           train_split: str = "train", val_split: str = "test", download: bool = True,
-          verbose: int | str = "auto") -> Dict[str, Any]:
-    """Train on a TFDS dataset by name; writes sparse_autoencoder.weights.h5, metrics.json and logs/."""
+          verbose: int | str = "auto", linear_baseline: bool = True) -> Dict[str, Any]:
+    """Train on a TFDS dataset by name; writes sparse_autoencoder.weights.h5, metrics.json and logs/.
+
+    With linear_baseline, metrics.json also holds PCA of latent_dim components fitted on the train
+    split and scored on the validation split (`linear_baseline`), the figure the model must beat.
+    """
     from sparse_ae import data  # local: keeps TFDS out of model-only imports
 
     configure_devices(config)
@@ -113,6 +134,11 @@ def train(config: SparseAEConfig, dataset: str, output_dir: str, data_dir: Optio
     train_data = data.tfds_pairs(dataset, train_split, config, training=True, data_dir=data_dir, download=download)
     val_data = data.tfds_pairs(dataset, val_split, config, training=False, data_dir=data_dir, download=download)
     train_data, val_data = shard_by_data(train_data, strategy), shard_by_data(val_data, strategy)
+    extra: Dict[str, Any] = {"dataset": dataset}
+    if linear_baseline:
+        from sparse_ae.linear_baseline import compute
+
+        extra["linear_baseline"] = compute(dataset, train_split, val_split, config.latent_dim, data_dir=data_dir,
+                                           download=download)
     model = build_model(config, strategy)
-    return fit(model, train_data, val_data, config.epochs, output_dir, verbose=verbose,
-               extra_summary={"dataset": dataset})
+    return fit(model, train_data, val_data, config.epochs, output_dir, verbose=verbose, extra_summary=extra)

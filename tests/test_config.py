@@ -4,7 +4,7 @@ import pytest
 from sparse_ae.config import ConfigError, SparseAEConfig, build_config, parse_overrides, with_overrides
 
 
-def test_defaults_are_the_seeds():
+def test_defaults_keep_the_seeds_sizes_and_sparsity_target():
     config = SparseAEConfig()
     assert (config.latent_dim, config.hidden_dims) == (64, (256, 128))
     assert (config.sparsity_target, config.sparsity_weight) == (0.05, 1e-3)

@@ -352,13 +352,18 @@ def test_gate_bounds_read_back_both_eval_config_forms():
     per-slice form and the form earlier runs recorded (one threshold on every slice)."""
     import tensorflow_model_analysis as tfma
 
-    from pipeline.evaluation import eval_config, gate_bounds, psnr_metric
+    from pipeline.evaluation import eval_config, gate_bounds
     from pipeline_config import GateConfig
 
-    current = eval_config(GateConfig(psnr_threshold=17.5, change_tolerance=0.25, class_psnr_floor=12.0))
-    assert gate_bounds(current) == {"psnr_threshold": 17.5, "change_tolerance": 0.25, "class_psnr_floor": 12.0}
-    earlier = tfma.EvalConfig(metrics_specs=[tfma.MetricsSpec(metrics=[psnr_metric(threshold=tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": 16.0}),
-        change_threshold=tfma.GenericChangeThreshold(direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                                                     absolute={"value": -0.5})))])])
-    assert gate_bounds(earlier) == {"psnr_threshold": 16.0, "change_tolerance": 0.5, "class_psnr_floor": None}
+    current = eval_config(GateConfig(psnr_threshold=17.5, change_tolerance=0.25, class_psnr_floor=12.0,
+                                     sparsity_tolerance=0.2, min_gain_over_linear=0.5))
+    assert gate_bounds(current) == {"psnr_threshold": 17.5, "change_tolerance": 0.25, "class_psnr_floor": 12.0,
+                                    "sparsity_tolerance": 0.2, "min_gain_over_linear": 0.5}
+    assert gate_bounds(eval_config(GateConfig(sparsity_tolerance=None)))["sparsity_tolerance"] is None
+    earlier = tfma.EvalConfig(metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(
+        class_name="MeanPrediction", config='"name": "psnr"', threshold=tfma.MetricThreshold(
+            value_threshold=tfma.GenericValueThreshold(lower_bound={"value": 16.0}),
+            change_threshold=tfma.GenericChangeThreshold(direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                                                         absolute={"value": -0.5})))])])
+    assert gate_bounds(earlier) == {"psnr_threshold": 16.0, "change_tolerance": 0.5, "class_psnr_floor": None,
+                                    "sparsity_tolerance": None, "min_gain_over_linear": None}

@@ -46,7 +46,7 @@ class ReportData:
     metadata_path: str
     generated: str
     summary: RunSummary
-    gate: Dict[str, Optional[float]]  # psnr_threshold, change_tolerance, class_psnr_floor
+    gate: Dict[str, Optional[float]]  # pipeline.evaluation.GATE_KEYS
     verdict: Dict[str, Any]  # status (blessed | not-blessed | failed | none), headline, details
     components: List[Dict[str, Any]]  # node, state, execution id
     training: Optional[Dict[str, Any]] = None  # history, sparsity_target, best_epoch, epochs_run, config
@@ -271,7 +271,17 @@ def verdict(summary: RunSummary, gate: Dict[str, Optional[float]], pushed_model=
         details.append(f"Baseline {summary.baseline_note or f'model {summary.baseline_model_id}'}: "
                        f"{summary.baseline_psnr:.2f} dB; change {change:+.2f} dB{allowed}")
     elif summary.psnr is not None:
-        details.append("No baseline: no model was live, so the absolute threshold alone decided")
+        details.append("No baseline: no model was live, so the absolute thresholds alone decided")
+    if summary.linear_baseline_psnr is not None and summary.psnr is not None:
+        required = gate.get("min_gain_over_linear")
+        details.append(f"Linear baseline (PCA, same code size): {summary.linear_baseline_psnr:.2f} dB; the model "
+                       f"{summary.psnr - summary.linear_baseline_psnr:+.2f} dB"
+                       + (f" (required: {required:+g} dB)" if required is not None else " (not gated)"))
+    if summary.mean_activation is not None:
+        tolerance = gate.get("sparsity_tolerance")
+        ratio = f", {summary.activation_to_target:.2f} x sparsity_target" if summary.activation_to_target else ""
+        details.append(f"Mean latent activation {summary.mean_activation:.4f}{ratio}"
+                       + (f" (allowed: within ±{tolerance:.0%})" if tolerance is not None else " (not gated)"))
     failed = [node for node, state in summary.components if state == "failed"]
     if summary.blessed:
         status = "blessed"

@@ -24,7 +24,7 @@ def figures(data: ReportData) -> Dict[str, object]:
         drawn["class_psnr"] = plots.plot_class_psnr(
             names, [row["psnr"] for row in data.class_psnr], threshold=data.gate.get("psnr_threshold"),
             baseline=[row["baseline"] for row in data.class_psnr], class_floor=data.gate.get("class_psnr_floor"),
-            overall=data.summary.psnr)
+            overall=data.summary.psnr, linear=data.summary.linear_baseline_psnr)
     if data.reconstructions and data.sample is not None:
         sample, evaluated = data.sample, data.summary.class_psnr
 
@@ -86,6 +86,12 @@ def gate_sentence(gate: Dict[str, Optional[float]]) -> str:
             f"fall more than the allowed tolerance{amount('change_tolerance')} below it.")
     if gate.get("class_psnr_floor") is not None:
         text += f" Every class must also reach {gate['class_psnr_floor']:g} dB."
+    if gate.get("sparsity_tolerance") is not None:
+        text += (f" Its code must be sparse as configured: the mean latent activation on the eval images within "
+                 f"±{gate['sparsity_tolerance']:.0%} of sparsity_target.")
+    if gate.get("min_gain_over_linear") is not None:
+        text += (f" It must beat PCA of the same code size (the linear baseline) by at least "
+                 f"{gate['min_gain_over_linear']:g} dB.")
     return text
 
 
