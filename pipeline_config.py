@@ -40,7 +40,8 @@ class GateConfig(StrictModel):
     """When a trained model is blessed and pushed."""
 
     psnr_threshold: float = Field(
-        16.0, description="Minimum mean eval PSNR (dB) to bless (images in [-1, 1]; see README for the choice).")
+        20.0, description="Minimum mean eval PSNR (dB) to bless: a floor for any dataset of this kind (images in "
+                          "[-1, 1]; docs/model-defaults.md explains the figure).")
     change_tolerance: float = Field(
         0.5, ge=0.0, description="Largest PSNR drop (dB) allowed against the baseline model (gate.baseline).")
     class_psnr_floor: Optional[float] = Field(None, description="Optional minimum PSNR (dB) for every class.")
@@ -49,8 +50,9 @@ class GateConfig(StrictModel):
         description="Largest relative distance of the eval split's mean latent activation from model.sparsity_target "
                     "(0.1: within ±10 %); none: no sparsity check.")
     min_gain_over_linear: Optional[float] = Field(
-        None, description="Minimum eval PSNR gain (dB) over PCA of the same code size (the linear baseline, fitted on "
-                          "the train split); none: reported, not gated.")
+        0.0, description="Minimum eval PSNR gain (dB) over PCA of the same code size (the linear baseline, fitted on "
+                         "the train split): 0 refuses a model worse than PCA, also on a first run; none: reported, "
+                         "not gated.")
     # live: the model live in serving_dir after manual promotions and rollbacks (a custom resolver
     # strategy); latest_blessed: TFX's built-in strategy, the one Kubeflow V2 can compile.
     baseline: str = Field("live", pattern=r"^(live|latest_blessed)$",

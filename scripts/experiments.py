@@ -31,7 +31,7 @@ class Experiment:
 
 
 EXPERIMENTS = (
-    Experiment("baseline", "the defaults (sigmoid latent, ρ = 0.05, β = 0.001)", ()),
+    Experiment("baseline", "the defaults (sigmoid latent, ρ = 0.05, β = 0.01)", ()),
     Experiment("rho_0.02", "1. lower the sparsity target ρ to 0.02", ("sparsity_target=0.02",)),
     Experiment("relu_latent", "2. relu latent activation (KL on tanh of the mean)", ("latent_activation=relu",)),
     # 0.2 is a tenth of the [-1, 1] pixel range; validation inputs stay clean.

@@ -83,6 +83,22 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from sparse_ae.linear_baseline import compute
+
+    if args.code_size <= 0:
+        raise ConfigError(f"--code-size {args.code_size}: must be > 0")
+    try:
+        result = compute(args.dataset, args.fit_split, args.eval_split, args.code_size, data_dir=args.data_dir,
+                         download=not args.offline)
+    except ValueError as error:  # a code size beyond the pixel count, an empty split
+        raise ConfigError(str(error)) from None
+    print(f"{args.dataset}: PCA-{result['code_size']} (fitted on {args.fit_split}, {result['fitted_on_images']} "
+          f"images) eval PSNR on {args.eval_split} ({result['eval_images']} images) {result['eval_psnr']:.2f} dB, "
+          f"MSE {result['eval_mse']:.5f}")
+    return 0
+
+
 def _dataset_arguments(parser: argparse.ArgumentParser, default: str = "fashion_mnist") -> None:
     parser.add_argument("--dataset", default=default, help="TFDS name[/config][:version] (default %(default)s)")
     parser.add_argument("--data-dir", default=None, help="TFDS data_dir (default: TFDS's own)")
@@ -102,6 +118,14 @@ def add_library_commands(subparsers) -> Dict[str, Handler]:
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, repeatable")
     add_preset_argument(train)
 
+    baseline = subparsers.add_parser(
+        "baseline", help="the linear baseline: PCA of a code size, fitted on one split, PSNR on another")
+    _dataset_arguments(baseline)
+    baseline.add_argument("--code-size", type=int, default=SparseAEConfig().latent_dim,
+                          help="PCA components, the model's latent_dim (default %(default)s)")
+    baseline.add_argument("--fit-split", default="train")
+    baseline.add_argument("--eval-split", default="test")
+
     recon = subparsers.add_parser("reconstruct", help="write a grid of originals over reconstructions")
     _dataset_arguments(recon)
     recon.add_argument("--weights", required=True, help="sparse_autoencoder.weights.h5")
@@ -111,7 +135,7 @@ def add_library_commands(subparsers) -> Dict[str, Handler]:
     recon.add_argument("--set", action="append", metavar="KEY=VALUE")
     from sparse_ae.tuning import add_tune_command  # tune (issue 8)
 
-    return {"prepare": cmd_prepare, "train": cmd_train, "reconstruct": cmd_reconstruct,
+    return {"prepare": cmd_prepare, "train": cmd_train, "reconstruct": cmd_reconstruct, "baseline": cmd_baseline,
             **add_tune_command(subparsers)}
 
 

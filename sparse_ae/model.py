@@ -21,7 +21,9 @@ def hidden_layers(widths, activation: str, config: SparseAEConfig, prefix: str) 
     for i, width in enumerate(widths):
         if config.batch_norm:
             layers += [keras.layers.Dense(width, kernel_initializer=config.kernel_initializer, name=f"{prefix}_dense_{i}"),
-                       keras.layers.BatchNormalization(name=f"{prefix}_norm_{i}"),
+                       # momentum 0.9 (Keras: 0.99): the moving statistics that serving uses settle
+                       # within tens of steps, so short runs (a few epochs on small data) evaluate sanely.
+                       keras.layers.BatchNormalization(momentum=0.9, name=f"{prefix}_norm_{i}"),
                        keras.layers.Activation(activation, name=f"{prefix}_{activation}_{i}")]
         else:
             layers.append(keras.layers.Dense(width, activation=activation, kernel_initializer=config.kernel_initializer,

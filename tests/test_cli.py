@@ -47,3 +47,26 @@ def test_bad_input_is_one_line_and_exit_status_2(args, fragment):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert fragment in lines[0] and "Traceback" not in result.stderr
+
+
+def test_baseline_prints_pca_of_any_tfds_split_and_train_prints_it_beside_the_model(garment_data_dir, tmp_path):
+    from sparse_ae.linear_baseline import compute
+
+    result = run_cli("baseline", "--dataset", "garment_shapes/small", "--data-dir", garment_data_dir, "--offline",
+                     "--code-size", "16")
+    assert result.returncode == 0, result.stderr
+    expected = compute("garment_shapes/small", "train", "test", 16, data_dir=garment_data_dir, download=False)
+    assert result.stdout.strip().splitlines()[-1] == (
+        f"garment_shapes/small: PCA-16 (fitted on train, 2000 images) eval PSNR on test (500 images) "
+        f"{expected['eval_psnr']:.2f} dB, MSE {expected['eval_mse']:.5f}")
+    bad = run_cli("baseline", "--dataset", "garment_shapes/small", "--data-dir", garment_data_dir, "--offline",
+                  "--code-size", "1000")
+    assert bad.returncode == 2 and "exceeds the 784 pixels" in bad.stderr
+
+    output = tmp_path / "run"
+    trained = run_cli("train", "--dataset", "garment_shapes/small", "--data-dir", garment_data_dir, "--offline",
+                      "--epochs", "1", "--output", str(output), "--set", "hidden_dims=64", "--set", "latent_dim=16")
+    assert trained.returncode == 0, trained.stderr
+    metrics = json.load(open(output / "metrics.json"))
+    assert f"linear baseline on garment_shapes/small: PCA-16 val_psnr {expected['eval_psnr']:.2f} dB; the model " \
+        f"{metrics['best_val_psnr'] - expected['eval_psnr']:+.2f} dB" in trained.stdout

@@ -1,14 +1,17 @@
-"""Config validation: defaults of the seed, one-line errors naming key, value and range."""
+"""Config validation: the defaults, one-line errors naming key, value and range."""
 import pytest
 
 from sparse_ae.config import ConfigError, SparseAEConfig, build_config, parse_overrides, with_overrides
 
 
 def test_defaults_keep_the_seeds_sizes_and_sparsity_target():
+    """Sizes and target are the seed's; the recipe is the sweep's choice (docs/model-defaults.md)."""
     config = SparseAEConfig()
     assert (config.latent_dim, config.hidden_dims) == (64, (256, 128))
-    assert (config.sparsity_target, config.sparsity_weight) == (0.05, 1e-3)
-    assert config.latent_activation == "sigmoid"
+    assert (config.sparsity_target, config.sparsity_weight) == (0.05, 0.01)
+    assert (config.latent_activation, config.encoder_activation, config.decoder_activation) == ("sigmoid", "elu", "elu")
+    assert (config.batch_norm, config.kernel_initializer) == (True, "he_normal")
+    assert (config.learning_rate, config.learning_rate_schedule, config.epochs) == (5e-3, "cosine", 15)
     assert not config.denoising
 
 

@@ -93,3 +93,15 @@ def test_seed_preset_is_the_seed_configuration_exactly():
     assert changed <= set(PRESETS["seed"])
     with pytest.raises(ConfigError, match="unknown preset 'nope'.*seed"):
         preset("nope")
+
+
+def test_the_defaults_are_the_sweeps_chosen_setting():
+    """docs/model-defaults.md's table comes from scripts/sweep.py; its chosen row is the default config."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "sweep.py")
+    spec = importlib.util.spec_from_file_location("sweep", path)
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    chosen = SparseAEConfig.model_validate({**PRESETS["seed"], **sweep.SETTINGS[sweep.DEFAULT_SETTING]})
+    assert chosen == SparseAEConfig()

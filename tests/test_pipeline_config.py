@@ -11,7 +11,9 @@ def test_defaults_run_fashion_mnist_with_a_gate():
     config = PipelineConfig()
     assert config.dataset.name == "fashion_mnist"
     assert config.dataset.split_mapping == {"train": "train", "test": "eval"}
-    assert config.gate.psnr_threshold > 0 and config.enable_cache
+    assert (config.gate.psnr_threshold, config.gate.sparsity_tolerance, config.gate.min_gain_over_linear) == \
+        (20.0, 0.1, 0.0)
+    assert config.enable_cache
     assert config.resolved_metadata_path == os.path.join(config.pipeline_root, "metadata.sqlite")
 
 
