@@ -14,6 +14,7 @@ from sparse_ae.data import IMAGE_KEY, to_pairs
 from sparse_ae.distribute import create_strategy, discard, shard_by_data, writable_dir
 from sparse_ae.export import export_saved_model
 from sparse_ae.model import build_model
+from sparse_ae.storage import load_weights
 from sparse_ae.train import WEIGHTS_FILE, fit
 from sparse_ae.tuning import apply_hyperparameters
 
@@ -61,6 +62,6 @@ def run_fn(fn_args: FnArgs) -> None:
     # chief keeps it; other workers export to a temporary directory they delete.
     export_dir = writable_dir(fn_args.serving_model_dir, strategy)
     if export_dir == fn_args.serving_model_dir:
-        model.load_weights(os.path.join(fn_args.model_run_dir, WEIGHTS_FILE))
+        load_weights(model, os.path.join(fn_args.model_run_dir, WEIGHTS_FILE))  # the run dir may be gs://
     export_saved_model(model, export_dir)
     discard(export_dir, fn_args.serving_model_dir)
