@@ -73,7 +73,7 @@ def _ram_beam_filesystem():
 
         def _open(self, path, mode, compression_type):
             compression_type = FileSystem._get_compression_type(path, compression_type)
-            raw = tf.io.gfile.GFile(path, mode)
+            raw = tf.io.gfile.GFile(path, mode) if "r" in mode else _CountingWriter(tf.io.gfile.GFile(path, mode))
             return raw if compression_type == CompressionTypes.UNCOMPRESSED else CompressedFile(
                 raw, compression_type=compression_type)
 
@@ -116,6 +116,35 @@ def _ram_beam_filesystem():
                     tf.io.gfile.rmtree(path)
                 elif tf.io.gfile.exists(path):
                     tf.io.gfile.remove(path)
+
+    class _CountingWriter:
+        """A GFile writer that knows its position: ram:// files do not support tell()."""
+
+        mode = "wb"
+
+        def __init__(self, handle):
+            self._handle, self._written, self.closed = handle, 0, False
+            handle.write(b"")  # GFile creates the file on its first write: an empty shard must exist too
+
+        def write(self, data):
+            self._handle.write(data)
+            self._written += len(data)
+
+        def tell(self):
+            return self._written
+
+        def flush(self):
+            self._handle.flush()
+
+        def close(self):
+            self._handle.close()
+            self.closed = True
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.close()
 
     _RAM_BEAM.append(RamBeamFileSystem)
     return RamBeamFileSystem
