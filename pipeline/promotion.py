@@ -28,6 +28,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components.live_model_strategy import PUSHED_MODEL_TYPE, live_path, model_pushes
 from tfx.dsl.io import fileio
+from tfx.utils import io_utils
 
 from components.serving_pusher.executor import normalize_path, publish, same_saved_model, serving_versions
 from pipeline.run_summary import RunSummary, open_store, read_evaluation
@@ -301,8 +302,8 @@ def _record(store, context, config: PipelineConfig, action: str, model, destinat
     blessing_uri = os.path.join(folder, "blessing")
     fileio.makedirs(blessing_uri)  # pipeline_root may be remote (gs://)
     fileio.makedirs(os.path.join(folder, "pushed_model"))
-    with fileio.open(os.path.join(blessing_uri, "BLESSED"), "w"):
-        pass
+    # write_string_file writes "", which creates the file (a GFile opened and closed unwritten creates nothing).
+    io_utils.write_string_file(os.path.join(blessing_uri, "BLESSED"), "")
     pushed = artifact(PUSHED_MODEL_TYPE, os.path.join(folder, "pushed_model"),
                       {"pushed": 1, "pushed_destination": destination, "pushed_version": version})
     blessing = artifact("ModelBlessing", blessing_uri,
