@@ -22,7 +22,7 @@ from tfx.dsl.components.common import resolver
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
 from tfx.types import standard_artifacts
 
-from components.serving_pusher.executor import serving_versions
+from components.serving_pusher.executor import normalize_path, serving_versions
 
 PUSHED_MODEL_TYPE = "PushedModel"
 
@@ -53,7 +53,7 @@ def model_pushes(store: mlmd.MetadataStore, model_ids: Iterable[int]
 def live_path(serving_dir: str) -> Optional[str]:
     """<serving_dir>/<highest version>, the version TF Serving serves; None when empty."""
     versions = serving_versions(serving_dir)
-    return os.path.normpath(os.path.join(serving_dir, str(versions[-1]))) if versions else None
+    return normalize_path(os.path.join(serving_dir, str(versions[-1]))) if versions else None
 
 
 def live_model_id(store: mlmd.MetadataStore, serving_dir: str, model_ids: Iterable[int]) -> Optional[int]:
@@ -62,7 +62,7 @@ def live_model_id(store: mlmd.MetadataStore, serving_dir: str, model_ids: Iterab
     if live is None:
         return None
     found = [(push.id, model_id) for model_id, pushes in model_pushes(store, model_ids).items() for push in pushes
-             if os.path.normpath(push.custom_properties["pushed_destination"].string_value) == live]
+             if normalize_path(push.custom_properties["pushed_destination"].string_value) == live]
     return min(found)[1] if found else None  # the push that published it (later ones found it already live)
 
 

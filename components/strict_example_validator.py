@@ -9,7 +9,6 @@ a split whose images are all blank.
 """
 from __future__ import annotations
 
-import glob
 import os
 from typing import Any, Dict, List, Optional
 
@@ -19,21 +18,24 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx import types
 from tfx.components.example_validator import executor as tfx_executor
 from tfx.dsl.components.base import base_component, executor_spec
+from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
 from tfx.types.standard_component_specs import ANOMALIES_KEY, CUSTOM_VALIDATION_CONFIG_KEY
-from tfx.utils import proto_utils
+from tfx.utils import io_utils, proto_utils
 
 from sparse_ae.errors import DataValidationError
 
 
 def anomaly_lines(anomalies_uri: str) -> List[str]:
-    """'split: feature: description' for each anomaly written under an ExampleAnomalies uri."""
+    """'split: feature: description' for each anomaly written under an ExampleAnomalies uri.
+
+    Through TFX's file layer: the uri is a gs:// path on Kubeflow and Vertex AI.
+    """
     found = []
-    for path in sorted(glob.glob(os.path.join(anomalies_uri, "Split-*", "SchemaDiff.pb"))):
+    for path in sorted(fileio.glob(os.path.join(anomalies_uri, "Split-*", "SchemaDiff.pb"))):
         split = os.path.basename(os.path.dirname(path))[len("Split-"):]
-        with open(path, "rb") as handle:
-            anomalies = anomalies_pb2.Anomalies.FromString(handle.read())
+        anomalies = anomalies_pb2.Anomalies.FromString(io_utils.read_bytes_file(path))
         for feature, info in sorted(anomalies.anomaly_info.items()):
             found.append(f"{split}: {feature}: {info.short_description or info.description}")
         if anomalies.HasField("dataset_anomaly_info"):

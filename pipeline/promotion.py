@@ -27,7 +27,10 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from components.live_model_strategy import PUSHED_MODEL_TYPE, live_path, model_pushes
-from components.serving_pusher.executor import publish, same_saved_model, serving_versions
+from tfx.dsl.io import fileio
+from tfx.utils import io_utils
+
+from components.serving_pusher.executor import normalize_path, publish, same_saved_model, serving_versions
 from pipeline.run_summary import RunSummary, open_store, read_evaluation
 from pipeline_config import PipelineConfig
 from sparse_ae.errors import ConfigError
@@ -89,7 +92,7 @@ class Inventory:
 def _store(config: PipelineConfig, writable: bool = False
            ) -> Tuple[metadata_store.MetadataStore, metadata_store_pb2.Context]:
     path = config.resolved_metadata_path
-    if not os.path.exists(path):
+    if not os.path.exists(path):  # local by definition: the sqlite file
         raise PromotionRefused(f"no ML Metadata store at {path}: run the pipeline first, or pass --pipeline-root")
     store = open_store(path, writable=writable)
     context = store.get_context_by_type_and_name("pipeline", config.pipeline_name)
@@ -112,11 +115,11 @@ def _serving_versions(store, config: PipelineConfig, models) -> List[ServingVers
     by_path: Dict[str, List[Tuple[int, metadata_store_pb2.Artifact]]] = {}
     for model_id, artifacts in pushes.items():
         for push in artifacts:
-            by_path.setdefault(os.path.normpath(_string(push, "pushed_destination")), []).append((push.id, model_id, push))
+            by_path.setdefault(normalize_path(_string(push, "pushed_destination")), []).append((push.id, model_id, push))
     versions = serving_versions(config.serving_dir)
     result = []
     for version in versions:
-        path = os.path.normpath(os.path.join(config.serving_dir, str(version)))
+        path = normalize_path(os.path.join(config.serving_dir, str(version)))
         entry = ServingVersion(version=version, path=path, live=version == versions[-1])
         if path in by_path:  # the first push to this path published it; later ones found it live
             _, model_id, push = min(by_path[path], key=lambda item: item[0])
@@ -236,9 +239,9 @@ def _find_model(store, context, reference: str) -> metadata_store_pb2.Artifact:
     models = _models(store, context)
     if reference.isdigit() and int(reference) in models:
         return models[int(reference)]
-    path = os.path.normpath(os.path.abspath(reference))
+    path = normalize_path(reference if "://" in reference else os.path.abspath(reference))
     for model in models.values():
-        if path in (os.path.normpath(model.uri), os.path.normpath(os.path.join(model.uri, SERVING_MODEL_DIR))):
+        if path in (normalize_path(model.uri), normalize_path(os.path.join(model.uri, SERVING_MODEL_DIR))):
             return model
     raise PromotionRefused(f"MODEL {reference!r} is neither the id nor the URI of a Model of pipeline "
                            f"{context.name!r} (see `sparse-ae models`)")
@@ -297,9 +300,10 @@ def _record(store, context, config: PipelineConfig, action: str, model, destinat
     # holds TFX's BLESSED marker, as the Evaluator writes it; no archive copy of the model is kept.
     folder = os.path.join(config.pipeline_root, type_name, str(int(now * 1000)))
     blessing_uri = os.path.join(folder, "blessing")
-    os.makedirs(blessing_uri, exist_ok=True)
-    os.makedirs(os.path.join(folder, "pushed_model"), exist_ok=True)
-    open(os.path.join(blessing_uri, "BLESSED"), "w").close()
+    fileio.makedirs(blessing_uri)  # pipeline_root may be remote (gs://)
+    fileio.makedirs(os.path.join(folder, "pushed_model"))
+    # write_string_file writes "", which creates the file (a GFile opened and closed unwritten creates nothing).
+    io_utils.write_string_file(os.path.join(blessing_uri, "BLESSED"), "")
     pushed = artifact(PUSHED_MODEL_TYPE, os.path.join(folder, "pushed_model"),
                       {"pushed": 1, "pushed_destination": destination, "pushed_version": version})
     blessing = artifact("ModelBlessing", blessing_uri,
@@ -328,7 +332,7 @@ def promote(config: PipelineConfig, model_reference: str, reason: Optional[str],
     store, context = _store(config, writable=True)
     model = _find_model(store, context, model_reference)
     model_path = os.path.join(model.uri, SERVING_MODEL_DIR)
-    if not os.path.isdir(model_path):
+    if not fileio.isdir(model_path):
         raise PromotionRefused(f"model {model.id} has no SavedModel at {model_path}")
     live = live_path(config.serving_dir)
     if live and same_saved_model(model_path, live):

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import dataclasses
-import glob
 import json
 import os
 from typing import Dict, List, Optional, Tuple
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
-from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tfx.dsl.io import fileio
+from tfx.utils import io_utils
 
 from pipeline.evaluation import (GAIN_METRIC, LABEL_FEATURE, LINEAR_PSNR_METRIC, MEAN_ACTIVATION_METRIC,
                                  PSNR_METRIC, TARGET_RATIO_METRIC)
@@ -167,16 +167,10 @@ def describe_failures(validation) -> List[str]:
 
 
 def read_anomalies(uri: str) -> List[str]:
-    """ExampleValidator's anomalies as 'split: feature: description' lines."""
-    found = []
-    for path in sorted(glob.glob(os.path.join(uri, "Split-*", "SchemaDiff.pb"))):
-        split = os.path.basename(os.path.dirname(path))[len("Split-"):]
-        anomalies = anomalies_pb2.Anomalies.FromString(open(path, "rb").read())
-        for feature, info in anomalies.anomaly_info.items():
-            found.append(f"{split}: {feature}: {info.short_description or info.description}")
-        if anomalies.HasField("dataset_anomaly_info"):
-            found.append(f"{split}: dataset: {anomalies.dataset_anomaly_info.description}")
-    return found
+    """ExampleValidator's anomalies as 'split: feature: description' lines (uri may be remote)."""
+    from components.strict_example_validator import anomaly_lines  # local: TFDV only when a run has anomalies output
+
+    return anomaly_lines(uri)
 
 
 def summarize_run(metadata_path: str, pipeline_name: str, run_id: Optional[str] = None) -> RunSummary:
@@ -206,8 +200,8 @@ def summarize_run(metadata_path: str, pipeline_name: str, run_id: Optional[str] 
                 summary.class_names = json.loads(properties["label_names"].string_value or "[]")
             elif key == "anomalies":
                 summary.anomalies = read_anomalies(artifact.uri)
-            elif key == "tuner_results" and os.path.exists(os.path.join(artifact.uri, "trials.json")):
-                content = json.load(open(os.path.join(artifact.uri, "trials.json")))  # pipeline/tuner_module.py
+            elif key == "tuner_results" and fileio.exists(os.path.join(artifact.uri, "trials.json")):
+                content = json.loads(io_utils.read_string_file(os.path.join(artifact.uri, "trials.json")))
                 summary.tuner_trials, summary.tuner_tolerance = content["trials"], content["sparsity_tolerance"]
             elif key == "pushed_model" and artifact.custom_properties["pushed"].int_value:
                 summary.pushed_path = artifact.custom_properties["pushed_destination"].string_value
@@ -220,6 +214,7 @@ def describe_baseline(store, run_execution_ids: List[int], evaluator_execution_i
     """Which model the no-regression check used, whether it is live and how it got there; and the
     manual promotions or rollbacks of this run's candidate (`sparse-ae promote` / `rollback`)."""
     from components.live_model_strategy import live_path, model_pushes
+    from components.serving_pusher.executor import normalize_path
 
     events = [e for e in store.get_events_by_execution_ids(run_execution_ids) if e.path.steps]
     inputs = {e.path.steps[0].key: e.artifact_id for e in events
@@ -248,7 +243,7 @@ def describe_baseline(store, run_execution_ids: List[int], evaluator_execution_i
     if baseline is None:
         return
     summary.baseline_model_id = baseline
-    destinations = {os.path.normpath(p.custom_properties["pushed_destination"].string_value): p
+    destinations = {normalize_path(p.custom_properties["pushed_destination"].string_value): p
                     for p in sorted(pushes.get(baseline, []), key=lambda p: p.id, reverse=True)}
     live = next((path for path in destinations if path == live_path(os.path.dirname(path))), None)
     if live is not None:

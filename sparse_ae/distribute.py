@@ -45,13 +45,14 @@ def writable_dir(output_dir: str, strategy: tf.distribute.Strategy) -> str:
     """output_dir on the chief; a fresh temporary directory on every other worker."""
     if is_chief(strategy):
         return output_dir
+    # Local by definition: a non-chief's throwaway folder, never an artifact.
     return tempfile.mkdtemp(prefix="sparse_ae_worker_")
 
 
 def discard(path: str, output_dir: str) -> None:
     """Delete a non-chief's temporary directory (path differs from the real output_dir)."""
     if path != output_dir:
-        shutil.rmtree(path, ignore_errors=True)
+        shutil.rmtree(path, ignore_errors=True)  # local by definition: writable_dir's temporary folder
 
 
 def shard_by_data(dataset: tf.data.Dataset, strategy: tf.distribute.Strategy) -> tf.data.Dataset:

@@ -13,6 +13,7 @@ from sparse_ae.config import SparseAEConfig, configure_devices
 from sparse_ae.distribute import create_strategy, discard, shard_by_data, writable_dir
 from sparse_ae.errors import TrainingDivergedError
 from sparse_ae.model import METRIC_NAMES, SparseAutoencoder, build_model
+from sparse_ae.storage import local_dir, write_text
 
 WEIGHTS_FILE = "sparse_autoencoder.weights.h5"
 METRICS_FILE = "metrics.json"
@@ -44,12 +45,14 @@ def cosine_learning_rate(config: SparseAEConfig):
     return rate
 
 
-def training_callbacks(output_dir: str, config: SparseAEConfig,
-                       monitor: str = "val_loss") -> List[keras.callbacks.Callback]:
-    """Best-weights checkpoint (weights only), TensorBoard logs, a stop on NaN loss, the configured
-    learning-rate schedule, and early stopping that leaves the best epoch's weights in the model."""
+def training_callbacks(output_dir: str, config: SparseAEConfig, monitor: str = "val_loss",
+                       checkpoint_dir: Optional[str] = None) -> List[keras.callbacks.Callback]:
+    """Best-weights checkpoint (weights only, into checkpoint_dir, default output_dir: it must be
+    local, as h5py writes only local files), TensorBoard logs (any filesystem), a stop on NaN loss,
+    the configured learning-rate schedule, and early stopping that leaves the best epoch's weights
+    in the model."""
     callbacks = [
-        keras.callbacks.ModelCheckpoint(os.path.join(output_dir, WEIGHTS_FILE), monitor=monitor,
+        keras.callbacks.ModelCheckpoint(os.path.join(checkpoint_dir or output_dir, WEIGHTS_FILE), monitor=monitor,
                                         save_best_only=True, save_weights_only=True),
         keras.callbacks.TensorBoard(log_dir=os.path.join(output_dir, LOGS_DIR)),
         StopOnNaN(),
@@ -91,24 +94,27 @@ def fit(model: SparseAutoencoder, train_data: tf.data.Dataset, val_data: tf.data
         extra_summary: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Train with the standard callbacks, write metrics.json (plus extra_summary), and return its content.
 
+    output_dir may be remote (gs://...): the checkpoint is written to a local folder and copied
+    there when training ends; metrics.json and the logs are written there directly.
+
     Raises TrainingDivergedError when the loss became NaN (after writing metrics.json, so the
     failure is on record).
     """
     # Under MultiWorkerMirroredStrategy only the chief writes into output_dir.
     write_dir = writable_dir(output_dir, model.distribute_strategy)
-    os.makedirs(write_dir, exist_ok=True)
-    callbacks = training_callbacks(write_dir, model.config)
-    history = model.fit(train_data, validation_data=val_data, epochs=epochs, verbose=verbose,
-                        steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
-                        callbacks=callbacks + list(extra_callbacks or []))
+    tf.io.gfile.makedirs(write_dir)
+    with local_dir(write_dir) as checkpoint_dir:  # h5py writes only local files
+        callbacks = training_callbacks(write_dir, model.config, checkpoint_dir=checkpoint_dir)
+        history = model.fit(train_data, validation_data=val_data, epochs=epochs, verbose=verbose,
+                            steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+                            callbacks=callbacks + list(extra_callbacks or []))
     summary = {**summarize_history(history.history, model.config), **(extra_summary or {})}
     losses = history.history.get("loss", [])
     stopped_at = next(c.stopped_at for c in callbacks if isinstance(c, StopOnNaN))
     summary["diverged"] = stopped_at is not None or any(not math.isfinite(value) for value in losses)
     summary["diverged_at"] = list(stopped_at) if stopped_at else None
     summary["replicas"] = model.distribute_strategy.num_replicas_in_sync
-    with open(os.path.join(write_dir, METRICS_FILE), "w") as handle:
-        json.dump(summary, handle, indent=2, allow_nan=True)
+    write_text(os.path.join(write_dir, METRICS_FILE), json.dumps(summary, indent=2, allow_nan=True))
     discard(write_dir, output_dir)
     if summary["diverged"]:
         epoch, step = stopped_at or (len(losses), None)

@@ -5,7 +5,6 @@ The pipeline's Tuner (`pipeline/tuner_module.py`) and `sparse-ae tune` build the
 """
 from __future__ import annotations
 
-import os
 from typing import Dict, List, Optional
 
 import keras_tuner
@@ -94,7 +93,7 @@ def search(base_config: SparseAEConfig, tuner_config: TunerConfig, dataset: str,
     val = data.tfds_pairs(dataset, "test", base_config, training=False, data_dir=data_dir, download=download)
     if tuner_config.steps_per_epoch:
         train = train.repeat()
-    os.makedirs(output_dir, exist_ok=True)
+    tf.io.gfile.makedirs(output_dir)  # output_dir may be remote (gs://)
     tuner = SparsityTuner(base_config, tuner_config, directory=output_dir)
     tuner.search(train, val, steps_per_epoch=tuner_config.steps_per_epoch,
                  validation_steps=tuner_config.eval_steps, fit_verbose=verbose)

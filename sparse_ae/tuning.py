@@ -155,10 +155,11 @@ def format_trials_table(trials: Iterable[TrialResult], tolerance: Optional[float
 
 
 def save_trials(trials: Iterable[TrialResult], directory: str, tolerance: float) -> str:
-    """Write trials.json (ranked) into a local directory; returns its path."""
+    """Write trials.json (ranked) into a directory (local or remote, e.g. gs://); returns its path."""
+    from sparse_ae.storage import write_text  # local: keeps TensorFlow out of the command line's config checks
+
     path = os.path.join(directory, TRIALS_FILE)
-    with open(path, "w") as handle:
-        handle.write(trials_json(trials, tolerance))
+    write_text(path, trials_json(trials, tolerance))
     return path
 
 

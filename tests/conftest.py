@@ -64,3 +64,26 @@ def served_pipeline_root(root: str, data_dir: str):
     config = load_config(overrides).absolute()
     run_local(config)
     return overrides, config
+
+
+@pytest.fixture
+def ram_root(tmp_path, monkeypatch):
+    """A fresh folder on TensorFlow's in-process ram:// filesystem, served to TFX's file layer
+    (fileio) by TFX's own TensorFlow plugin registered for that scheme: a non-local store like
+    gs://, without a cloud. The working directory is an empty local folder, so a test can check
+    that nothing was written to a local path named after the URI (such as ./ram:/...)."""
+    import uuid
+
+    import tensorflow as tf
+
+    from remote_fs import register_ram_filesystem
+
+    register_ram_filesystem()
+    monkeypatch.chdir(tmp_path)
+    root = f"ram://test-{uuid.uuid4().hex[:12]}"
+    tf.io.gfile.makedirs(root)
+    yield root
+    try:
+        tf.io.gfile.rmtree(root)  # frees the memory
+    except tf.errors.NotFoundError:  # ram:// cannot delete some trees whose files were deleted one by one
+        pass

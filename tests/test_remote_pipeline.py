@@ -1,0 +1,51 @@
+"""One whole pipeline run (LocalDagRunner) with pipeline_root and serving_dir on a non-local
+filesystem: TensorFlow's in-process ram://, served to TF, TFX's fileio and Beam's filesystems
+(tests/remote_fs.py). The ML Metadata store is a local sqlite file, as it must be."""
+import os
+
+import pytest
+import tensorflow as tf
+
+from conftest import LENIENT_GATE, small_pipeline_overrides
+from remote_fs import register_ram_for_beam
+
+
+def test_a_whole_run_with_pipeline_root_and_serving_dir_on_a_remote_filesystem(garment_data_dir, ram_root, tmp_path):
+    from components.serving_pusher.executor import serving_versions
+    from pipeline.local_runner import run_local
+    from pipeline.run_summary import summarize_run
+    from pipeline_config import load_config
+
+    register_ram_for_beam()
+    metadata = str(tmp_path / "metadata" / "metadata.sqlite")
+    config = load_config(small_pipeline_overrides(ram_root, garment_data_dir) + LENIENT_GATE
+                         + [f"metadata_path={metadata}"])
+    run_local(config)
+
+    summary = summarize_run(metadata, config.pipeline_name)
+    states = dict(summary.components)
+    assert not summary.failed and all(state == "complete" for state in states.values()), states
+    assert all(uri.startswith(f"{ram_root}/root/") for uri in summary.artifacts.values()), summary.artifacts
+    assert summary.blessed is True and summary.example_count == 500
+    serving = f"{ram_root}/serving"
+    assert summary.pushed_path == f"{serving}/{serving_versions(serving)[-1]}"
+    served = tf.saved_model.load(summary.pushed_path)
+    outputs = served.signatures["reconstruct_uint8"](images=tf.zeros((2, 28, 28, 1), tf.uint8))
+    assert bool(tf.reduce_all(tf.math.is_finite(outputs["psnr"])))
+    assert tf.io.gfile.exists(os.path.join(summary.artifacts["Trainer.model_run"], "metrics.json"))
+
+    # Promotion control on the same remote serving dir: the URIs keep their scheme throughout.
+    from pipeline.promotion import PromotionRefused, inventory, promote
+
+    (live,) = inventory(config).versions
+    assert (live.path, live.live, live.action) == (summary.pushed_path, True, "pipeline")
+    model_uri = summary.artifacts["Trainer.model"]
+    with pytest.raises(PromotionRefused, match="is already live"):  # found by its ram:// URI
+        promote(config, model_uri, reason="the same model again")
+    tf.io.gfile.rmtree(summary.pushed_path)  # the serving dir emptied by hand: promoting it publishes again
+    promoted = promote(config, model_uri, reason="restore after a manual cleanup", user="tester")
+    assert promoted.path == f"{serving}/{promoted.version}" and serving_versions(serving) == [promoted.version]
+    (version,) = inventory(config).versions
+    assert (version.path, version.action, version.reason) == (promoted.path, "promote", "restore after a manual cleanup")
+    assert tf.io.gfile.glob(f"{ram_root}/root/sparse_ae.ManualPromotion/*/blessing/BLESSED")  # the promotion's record, in the remote root
+    assert not os.path.exists("ram:")  # nothing went to a local folder named after the URI
