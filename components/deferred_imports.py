@@ -25,6 +25,7 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import sys
+import threading
 import types
 from typing import Optional, Sequence
 
@@ -32,8 +33,9 @@ from typing import Optional, Sequence
 # probe `sys.modules["IPython"].get_ipython()` to detect a notebook (TFDS, tqdm).
 _ANSWERED_BY = {("IPython", "get_ipython"): "IPython.core.getipython"}
 
-DEFERRED = ("tfx.components", "nltk", "nltk.stem", "google.cloud.bigquery", "tqdm.notebook", "tensorflow_model_analysis.view",
-            "IPython")
+DEFERRED = ("tfx.components", "nltk", "nltk.stem", "google.cloud.bigquery", "tqdm.notebook",
+            "tensorflow_model_analysis.view", "IPython")
+_RUNNING = threading.RLock()  # one thread runs a deferred module's code; others wait for it
 
 
 class _DeferredModule(types.ModuleType):
@@ -52,12 +54,20 @@ class _DeferredModule(types.ModuleType):
 
 
 def _run(module: types.ModuleType) -> None:
-    """Run the module's real code in place (its own imports see a plain module)."""
-    spec = module.__spec__
-    loader = spec.loader.real
-    module.__class__ = types.ModuleType
-    spec.loader = module.__loader__ = loader
-    loader.exec_module(module)
+    """Run the module's real code in place (its own imports see a plain module); when it fails,
+    the module leaves sys.modules, as a failed import does."""
+    with _RUNNING:
+        if not isinstance(module, _DeferredModule):
+            return  # another thread ran it
+        spec = module.__spec__
+        loader = spec.loader.real
+        module.__class__ = types.ModuleType
+        spec.loader = module.__loader__ = loader
+        try:
+            loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(module.__name__, None)
+            raise
 
 
 class _DeferringLoader(importlib.abc.Loader):
