@@ -62,7 +62,8 @@ class GateConfig(StrictModel):
 
 # Ready-to-fill beam_pipeline_args for the runners that scale Beam components out (README,
 # "Running at scale"); replace the <...> placeholders. None of them can execute on a machine
-# without the cluster; the local default is DirectRunner with one process per core.
+# without the cluster; by default the DirectRunner runs in one of the two direct_* modes
+# (pipeline/beam_args.py chooses).
 BEAM_RUNNER_TEMPLATES: Dict[str, List[str]] = {
     "direct_in_memory": ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
     "direct_multi_processing": ["--direct_running_mode=multi_processing", "--direct_num_workers=0"],
@@ -106,10 +107,11 @@ class PipelineConfig(StrictModel):
     tuner: TunerConfig = Field(
         TunerConfig(), description="The optional Tuner (tuner.enabled) and `sparse-ae tune`: search ranges, budget, "
                                    "sparsity requirement.")
-    beam_pipeline_args: List[str] = Field(
-        BEAM_RUNNER_TEMPLATES["direct_multi_processing"],
-        description="Beam options of TFDSExampleGen, StatisticsGen and Evaluator, comma-separated (default: "
-                    "DirectRunner, one process per core; templates in README, 'Running at scale').")
+    beam_pipeline_args: Optional[List[str]] = Field(
+        None,
+        description="Beam options of TFDSExampleGen, StatisticsGen and Evaluator, comma-separated; none: the "
+                    "DirectRunner, in-memory or one process per core as the dataset's size and the cores make pay "
+                    "(README, 'Beam running mode'; templates in 'Running at scale').")
     container_image: str = Field(
         "sparse-ae-tfx:latest", min_length=1,
         description="Image every Kubeflow/Vertex step runs in (built from the Dockerfile), e.g. gcr.io/<project>/sparse-ae-tfx:1")
@@ -120,6 +122,8 @@ class PipelineConfig(StrictModel):
     @classmethod
     def _one_arg_is_a_list(cls, value):
         """Let `--set beam_pipeline_args=--runner=DirectRunner` (one argument) mean a list of one."""
+        if isinstance(value, str) and value.strip().lower() in ("", "none", "auto"):
+            return None
         return [value] if isinstance(value, str) else value
 
     @pydantic.model_validator(mode="after")

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import time
-from typing import Any, Dict
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+NOT_MEASURABLE = "not measurable"  # how a None figure is printed
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -32,3 +35,58 @@ def write_result(name: str, result: Dict[str, Any], results_dir: str = RESULTS_D
     with open(path, "w") as handle:
         json.dump(payload, handle, indent=2)
     return path
+
+
+def positive(value: Optional[float]) -> Optional[float]:
+    """value when it is a finite positive number, else None (not measurable)."""
+    if value is None or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        return None
+    return float(value)
+
+
+def safe_ratio(ours: Optional[float], baseline: Optional[float]) -> Optional[float]:
+    """ours / baseline, or None when either is not a positive finite number: a ratio of a
+    negative or zero figure (timing noise) means nothing."""
+    ours, baseline = positive(ours), positive(baseline)
+    return positive(ours / baseline) if ours is not None and baseline is not None else None
+
+
+def fit_line(samples: Mapping[int, Union[float, Sequence[float]]]) -> Dict[str, Any]:
+    """Least-squares line seconds = fixed + per_example * size through every sample (several sizes,
+    each with one or more repeats).
+
+    per_example_ms is None (not measurable) when the slope is not positive or, with samples to
+    spare, is within two standard errors of zero: timing noise on a loaded machine, not a cost.
+    fixed_s is None when the intercept is negative.
+    """
+    import numpy as np
+
+    sizes, seconds = [], []
+    for size, values in samples.items():
+        for value in (values if isinstance(values, (list, tuple)) else [values]):
+            sizes.append(float(size))
+            seconds.append(float(value))
+    x, y = np.array(sizes), np.array(seconds)
+    result: Dict[str, Any] = {"fixed_s": None, "per_example_ms": None, "samples": len(x)}
+    if len(set(sizes)) < 2:
+        result["note"] = f"{NOT_MEASURABLE}: needs two sizes or more"
+        return result
+    slope, intercept = np.polyfit(x, y, 1)
+    if len(x) > 2:
+        residuals = y - (slope * x + intercept)
+        standard_error = math.sqrt(float(residuals @ residuals) / (len(x) - 2) / float(((x - x.mean()) ** 2).sum()))
+        result["per_example_ms_standard_error"] = standard_error * 1000
+    else:
+        standard_error = 0.0
+    if slope > 0 and slope > 2 * standard_error:
+        result["per_example_ms"] = float(slope) * 1000
+        result["fixed_s"] = positive(float(intercept))
+    else:
+        result["note"] = (f"{NOT_MEASURABLE}: slope {slope * 1000:.4g} ms/example "
+                          f"(standard error {standard_error * 1000:.2g}), timing noise larger than the cost")
+    return result
+
+
+def format_figure(value: Optional[float], digits: int = 3) -> str:
+    """A figure for a table or a log line; None prints as 'not measurable'."""
+    return NOT_MEASURABLE if positive(value) is None else f"{value:.{digits}f}"

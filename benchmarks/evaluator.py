@@ -1,6 +1,7 @@
 """Evaluator cost: TFMA computing mean PSNR (overall and per class) with the pipeline's EvalConfig,
-against `model.evaluate` on the same records, at two sizes; fixed cost and cost per example are
-the intercept and slope of the line through the two points."""
+against `model.evaluate` on the same records, at several sizes with repeats; fixed cost and cost
+per example are the intercept and slope of the least-squares line through all the samples, and
+"not measurable" (None) where timing noise outweighs the cost (benchmarks/common.py, fit_line)."""
 from __future__ import annotations
 
 import os
@@ -9,6 +10,7 @@ import time
 from typing import Dict, List, Optional
 
 from benchmarks import fixtures
+from benchmarks.common import fit_line, safe_ratio
 from pipeline_config import GateConfig
 from sparse_ae.config import SparseAEConfig
 from sparse_ae.data import example_pairs
@@ -72,34 +74,33 @@ def evaluate_seconds(model, files: List[str], config: SparseAEConfig) -> float:
     return time.perf_counter() - started
 
 
-def line(points: Dict[int, float]) -> Dict[str, float]:
-    (n1, t1), (n2, t2) = sorted(points.items())
-    per_example = (t2 - t1) / (n2 - n1)
-    return {"fixed_s": t1 - per_example * n1, "per_example_ms": per_example * 1000}
-
-
-def run(data_dir: Optional[str], sizes: List[int] = (10_000, 40_000), dataset: str = "garment_shapes/full",
-        profiled: bool = True) -> dict:
+def run(data_dir: Optional[str], sizes: List[int] = (10_000, 20_000, 30_000, 40_000),
+        dataset: str = "garment_shapes/full", repeats: int = 2, profiled: bool = True) -> dict:
     config = SparseAEConfig()
     images, labels = fixtures.dataset_arrays(dataset, "train", data_dir, limit=max(sizes))
     with tempfile.TemporaryDirectory() as work:
         model = fixtures.trained_model(images[:10_000], config)  # weights do not change the cost
         model_path = fixtures.exported(model, work)
-        tfma_times, evaluate_times = {}, {}
+        tfma_times: Dict[int, List[float]] = {size: [] for size in sizes}
+        evaluate_times: Dict[int, List[float]] = {size: [] for size in sizes}
         evaluate_seconds(model, [fixtures.write_examples(images[:256], labels[:256], os.path.join(work, "w.gz"))],
                          config)  # warm-up: tracing
-        for size in sizes:
-            path = fixtures.write_examples(images[:size], labels[:size], os.path.join(work, f"eval_{size}.gz"))
-            tfma_times[size] = tfma_seconds(model_path, path, os.path.join(work, f"tfma_{size}"))
-            evaluate_times[size] = evaluate_seconds(model, [path], config)
-        profile = tfma_profile(model_path, path, os.path.join(work, "tfma_profile")) if profiled else None
-    ours, baseline = line(tfma_times), line(evaluate_times)
+        paths = {size: fixtures.write_examples(images[:size], labels[:size], os.path.join(work, f"eval_{size}.gz"))
+                 for size in sizes}
+        for repeat in range(repeats):  # sizes interleaved: a slow spell of the machine hits every size
+            for size in sizes:
+                output = os.path.join(work, f"tfma_{size}_{repeat}")
+                tfma_times[size].append(tfma_seconds(model_path, paths[size], output))
+                evaluate_times[size].append(evaluate_seconds(model, [paths[size]], config))
+        largest = paths[max(sizes)]
+        profile = tfma_profile(model_path, largest, os.path.join(work, "tfma_profile")) if profiled else None
+    ours, baseline = fit_line(tfma_times), fit_line(evaluate_times)
     return {
         "description": "TFMA mean PSNR overall + per label vs model.evaluate on the same tf.Examples",
-        "sizes": {"records": list(sizes), "dataset": dataset},
+        "sizes": {"records": list(sizes), "repeats": repeats, "dataset": dataset},
         "ours": {"name": "TFMA (pipeline EvalConfig)", "seconds": tfma_times, **ours,
                  **({"profile_at_largest_size": profile} if profile else {})},
         "baseline": {"name": "model.evaluate via tf.data", "seconds": evaluate_times, **baseline},
-        "ratio": ours["per_example_ms"] / max(baseline["per_example_ms"], 1e-9),
+        "ratio": safe_ratio(ours["per_example_ms"], baseline["per_example_ms"]),  # None: not measurable
         "goal": "per-example cost <= 3x baseline; fixed cost < 3 s",
     }

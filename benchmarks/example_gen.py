@@ -12,6 +12,7 @@ from typing import Optional
 import tensorflow as tf
 from tfx.types import standard_artifacts
 
+from benchmarks.common import safe_ratio
 from components.tfds_example_gen.executor import Executor
 from sparse_ae.data import tfds_builder
 
@@ -63,6 +64,6 @@ def run(data_dir: Optional[str], dataset: str = "garment_shapes/full",
         "ours": {"name": "TFDSExampleGen executor (Beam)", "seconds": ours, "examples_per_s": count / ours},
         "baseline": {"name": "tf.data read + convert + TFRecordWriter", "seconds": baseline,
                      "examples_per_s": count / baseline},
-        "ratio": baseline / ours,
+        "ratio": safe_ratio(baseline, ours),  # None: not measurable
         "goal": ">= 0.5",
     }

@@ -13,7 +13,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from benchmarks.common import RESULTS_DIR, write_result  # noqa: E402
+from benchmarks.common import RESULTS_DIR, format_figure, write_result  # noqa: E402
 
 
 def suites(full: bool, smoke: bool = False) -> Dict[str, Callable[[Optional[str]], dict]]:
@@ -25,13 +25,13 @@ def suites(full: bool, smoke: bool = False) -> Dict[str, Callable[[Optional[str]
         return {
             "train_step": lambda d: train_step.run(d, dataset=small, epochs=1, limit=1024),
             "example_gen": lambda d: example_gen.run(d, dataset=small),
-            "evaluator": lambda d: evaluator.run(d, sizes=[500, 1000], dataset=small),
+            "evaluator": lambda d: evaluator.run(d, sizes=[250, 500, 1000], dataset=small, repeats=1),
             "serving": lambda d: serving.run(d, dataset=small),
         }
     table: Dict[str, Callable[[Optional[str]], dict]] = {
         "train_step": lambda d: train_step.run(d, epochs=8 if full else 3, limit=None if full else 20_000),
         "example_gen": lambda d: example_gen.run(d, dataset="garment_shapes/full" if full else "garment_shapes/small"),
-        "evaluator": lambda d: evaluator.run(d, sizes=[10_000, 40_000] if full else [2_000, 10_000]),
+        "evaluator": lambda d: evaluator.run(d, sizes=[10_000, 20_000, 30_000, 40_000] if full else [2_000, 5_000, 10_000]),
         "serving": lambda d: serving.run(d),
     }
     if full:
@@ -48,7 +48,7 @@ def format_table(results_dir: str = RESULTS_DIR) -> str:
         if not name.endswith(".json"):
             continue
         result = json.load(open(os.path.join(results_dir, name)))
-        rows.append(f"| {result['benchmark']} | {result.get('ratio', float('nan')):.3f} | {result.get('goal', '')} | "
+        rows.append(f"| {result['benchmark']} | {format_figure(result.get('ratio'))} | {result.get('goal', '')} | "
                     f"{json.dumps(result.get('sizes', {}))} | {result['measured_at']} |")
     return "\n".join(rows)
 
@@ -70,7 +70,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"[bench] {name} ...", flush=True)
         result = table[name](args.data_dir)
         path = write_result(name, result, args.results_dir)
-        print(f"[bench] {name}: ratio {result['ratio']:.3f} (goal {result['goal']}) -> {path}", flush=True)
+        print(f"[bench] {name}: ratio {format_figure(result['ratio'])} (goal {result['goal']}) -> {path}", flush=True)
     print(format_table(args.results_dir))
     return 0
 

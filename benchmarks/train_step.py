@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
+from benchmarks.common import positive, safe_ratio  # noqa: E402
 from sparse_ae.config import SparseAEConfig  # noqa: E402
 from sparse_ae.data import load_images, to_pairs  # noqa: E402
 from sparse_ae.model import build_decoder, build_encoder, build_model  # noqa: E402
@@ -53,7 +54,8 @@ def run(data_dir: str | None, dataset: str = "garment_shapes/full", epochs: int 
     rate = {name: count / float(np.median(seconds)) for name, seconds in times.items()}
     # Each pair of neighbouring epochs ran under the same conditions: the median of the pairwise
     # ratios is steadier than the ratio of medians when the machine's speed drifts.
-    pair_ratios = [plain / ours for plain, ours in zip(times["baseline_plain_fit"], times["sparse_autoencoder"])]
+    pair_ratios = [safe_ratio(plain, ours) for plain, ours in zip(times["baseline_plain_fit"], times["sparse_autoencoder"])]
+    measured = [ratio for ratio in pair_ratios if ratio is not None]
     return {
         "description": "examples/s of fit, median over alternating epochs after one warm-up epoch; ratio: median of pairwise epoch-time ratios",
         "sizes": {"dataset": dataset, "examples": count, "batch_size": config.batch_size, "epochs": epochs,
@@ -62,9 +64,9 @@ def run(data_dir: str | None, dataset: str = "garment_shapes/full", epochs: int 
                      "epoch_seconds": times["baseline_plain_fit"], "warmup_seconds": warmup["baseline_plain_fit"]},
         "ours": {"name": "SparseAutoencoder custom train_step", "examples_per_s": rate["sparse_autoencoder"],
                  "epoch_seconds": times["sparse_autoencoder"], "warmup_seconds": warmup["sparse_autoencoder"]},
-        "ratio": float(np.median(pair_ratios)),
+        "ratio": positive(float(np.median(measured))) if measured else None,  # None: not measurable
         "pair_ratios": pair_ratios,
-        "ratio_of_medians": rate["sparse_autoencoder"] / rate["baseline_plain_fit"],
+        "ratio_of_medians": safe_ratio(rate["sparse_autoencoder"], rate["baseline_plain_fit"]),
         "goal": ">= 0.95",
     }
 

@@ -1,13 +1,86 @@
-"""The Beam options each Beam-based component (ExampleGen, StatisticsGen, Evaluator) runs with."""
+"""The Beam options each Beam-based component (ExampleGen, StatisticsGen, Evaluator) runs with,
+and, unless beam_pipeline_args sets them, the DirectRunner mode chosen for the data and the machine."""
 from __future__ import annotations
 
-from typing import List
+import dataclasses
+import os
+from typing import List, Optional
 
-from pipeline_config import PipelineConfig
+from pipeline_config import BEAM_RUNNER_TEMPLATES, DatasetConfig, PipelineConfig
 
 # TFX builds and stages an sdist of itself for the Beam workers unless one of these is set.
 _DEPENDENCY_FLAGS = ("--extra_package", "--extra_packages", "--setup_file", "--requirements_file",
                      "--worker_harness_container_image", "--sdk_container_image")
+
+# The DirectRunner's two modes. multi_processing starts one worker process per core in every Beam
+# component (ExampleGen, StatisticsGen, Evaluator), and each worker imports TensorFlow, TFX and TFMA
+# again: WORKER_START_S of wall time per component before the first example, which the parallel work
+# must win back. Per component, multi-processing pays when
+#     examples * EXAMPLE_COST_S * (1 - 1/cores) > WORKER_START_S
+# (the parallel gain taken as ideal, which favours multi-processing). Measured on this project's
+# 2-core machines (README, "Beam running mode"): on 2026-11-29, 70,000 examples, ExampleGen 10.1 s
+# in memory / 34.1 s multi-processing, StatisticsGen 11.5 / 39.0 s (so S ~ 25-30 s, c ~ 0.15 ms);
+# on 2026-12-02, shared with other jobs at load 6-14, 2,500 and 70,000 examples in memory gave
+# c = 0.62 ms (ExampleGen) and 0.89 ms (StatisticsGen) and 2,500 multi-processing S = 102 and 175 s:
+# S/c = 160,000-200,000 examples both days. Break-even: about 330,000 examples on 2 cores, 180,000
+# on 16.
+WORKER_START_S = 25.0
+EXAMPLE_COST_S = 150e-6
+UNKNOWN_SIZE = "in_memory"  # a dataset not prepared yet (ExampleGen prepares it): size unknown
+
+
+@dataclasses.dataclass(frozen=True)
+class BeamMode:
+    """The Beam options of a run, which mode they mean and why they were chosen."""
+
+    args: List[str]
+    mode: str  # in_memory | multi_processing | the runner (DataflowRunner, ...)
+    reason: str
+
+    def describe(self) -> str:
+        """One line for the run summary."""
+        return f"{self.mode} ({self.reason})"
+
+
+def break_even_examples(cores: int) -> Optional[int]:
+    """The dataset size from which multi-processing beats in-memory on `cores` cores (None: never)."""
+    if cores < 2:
+        return None
+    return int(WORKER_START_S / (EXAMPLE_COST_S * (1 - 1 / cores)))
+
+
+def choose_direct_mode(num_examples: Optional[int], cores: Optional[int]) -> BeamMode:
+    """in_memory or multi_processing for a dataset of num_examples (None: unknown) on `cores` cores."""
+    cores = cores or 1
+    threshold = break_even_examples(cores)
+    if threshold is None:
+        mode, reason = "in_memory", "1 core: no parallel work to gain"
+    elif num_examples is None:
+        mode, reason = UNKNOWN_SIZE, f"dataset size unknown (not prepared yet); {cores} cores"
+    elif num_examples >= threshold:
+        mode, reason = "multi_processing", f"{num_examples:,} examples >= {threshold:,}, the break-even on {cores} cores"
+    else:
+        mode, reason = "in_memory", f"{num_examples:,} examples < {threshold:,}, the break-even on {cores} cores"
+    return BeamMode(list(BEAM_RUNNER_TEMPLATES[f"direct_{mode}"]), mode, f"chosen: {reason}")
+
+
+def prepared_size(dataset: DatasetConfig) -> Optional[int]:
+    """Examples in the mapped splits of a prepared TFDS dataset; None when unknown (not prepared,
+    on remote storage, unknown name, or no split sizes, as under tfds.testing.mock_data)."""
+    import tensorflow_datasets as tfds
+
+    from sparse_ae import datasets as _registered  # noqa: F401  (registers garment_shapes)
+
+    if dataset.data_dir and "://" in dataset.data_dir:
+        return None  # remote storage (gs://...): not read while the pipeline is being built
+    name = f"{dataset.name}:{dataset.version}" if dataset.version else dataset.name
+    try:
+        builder = tfds.builder(name, data_dir=dataset.data_dir, try_gcs=False)
+        if not builder.is_prepared():
+            return None
+        return sum(builder.info.splits[split].num_examples for split in dataset.split_mapping)
+    except Exception:  # unknown dataset or split: ExampleGen reports it with its own message
+        return None
 
 
 def _runner(args: List[str]) -> str:
@@ -20,9 +93,26 @@ def _runner(args: List[str]) -> str:
     return runner
 
 
-def beam_pipeline_args(config: PipelineConfig) -> List[str]:
-    """config.beam_pipeline_args, plus, for the DirectRunner, the container image as the workers'
-    dependency flag.
+def _is_direct(args: List[str]) -> bool:
+    return _runner(args).lower() in ("directrunner", "direct")
+
+
+def beam_mode(config: PipelineConfig, cores: Optional[int] = None) -> BeamMode:
+    """config.beam_pipeline_args when set; else the DirectRunner mode for the dataset's size and
+    the cores of this machine (`cores`, default os.cpu_count())."""
+    args = config.beam_pipeline_args
+    if args is None:
+        return choose_direct_mode(prepared_size(config.dataset), cores or os.cpu_count())
+    mode = _runner(args)
+    if _is_direct(args):
+        modes = [arg.split("=", 1)[1] for arg in args if arg.startswith("--direct_running_mode=")]
+        mode = modes[-1] if modes else "in_memory"  # Beam's default running mode
+    return BeamMode(list(args), mode, "set by beam_pipeline_args")
+
+
+def beam_pipeline_args(config: PipelineConfig, mode: Optional[BeamMode] = None) -> List[str]:
+    """The Beam options of mode (default: beam_mode(config)), plus, for the DirectRunner, the
+    container image as the workers' dependency flag.
 
     Without a dependency flag, every Beam executor copies TFX's 41 MB source into a new temporary
     directory and builds a package from it (seconds per component, never deleted: gigabytes of
@@ -30,9 +120,8 @@ def beam_pipeline_args(config: PipelineConfig) -> List[str]:
     never install it, so the flag only tells TFX that nothing needs staging; the image named is
     the one every step already runs in on Kubeflow (config.container_image).
     """
-    args = list(config.beam_pipeline_args)
-    direct = _runner(args).lower() in ("directrunner", "direct")
+    args = list((mode or beam_mode(config)).args)
     has_dependency = any(arg.split("=", 1)[0] in _DEPENDENCY_FLAGS for arg in args)
-    if direct and not has_dependency:
+    if _is_direct(args) and not has_dependency:
         args.append(f"--sdk_container_image={config.container_image}")
     return args

@@ -6,8 +6,13 @@ from typing import Optional
 
 from ml_metadata.proto import metadata_store_pb2
 # TFX's internal modules, not `tfx.v1`: that public facade also imports the Google Cloud AI
-# Platform extension (google.cloud.aiplatform), about a third of the import time of a run.
-from tfx.components import Evaluator, SchemaGen, StatisticsGen, Trainer
+# Platform extension (google.cloud.aiplatform), about a third of the import time of a run. Each
+# component's own module, not `tfx.components`, whose __init__ imports every component (deferred:
+# components/deferred_imports.py).
+from tfx.components.evaluator.component import Evaluator
+from tfx.components.schema_gen.component import SchemaGen
+from tfx.components.statistics_gen.component import StatisticsGen
+from tfx.components.trainer.component import Trainer
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
 from tfx.orchestration import pipeline as tfx_pipeline
@@ -18,7 +23,7 @@ from components.live_model_strategy import LiveModelStrategy
 from components.serving_pusher import ServingPusher
 from components.strict_example_validator import StrictExampleValidator, not_constant
 from components.tfds_example_gen import TFDSExampleGen
-from pipeline.beam_args import beam_pipeline_args
+from pipeline.beam_args import beam_mode, beam_pipeline_args
 from pipeline.evaluation import eval_config
 from pipeline_config import PipelineConfig
 from sparse_ae.data import IMAGE_KEY
@@ -33,10 +38,11 @@ def create_pipeline(config: PipelineConfig,
     """The pipeline for config; runners add only where it runs (and their metadata store)."""
     config = config.absolute()
     dataset = config.dataset
+    beam = beam_mode(config)  # set, or chosen for the dataset's size and this machine's cores
     # ExampleGen checks every record against the data contract (components/tfds_example_gen/checks.py).
     example_gen = TFDSExampleGen(dataset=dataset.name, version=dataset.version, data_dir=dataset.data_dir,
                                  split_mapping=dataset.split_mapping, download=dataset.download,
-                                 image_shape=config.model.image_shape)
+                                 image_shape=config.model.image_shape, beam_mode=beam.describe())
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
     # Anomalies fail the run here, before training (the Trainer and the Tuner wait for it).
@@ -91,4 +97,4 @@ def create_pipeline(config: PipelineConfig,
                     baseline_resolver, evaluator, pusher] + ([tuner] if tuner else []),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=beam_pipeline_args(config))
+        beam_pipeline_args=beam_pipeline_args(config, beam))

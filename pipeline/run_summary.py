@@ -45,6 +45,7 @@ class RunSummary:
     tuner_trials: List[dict] = dataclasses.field(default_factory=list)  # the Tuner's trials.json, ranked
     tuner_tolerance: Optional[float] = None
     failure: Optional[str] = None  # "node: ErrorType: reason" of the first failed component (pipeline/failures.py)
+    beam_mode: str = ""  # the Beam running mode and why, as TFDSExampleGen recorded it (pipeline/beam_args.py)
 
     @property
     def failed(self) -> bool:
@@ -187,6 +188,8 @@ def summarize_run(metadata_path: str, pipeline_name: str, run_id: Optional[str] 
         _, node, reason = min(failed)
         summary.failure = f"{node}: {reason or 'no reason recorded (see the log)'}"
     for node, execution in executions.items():
+        if "beam_mode" in execution.custom_properties:
+            summary.beam_mode = execution.custom_properties["beam_mode"].string_value
         for key, artifact in execution_outputs(store, execution.id).items():
             summary.artifacts[f"{node}.{key}"] = artifact.uri
             if key == "evaluation":
@@ -259,6 +262,8 @@ def format_summary(summary: RunSummary) -> str:
     class_names = summary.class_names
     lines = [f"Run {summary.run_id}" + (f" on {summary.dataset}" if summary.dataset else "")]
     lines += [f"  {node:<32} {state}" for node, state in summary.components]
+    if summary.beam_mode:
+        lines.append(f"Beam: {summary.beam_mode}")
     if summary.failure:
         lines.append(f"Failed at {summary.failure}")
     if summary.anomalies:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List
 
-from tfx.components import Tuner
 from tfx.components.trainer.fn_args_utils import FnArgs
 from tfx.components.tuner import executor as tuner_executor
-from tfx.components.tuner.component import TunerFnResult
+from tfx.components.tuner.component import Tuner, TunerFnResult
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import trainer_pb2
 from tfx.types import artifact_utils, standard_component_specs

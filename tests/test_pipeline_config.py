@@ -54,7 +54,7 @@ def test_every_key_is_listed():
 
 def test_settings_for_running_at_scale():
     config = PipelineConfig()
-    assert config.beam_pipeline_args == ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+    assert config.beam_pipeline_args is None  # chosen per run (pipeline/beam_args.py, tests/test_beam_mode.py)
     assert config.model.distribution_strategy == "default" and config.airflow.schedule == "@daily"
     config = load_config(["pipeline_root=gs://bucket/root", "serving_dir=rel/serving", "airflow.schedule=none",
                           "airflow.start_date=2026-03-01", "beam_pipeline_args=--runner=DataflowRunner",

@@ -95,6 +95,16 @@ def test_unreachable_threshold_is_not_blessed_and_serving_is_untouched(runs):
     assert runs["serving_after_unreachable"] == runs["serving_after_first"]
 
 
+def test_summary_says_which_beam_mode_ran_and_why(runs):
+    """The small pipeline leaves the mode to the choice: in-memory for 2,500 examples, whatever the cores."""
+    from pipeline.beam_args import choose_direct_mode
+
+    expected = choose_direct_mode(2_500, os.cpu_count()).describe()
+    assert expected.startswith("in_memory (chosen: ")
+    assert runs["first"].beam_mode == expected and runs["cached"].beam_mode == expected
+    assert f"Beam: {expected}" in runs["cli"].stdout
+
+
 def test_examples_match_the_tfds_splits_exactly(runs, garment_data_dir):
     examples_uri = runs["first"].artifacts["TFDSExampleGen.examples"]
     builder = tfds.builder("garment_shapes/small", data_dir=garment_data_dir)

@@ -67,17 +67,28 @@ def test_sliced_splits_are_written_in_full(garment_data_dir, tmp_path):
     assert json.loads(examples.split_names) == ["train", "eval"]
 
 
-@pytest.mark.parametrize("dtype", [np.uint8, np.int32])
-def test_wire_encoding_equals_the_protobuf_library(dtype):
-    """The numpy wire encoder yields exactly the tf.Example the protobuf library builds."""
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.float32])
+def test_encoding_equals_the_protobuf_library(dtype):
+    """tfx_bsl's encoder yields exactly the tf.Example the protobuf library builds, byte for byte
+    up to the order of the two map entries.
+
+    The order is free: protobuf's default C++ serialization, like tfx_bsl's encoder, writes a
+    map's entries in per-map hash order, so two encodings of one message list `image` and
+    `label` in either order (deterministic=True sorts them).
+    """
     rng = np.random.RandomState(1)
     images = rng.randint(0, 256, size=(50, 28, 28, 1)).astype(dtype)
     images[0] = 0
     images[1] = 255  # all two-byte varints
     labels = np.concatenate([[0, 9, 127, 128, 300], rng.randint(0, 10, 45)])
-    for record, image, label in zip(batch_to_examples({"image": images, "label": labels}, "image", "label"),
-                                    images, labels):
-        expected = tf.train.Example(features=tf.train.Features(feature={
-            "image": tf.train.Feature(int64_list=tf.train.Int64List(value=image.reshape(-1).astype(np.int64))),
-            "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)]))}))
-        assert tf.train.Example.FromString(record) == expected
+    records = batch_to_examples({"image": images, "label": labels}, "image", "label")
+    assert len(records) == len(images)
+    for record, image, label in zip(records, images, labels):
+        features = {"image": tf.train.Feature(int64_list=tf.train.Int64List(value=image.reshape(-1).astype(np.int64))),
+                    "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)]))}
+        expected = tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString(deterministic=True)
+        # each map entry alone, as protobuf serializes it; the message is a header and both entries
+        entries = [tf.train.Features(feature={key: value}).SerializeToString() for key, value in features.items()]
+        header = expected[:len(expected) - sum(map(len, entries))]
+        assert expected == header + entries[0] + entries[1]
+        assert record in (expected, header + entries[1] + entries[0])

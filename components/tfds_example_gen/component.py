@@ -20,7 +20,8 @@ DEFAULT_SPLIT_MAPPING = {"train": "train", "test": "eval"}
 
 
 class TFDSExampleGenSpec(types.ComponentSpec):
-    """Parameters: TFDS name[/config], version, data_dir, split mapping, download, feature keys, image shape."""
+    """Parameters: TFDS name[/config], version, data_dir, split mapping, download, feature keys, image shape,
+    and the run's Beam mode (a record for the run summary, not an input)."""
 
     PARAMETERS = {
         "dataset": ExecutionParameter(type=str),
@@ -31,6 +32,8 @@ class TFDSExampleGenSpec(types.ComponentSpec):
         "image_key": ExecutionParameter(type=str),
         "label_key": ExecutionParameter(type=str),
         "image_shape": ExecutionParameter(type=str),  # JSON [H, W, C] every image must have; "" for the declared one
+        # The Beam running mode of the run and why (recorded in ML Metadata for the run summary).
+        "beam_mode": ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {}
     OUTPUTS = {"examples": ChannelParameter(type=standard_artifacts.Examples)}
@@ -50,7 +53,8 @@ class TFDSExampleGen(base_beam_component.BaseBeamComponent):
 
     def __init__(self, dataset: str, version: str = "", data_dir: Optional[str] = None,
                  split_mapping: Optional[Mapping[str, str]] = None, download: bool = True,
-                 image_key: str = "image", label_key: str = "label", image_shape: Optional[Sequence[int]] = None):
+                 image_key: str = "image", label_key: str = "label", image_shape: Optional[Sequence[int]] = None,
+                 beam_mode: str = ""):
         mapping = dict(split_mapping or DEFAULT_SPLIT_MAPPING)
         if not mapping or len(set(mapping.values())) != len(mapping):
             raise ValueError(f"split_mapping {mapping!r}: needs at least one split and distinct TFX split names")
@@ -59,5 +63,5 @@ class TFDSExampleGen(base_beam_component.BaseBeamComponent):
             split_mapping=json.dumps(mapping, sort_keys=True), download=int(download),
             image_key=image_key, label_key=label_key,
             image_shape=json.dumps([int(size) for size in image_shape]) if image_shape else "",
-            examples=types.Channel(type=standard_artifacts.Examples))
+            beam_mode=beam_mode, examples=types.Channel(type=standard_artifacts.Examples))
         super().__init__(spec=spec)

@@ -7,10 +7,11 @@ from typing import Any, Dict, List
 
 import apache_beam as beam
 import numpy as np
-import tensorflow as tf
+import pyarrow as pa
 from tfx import types
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
+from tfx_bsl.public.tfxio import RecordBatchToExamplesEncoder
 
 from components.tfds_example_gen.checks import ERRORS, ShardReader, check_declared, raise_data_errors
 from sparse_ae import datasets as _registered_datasets  # noqa: F401  (registers garment_shapes)
@@ -20,36 +21,7 @@ from sparse_ae.data import tfds_builder
 _READ_BATCH = 1024
 _FILE_PREFIX = "data_tfrecord"
 _ERRORS_FOLDER = ".data_errors"  # the readers' messages, read back and removed once Beam is done
-
-
-def _varint(value: int) -> bytes:
-    """Protobuf base-128 varint of a non-negative int."""
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _length_delimited(tag: int, payload: bytes) -> bytes:
-    return bytes([tag]) + _varint(len(payload)) + payload
-
-
-def _feature_entry(key: bytes, packed_int64s: bytes) -> bytes:
-    """Features.feature map entry {key: Feature{int64_list{value: packed}}} (field 1 of Features)."""
-    feature = _length_delimited(0x1A, _length_delimited(0x0A, packed_int64s))  # Feature.int64_list = 3
-    return _length_delimited(0x0A, _length_delimited(0x0A, key) + _length_delimited(0x12, feature))
-
-
-def _packed_uint8_varints(images: np.ndarray) -> list:
-    """Each row of uint8 values as packed varints (1 byte below 128, 2 bytes from 128), vectorised."""
-    high = images >= 128
-    pairs = np.stack([np.where(high, (images & 0x7F) | 0x80, images), np.ones_like(images)], axis=-1)
-    keep = np.stack([np.ones_like(high), high], axis=-1)
-    flat = pairs[keep].astype(np.uint8).tobytes()
-    ends = np.cumsum(images.shape[1] + high.sum(axis=1))
-    return [flat[start:end] for start, end in zip(np.concatenate([[0], ends[:-1]]), ends)]
+_ENCODER = RecordBatchToExamplesEncoder()  # stateless; pickles by its schema (None)
 
 
 def batch_to_examples(batch: Dict[str, np.ndarray], image_key: str, label_key: str) -> List[bytes]:
@@ -57,19 +29,18 @@ def batch_to_examples(batch: Dict[str, np.ndarray], image_key: str, label_key: s
 
     int64 lists rather than encoded bytes: StatisticsGen and ExampleValidator then see pixel
     values (range, presence, shape), gzip keeps files small, and TFXIO parses them fastest.
-    uint8 images are encoded straight to protobuf wire format with numpy (about 20x faster
-    than building tf.train.Example objects one by one); anything else takes the proto path.
+    The batch becomes one Arrow RecordBatch (no copy per example) that tfx_bsl's C++ encoder,
+    the one TFX's own ExampleGens use, turns into serialized tf.Examples. The checks in
+    checks.py have already made every pixel a whole number in [0, 255], so int64 is exact.
     """
-    images = np.asarray(batch[image_key]).reshape(len(batch[image_key]), -1)
-    labels = np.asarray(batch[label_key]).astype(np.int64).reshape(-1)
-    if images.dtype != np.uint8 or (labels < 0).any():
-        return [tf.train.Example(features=tf.train.Features(feature={
-            image_key: tf.train.Feature(int64_list=tf.train.Int64List(value=image.astype(np.int64))),
-            label_key: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-        })).SerializeToString() for image, label in zip(images, labels)]
-    image_name, label_name = image_key.encode(), label_key.encode()
-    return [_length_delimited(0x0A, _feature_entry(image_name, pixels) + _feature_entry(label_name, _varint(int(label))))
-            for pixels, label in zip(_packed_uint8_varints(images), labels)]
+    images = np.asarray(batch[image_key])
+    count = len(images)
+    pixels = images.reshape(count, -1).astype(np.int64)
+    labels = np.asarray(batch[label_key]).astype(np.int64).reshape(count, -1)
+    columns = {key: pa.ListArray.from_arrays(
+        pa.array(np.arange(0, values.size + 1, values.shape[1], dtype=np.int32)), pa.array(values.reshape(-1)))
+        for key, values in ((image_key, pixels), (label_key, labels))}
+    return _ENCODER.encode(pa.RecordBatch.from_arrays(list(columns.values()), list(columns.keys())))
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
