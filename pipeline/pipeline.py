@@ -59,7 +59,8 @@ def create_pipeline(config: PipelineConfig,
         train_args=trainer_pb2.TrainArgs(splits=["train"], num_steps=(config.steps_per_epoch or 0) * epochs),
         eval_args=trainer_pb2.EvalArgs(splits=["eval"], num_steps=config.eval_steps or 0),
         hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
-        custom_config={"model": config.model.model_dump(mode="json"), "dataset": dataset.name})
+        custom_config={"model": config.model.model_dump(mode="json"), "dataset": dataset.name,
+                       "anomaly_quantile": config.scoring.anomaly_quantile})
     for node in (trainer, tuner) if tuner else (trainer,):
         node.add_upstream_node(example_validator)
 

@@ -288,6 +288,8 @@ def _record(store, context, config: PipelineConfig, action: str, model, destinat
         for key, value in custom.items():
             if isinstance(value, int):
                 result.custom_properties[key].int_value = value
+            elif isinstance(value, float):
+                result.custom_properties[key].double_value = value
             else:
                 result.custom_properties[key].string_value = str(value)
         return result
@@ -301,7 +303,8 @@ def _record(store, context, config: PipelineConfig, action: str, model, destinat
     os.makedirs(os.path.join(folder, "pushed_model"), exist_ok=True)
     open(os.path.join(blessing_uri, "BLESSED"), "w").close()
     pushed = artifact(PUSHED_MODEL_TYPE, os.path.join(folder, "pushed_model"),
-                      {"pushed": 1, "pushed_destination": destination, "pushed_version": version})
+                      {"pushed": 1, "pushed_destination": destination, "pushed_version": version,
+                       **_calibration_properties(destination)})
     blessing = artifact("ModelBlessing", blessing_uri,
                         {"blessed": 1, "current_model": model.uri, "current_model_id": model.id})
     execution_id, _, _ = store.put_execution(
@@ -310,6 +313,17 @@ def _record(store, context, config: PipelineConfig, action: str, model, destinat
                     (blessing, _event(metadata_store_pb2.Event.OUTPUT, "blessing"))],
         [context], reuse_context_if_already_exist=True)
     return execution_id
+
+
+def _calibration_properties(model_dir: str) -> Dict[str, object]:
+    """The calibration a published version carries (its own, in its folder), as PushedModel properties."""
+    from sparse_ae.calibration import read_calibration
+
+    calibration = read_calibration(model_dir)
+    if calibration is None:
+        return {}
+    return {"anomaly_threshold": calibration.threshold, "anomaly_quantile": calibration.quantile,
+            "calibration": json.dumps(dataclasses.asdict(calibration))}
 
 
 def _metrics(candidate: Optional[Candidate]) -> Dict[str, object]:

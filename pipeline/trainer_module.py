@@ -9,6 +9,7 @@ from tfx.utils import io_utils
 from tfx_bsl.public import tfxio
 from tensorflow_metadata.proto.v0 import schema_pb2
 
+from sparse_ae.calibration import DEFAULT_QUANTILE, calibrate, model_mse, write_calibration
 from sparse_ae.config import SparseAEConfig, configure_devices
 from sparse_ae.data import IMAGE_KEY, to_pairs
 from sparse_ae.distribute import create_strategy, discard, shard_by_data, writable_dir
@@ -51,8 +52,8 @@ def run_fn(fn_args: FnArgs) -> None:
     configure_devices(config)
     # MultiWorkerMirroredStrategy reads the cluster from TF_CONFIG, which Vertex AI and KFP set.
     strategy = create_strategy(config)
-    train, val, steps_per_epoch = input_pairs(fn_args, config, config.epochs)
-    train, val = shard_by_data(train, strategy), shard_by_data(val, strategy)
+    train, eval_pairs, steps_per_epoch = input_pairs(fn_args, config, config.epochs)
+    train, val = shard_by_data(train, strategy), shard_by_data(eval_pairs, strategy)
     model = build_model(config, strategy)
     fit(model, train, val, config.epochs, fn_args.model_run_dir, verbose=2,
         steps_per_epoch=steps_per_epoch, validation_steps=fn_args.eval_steps,
@@ -63,4 +64,20 @@ def run_fn(fn_args: FnArgs) -> None:
     if export_dir == fn_args.serving_model_dir:
         model.load_weights(os.path.join(fn_args.model_run_dir, WEIGHTS_FILE))
     export_saved_model(model, export_dir)
+    if export_dir == fn_args.serving_model_dir:
+        write_model_calibration(model, eval_pairs, export_dir, fn_args.custom_config)
     discard(export_dir, fn_args.serving_model_dir)
+
+
+def write_model_calibration(model, eval_pairs, export_dir: str, custom_config: dict) -> None:
+    """Store the exported model's per-image MSE quantiles on the whole eval split in its folder.
+
+    Computed here, not in a step after the Evaluator: the Trainer already holds the eval split
+    decoded in memory and the best epoch's weights, and a file written into the SavedModel folder
+    follows the model through the Pusher, promotions and rollbacks with no extra component,
+    artifact or lookup. The ServingPusher copies the figures into ML Metadata.
+    """
+    calibration = calibrate(model_mse(model, eval_pairs), custom_config.get("anomaly_quantile", DEFAULT_QUANTILE),
+                            split="eval", dataset=custom_config.get("dataset", ""),
+                            image_shape=model.config.image_shape)
+    write_calibration(export_dir, calibration)
