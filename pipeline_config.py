@@ -62,6 +62,8 @@ class ScoringConfig(StrictModel):
 class DriftConfig(StrictModel):
     """The check of this run's data against the data of the run that produced the live model."""
 
+    enabled: bool = Field(True, description="Compare this run's data with the live model's (DriftValidator); "
+                                            "Kubeflow V2 compiles without it (custom resolver).")
     threshold: Optional[float] = Field(
         None, gt=0.0, description="Largest allowed distance (Jensen-Shannon divergence) of a feature's train-split "
                                   "distribution from the live model's; none: only report the distances.")

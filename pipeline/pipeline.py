@@ -14,7 +14,8 @@ from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import pusher_pb2, trainer_pb2
 from tfx.types import Channel, standard_artifacts
 
-from components.live_model_strategy import LiveModelStrategy
+from components.drift_validator import DriftValidator
+from components.live_model_strategy import LiveModelStatisticsStrategy, LiveModelStrategy
 from components.serving_pusher import ServingPusher
 from components.strict_example_validator import StrictExampleValidator, not_constant
 from components.tfds_example_gen import TFDSExampleGen
@@ -25,6 +26,21 @@ from sparse_ae.data import IMAGE_KEY
 
 TRAINER_RUN_FN = "pipeline.trainer_module.run_fn"
 RESOLVER_ID = "latest_blessed_model_resolver"
+DRIFT_RESOLVER_ID = "live_model_statistics_resolver"
+
+
+def drift_check(config: PipelineConfig, statistics_gen, schema_gen) -> list:
+    """[the Resolver of the live model's training statistics, the DriftValidator]."""
+    resolver = Resolver(
+        strategy_class=LiveModelStatisticsStrategy, config={"serving_dir": config.serving_dir},
+        model=Channel(type=standard_artifacts.Model),
+        statistics=Channel(type=standard_artifacts.ExampleStatistics),
+    ).with_id(DRIFT_RESOLVER_ID)
+    validator = DriftValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"],
+        baseline_statistics=resolver.outputs["statistics"], features=config.drift.features,
+        threshold=config.drift.threshold)
+    return [resolver, validator]
 
 
 def create_pipeline(config: PipelineConfig,
@@ -45,6 +61,10 @@ def create_pipeline(config: PipelineConfig,
         custom_validation_config=not_constant(IMAGE_KEY, "every pixel of the split has one value: blank images"),
     ).with_id("ExampleValidator")
 
+    # Drift (issue 16): this run's train statistics against those of the live model's data; with
+    # drift.threshold set it fails before training (the Trainer and the Tuner wait for it).
+    drift_nodes = drift_check(config, statistics_gen, schema_gen) if config.drift.enabled else []
+
     epochs = config.model.epochs
     # Optional Tuner (issue 8): its best rho, beta and latent size reach run_fn as fn_args.hyperparameters.
     tuner = None
@@ -63,6 +83,8 @@ def create_pipeline(config: PipelineConfig,
                        "anomaly_quantile": config.scoring.anomaly_quantile})
     for node in (trainer, tuner) if tuner else (trainer,):
         node.add_upstream_node(example_validator)
+        for check in drift_nodes[-1:]:
+            node.add_upstream_node(check)
 
     # The baseline is the model actually live (after manual promotions and rollbacks, see
     # components/live_model_strategy.py), or TFX's built-in latest blessed model.
@@ -88,7 +110,7 @@ def create_pipeline(config: PipelineConfig,
     return tfx_pipeline.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, trainer,
+        components=[example_gen, statistics_gen, schema_gen, example_validator, *drift_nodes, trainer,
                     baseline_resolver, evaluator, pusher] + ([tuner] if tuner else []),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,

@@ -41,6 +41,7 @@ class RunSummary:
     tuner_trials: List[dict] = dataclasses.field(default_factory=list)  # the Tuner's trials.json, ranked
     tuner_tolerance: Optional[float] = None
     failure: Optional[str] = None  # "node: ErrorType: reason" of the first failed component (pipeline/failures.py)
+    drift: Optional[dict] = None  # DriftValidator's record: baseline statistics, threshold, measured distances
 
     @property
     def failed(self) -> bool:
@@ -183,6 +184,8 @@ def summarize_run(metadata_path: str, pipeline_name: str, run_id: Optional[str] 
                 summary.class_names = json.loads(properties["label_names"].string_value or "[]")
             elif key == "anomalies":
                 summary.anomalies = read_anomalies(artifact.uri)
+            elif key == "drift" and "drift_measurements" in artifact.custom_properties:
+                summary.drift = json.loads(artifact.custom_properties["drift_measurements"].string_value)
             elif key == "tuner_results" and os.path.exists(os.path.join(artifact.uri, "trials.json")):
                 content = json.load(open(os.path.join(artifact.uri, "trials.json")))  # pipeline/tuner_module.py
                 summary.tuner_trials, summary.tuner_tolerance = content["trials"], content["sparsity_tolerance"]
@@ -248,6 +251,7 @@ def format_summary(summary: RunSummary) -> str:
         lines += [f"  {item}" for item in summary.anomalies]
     elif {("ExampleValidator", "complete"), ("ExampleValidator", "cached")} & set(summary.components):
         lines.append("Data anomalies: none")
+    lines += format_drift(summary.drift)
     if summary.tuner_trials:
         from sparse_ae.tuning import TrialResult, format_trials_table
 
@@ -271,3 +275,19 @@ def format_summary(summary: RunSummary) -> str:
                  "Pushed: no (ServingPusher failed)" if push_failed else "Pushed: no")
     lines += [f"Manually: {action}" for action in summary.manual_actions]
     return "\n".join(lines)
+
+
+def format_drift(drift: Optional[dict]) -> List[str]:
+    """The drift check's line(s): each feature's distance from the live model's data, and the threshold."""
+    if drift is None:
+        return []
+    if not drift.get("baseline"):
+        return ["Drift: no baseline (no live model recorded yet); nothing compared"]
+    threshold = drift.get("threshold")
+    limit = f"threshold {threshold:g}" if threshold is not None else "no threshold: report only"
+    lines = [f"Drift of the {drift.get('split', 'train')} split from the live model's data "
+             f"(statistics {drift.get('baseline_id')}; {limit}):"]
+    for item in drift.get("measured", []):
+        over = threshold is not None and item["value"] > threshold
+        lines.append(f"  {item['feature']:<12} {item['measure']} {item['value']:.4f}{'  EXCEEDED' if over else ''}")
+    return lines
