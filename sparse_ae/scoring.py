@@ -270,7 +270,13 @@ class RowWriter:
         parent = os.path.dirname(path)
         if parent:
             tf.io.gfile.makedirs(parent)
-        self._file = tf.io.gfile.GFile(path, "wb" if self.parquet else "w")
+        self._local = None
+        if self.parquet:  # pyarrow writes to a local file; a remote one is copied there when closed
+            import tempfile
+
+            self._local = path if "://" not in path else tempfile.mkstemp(suffix=".parquet")[1]
+        else:
+            self._file = tf.io.gfile.GFile(path, "w")
         self.columns = ["id", "label", "mse", "psnr", "anomalous"] + [f"latent_{i}" for i in range(latent_size)]
         if self.parquet:
             import pyarrow as pa
@@ -280,7 +286,7 @@ class RowWriter:
                       pa.field("psnr", pa.float32()), pa.field("anomalous", pa.bool_())]
             fields += [pa.field(f"latent_{i}", pa.float32()) for i in range(latent_size)]
             self._schema = pa.schema(fields)
-            self._writer = pq.ParquetWriter(self._file, self._schema)
+            self._writer = pq.ParquetWriter(self._local, self._schema)
         else:
             self._writer = csv.writer(self._file)
             self._writer.writerow(self.columns)
@@ -299,9 +305,13 @@ class RowWriter:
                                        int(v) if isinstance(v, (bool, np.bool_)) else v for v in row])
 
     def close(self) -> None:
-        if self.parquet:
-            self._writer.close()
-        self._file.close()
+        if not self.parquet:
+            self._file.close()
+            return
+        self._writer.close()
+        if self._local != self.path:
+            tf.io.gfile.copy(self._local, self.path, overwrite=True)
+            os.remove(self._local)
 
 
 class Worst:
