@@ -57,6 +57,11 @@ class ScoringConfig(StrictModel):
     anomaly_quantile: float = Field(
         0.99, gt=0.0, lt=1.0, description="Quantile of the model's per-image eval MSE stored with it as the anomaly "
                                           "threshold: an image with a larger MSE is flagged.")
+    bulk_inference: bool = Field(
+        False, description="Score scoring.bulk_inference_split with the model just blessed (TFX BulkInferrer); the "
+                           "run summary shows how many images its calibration flags.")
+    bulk_inference_split: str = Field("eval", pattern=r"^(train|eval)$",
+                                      description="The TFX split the BulkInferrer scores.")
 
 
 class DriftConfig(StrictModel):

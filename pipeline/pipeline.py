@@ -7,11 +7,11 @@ from typing import Optional
 from ml_metadata.proto import metadata_store_pb2
 # TFX's internal modules, not `tfx.v1`: that public facade also imports the Google Cloud AI
 # Platform extension (google.cloud.aiplatform), about a third of the import time of a run.
-from tfx.components import Evaluator, SchemaGen, StatisticsGen, Trainer
+from tfx.components import BulkInferrer, Evaluator, SchemaGen, StatisticsGen, Trainer
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
 from tfx.orchestration import pipeline as tfx_pipeline
-from tfx.proto import pusher_pb2, trainer_pb2
+from tfx.proto import bulk_inferrer_pb2, pusher_pb2, trainer_pb2
 from tfx.types import Channel, standard_artifacts
 
 from components.drift_validator import DriftValidator
@@ -107,11 +107,21 @@ def create_pipeline(config: PipelineConfig,
         push_destination=pusher_pb2.PushDestination(
             filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=config.serving_dir)))
 
+    # Optional (issue 16): score a split with the model just blessed; the run summary counts the
+    # images above that model's calibrated threshold.
+    bulk_inferrer = BulkInferrer(
+        examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        data_spec=bulk_inferrer_pb2.DataSpec(example_splits=[config.scoring.bulk_inference_split]),
+        model_spec=bulk_inferrer_pb2.ModelSpec(model_signature_name=["serving_default"]),
+    ) if config.scoring.bulk_inference else None
+
     return tfx_pipeline.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, example_validator, *drift_nodes, trainer,
-                    baseline_resolver, evaluator, pusher] + ([tuner] if tuner else []),
+                    baseline_resolver, evaluator, pusher] + ([tuner] if tuner else [])
+        + ([bulk_inferrer] if bulk_inferrer else []),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args(config))

@@ -206,8 +206,9 @@ def test_drift_to_a_brighter_dataset_is_reported_and_with_a_threshold_stops_befo
     assert "drift.threshold 0.01" in summary.failure
     assert serving_versions(config.serving_dir) == [int(os.path.basename(live))]  # nothing pushed
 
-    # Without a threshold the same shift is only reported; the run trains, gates and pushes.
-    run_local(load_config(bright).absolute())
+    # Without a threshold the same shift is only reported; the run trains, gates and pushes; and
+    # the BulkInferrer scores the eval split with the blessed model.
+    run_local(load_config(bright + ["scoring.bulk_inference=true"]).absolute())
     summary = summarize_run(config.resolved_metadata_path, config.pipeline_name)
     measured = {m["feature"]: m["value"] for m in summary.drift["measured"]}
     assert summary.drift["threshold"] is None and measured["image"] > 0.01 and measured["label"] < 0.01
@@ -215,4 +216,8 @@ def test_drift_to_a_brighter_dataset_is_reported_and_with_a_threshold_stops_befo
     text = format_summary(summary)
     assert "Drift of the train split from the live model's data" in text and "no threshold: report only" in text
     assert read_calibration(summary.pushed_path).dataset == "garment_shapes/small_bright"
+    # Calibrated on this very split: exactly the quantile's share is above the threshold.
+    assert summary.bulk_inference == {"count": 500, "flagged": 5, "quantile": 0.99,
+                                      "threshold": read_calibration(summary.pushed_path).threshold}
+    assert "Bulk inference: 5 of 500 images flagged as anomalous (1.00%" in text
     assert os.path.exists(os.path.join(live, CALIBRATION_FILE))  # the older version keeps its own
