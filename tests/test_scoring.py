@@ -220,4 +220,9 @@ def test_drift_to_a_brighter_dataset_is_reported_and_with_a_threshold_stops_befo
     assert summary.bulk_inference == {"count": 500, "flagged": 5, "quantile": 0.99,
                                       "threshold": read_calibration(summary.pushed_path).threshold}
     assert "Bulk inference: 5 of 500 images flagged as anomalous (1.00%" in text
+    from pipeline.report.content import verdict  # the run report says the same
+
+    details = verdict(summary, {})["details"]
+    assert any("image Jensen-Shannon divergence" in line for line in details)
+    assert any(line.startswith("Bulk inference: 5 of 500 images") for line in details)
     assert os.path.exists(os.path.join(live, CALIBRATION_FILE))  # the older version keeps its own
