@@ -132,7 +132,7 @@ def test_rejected_candidate_promoted_with_a_reason_becomes_live_and_is_recorded(
     calibration = read_calibration(path(history, versions[-1]))
     assert calibration is not None and calibration == read_calibration(model_dir)
     assert calibration != read_calibration(path(history, versions[0]))  # A's, measured with A
-    assert pushed.custom_properties["anomaly_threshold"].double_value == calibration.threshold
+    assert pushed.custom_properties["anomaly_threshold"].double_value == pytest.approx(calibration.threshold, rel=1e-5)
 
     # The rejected run's report, read again, shows the override.
     report = summarize_run(history["metadata"], history["config"].pipeline_name, rejected.run_id)
@@ -172,7 +172,7 @@ def test_rollback_makes_the_earlier_model_live_with_identical_reconstructions(hi
     # The rolled-back model brings back its own calibration (issue 16).
     calibration = read_calibration(path(history, live))
     assert calibration is not None and calibration == read_calibration(path(history, first))
-    assert pushed.custom_properties["anomaly_threshold"].double_value == calibration.threshold
+    assert pushed.custom_properties["anomaly_threshold"].double_value == pytest.approx(calibration.threshold, rel=1e-5)
 
 
 def test_next_run_after_a_rollback_compares_against_the_live_model(history):
