@@ -60,6 +60,36 @@ class GateConfig(StrictModel):
                                       "latest_blessed (TFX's built-in strategy; Kubeflow V2 compiles only this).")
 
 
+class ScoringConfig(StrictModel):
+    """Anomaly scoring with the shipped model (`sparse-ae score`, README "Scoring new images")."""
+
+    anomaly_quantile: float = Field(
+        0.99, gt=0.0, lt=1.0, description="Quantile of the model's per-image eval MSE stored with it as the anomaly "
+                                          "threshold: an image with a larger MSE is flagged.")
+    bulk_inference: bool = Field(
+        False, description="Score scoring.bulk_inference_split with the model just blessed (TFX BulkInferrer); the "
+                           "run summary shows how many images its calibration flags.")
+    bulk_inference_split: str = Field("eval", pattern=r"^(train|eval)$",
+                                      description="The TFX split the BulkInferrer scores.")
+
+
+class DriftConfig(StrictModel):
+    """The check of this run's data against the data of the run that produced the live model."""
+
+    enabled: bool = Field(True, description="Compare this run's data with the live model's (DriftValidator); "
+                                            "Kubeflow V2 compiles without it (custom resolver).")
+    threshold: Optional[float] = Field(
+        None, gt=0.0, description="Largest allowed distance (Jensen-Shannon divergence) of a feature's train-split "
+                                  "distribution from the live model's; none: only report the distances.")
+    features: List[str] = Field(["image", "label"], min_length=1,
+                                description="Features compared (comma-separated).")
+
+    @pydantic.field_validator("features", mode="before")
+    @classmethod
+    def _one_feature_is_a_list(cls, value):
+        return value.split(",") if isinstance(value, str) else value
+
+
 # Ready-to-fill beam_pipeline_args for the runners that scale Beam components out (README,
 # "Running at scale"); replace the <...> placeholders. None of them can execute on a machine
 # without the cluster; by default the DirectRunner runs in one of the two direct_* modes
@@ -103,6 +133,8 @@ class PipelineConfig(StrictModel):
                                 "train split.")
     eval_steps: Optional[int] = Field(None, gt=0, description="Validation steps per epoch; none: the whole eval split.")
     gate: GateConfig = GateConfig()
+    scoring: ScoringConfig = ScoringConfig()
+    drift: DriftConfig = DriftConfig()
     # Optional Tuner before the Trainer: searches rho, beta and latent_dim (sparse_ae/tuning.py).
     tuner: TunerConfig = Field(
         TunerConfig(), description="The optional Tuner (tuner.enabled) and `sparse-ae tune`: search ranges, budget, "

@@ -25,6 +25,7 @@ from tfx.types import standard_artifacts
 from components.serving_pusher.executor import normalize_path, serving_versions
 
 PUSHED_MODEL_TYPE = "PushedModel"
+STATISTICS_TYPE = "ExampleStatistics"
 
 
 def model_pushes(store: mlmd.MetadataStore, model_ids: Iterable[int]
@@ -86,3 +87,39 @@ class LiveModelStrategy(resolver.ResolverStrategy):
                             if b.get_int_custom_property("current_model_id") == model_id
                             and b.get_int_custom_property("blessed") == 1), key=lambda b: b.id)
         return {model_key: [models[model_id]], blessing_key: blessings[-1:]}
+
+
+def training_statistics(store: mlmd.MetadataStore, model_id: int) -> List[int]:
+    """Ids of the ExampleStatistics computed from the Examples the model was trained on (by lineage:
+    the Model's producing execution, its `examples` input, the executions that read those and output
+    statistics)."""
+    produced = [e.execution_id for e in store.get_events_by_artifact_ids([model_id])
+                if e.type == metadata_store_pb2.Event.OUTPUT]
+    examples = [e.artifact_id for e in store.get_events_by_execution_ids(produced)
+                if e.type == metadata_store_pb2.Event.INPUT and e.path.steps and e.path.steps[0].key == "examples"]
+    readers = [e.execution_id for e in store.get_events_by_artifact_ids(examples)
+               if e.type == metadata_store_pb2.Event.INPUT]
+    outputs = [e.artifact_id for e in store.get_events_by_execution_ids(readers)
+               if e.type == metadata_store_pb2.Event.OUTPUT]
+    return sorted(a.id for a in store.get_artifacts_by_id(outputs) if a.type == STATISTICS_TYPE)
+
+
+class LiveModelStatisticsStrategy(resolver.ResolverStrategy):
+    """Resolves the statistics of the data the live model (in `serving_dir`) was trained on; nothing
+    when no live model is recorded (first run), so a drift check has no baseline to compare with."""
+
+    def __init__(self, serving_dir: str):
+        self._serving_dir = serving_dir
+
+    def resolve_artifacts(self, store: mlmd.MetadataStore, input_dict: Dict[str, List[types.Artifact]]
+                          ) -> Optional[Dict[str, List[types.Artifact]]]:
+        model_key = next(k for k, v in input_dict.items() if k == "model")
+        statistics_key = next(k for k in input_dict if k != model_key)
+        empty = {key: [] for key in input_dict}
+        models = {model.id: model for model in input_dict[model_key]}
+        model_id = live_model_id(store, self._serving_dir, models) if models else None
+        if model_id is None:
+            return empty
+        ids = set(training_statistics(store, model_id))
+        found = sorted((s for s in input_dict[statistics_key] if s.id in ids), key=lambda s: s.id)
+        return {model_key: [models[model_id]], statistics_key: found[-1:]} if found else empty

@@ -164,6 +164,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     handlers.update(add_promotion_commands(subparsers))
     from pipeline.report.cli import add_report_command  # report (the run report)
     handlers.update(add_report_command(subparsers))
+    from pipeline.score_cli import add_score_command  # score (issue 16)
+    handlers.update(add_score_command(subparsers))
     return library_cli.run(parser, handlers, argv)
 
 

@@ -18,9 +18,11 @@ def kubeflow_name(name: str) -> str:
 
 def kubeflow_ready(config: PipelineConfig) -> PipelineConfig:
     """The config as Kubeflow V2 can compile it: a KFP-legal name, and the latest blessed model as
-    baseline (Kubeflow V2 compiles Resolvers only for TFX's built-in strategies, not `live`)."""
+    baseline (Kubeflow V2 compiles Resolvers only for TFX's built-in strategies, not `live`), and no
+    drift check (its baseline resolver is a custom strategy as well)."""
     gate = config.gate.model_copy(update={"baseline": "latest_blessed"})
-    return config.model_copy(update={"gate": gate, "pipeline_name": kubeflow_name(config.pipeline_name)})
+    drift = config.drift.model_copy(update={"enabled": False})  # its resolver strategy is a custom one too
+    return config.model_copy(update={"gate": gate, "drift": drift, "pipeline_name": kubeflow_name(config.pipeline_name)})
 
 
 def compile_kubeflow(config: PipelineConfig, output_file: str) -> str:

@@ -291,6 +291,8 @@ def _record(store, context, config: PipelineConfig, action: str, model, destinat
         for key, value in custom.items():
             if isinstance(value, int):
                 result.custom_properties[key].int_value = value
+            elif isinstance(value, float):
+                result.custom_properties[key].double_value = value
             else:
                 result.custom_properties[key].string_value = str(value)
         return result
@@ -305,7 +307,8 @@ def _record(store, context, config: PipelineConfig, action: str, model, destinat
     # write_string_file writes "", which creates the file (a GFile opened and closed unwritten creates nothing).
     io_utils.write_string_file(os.path.join(blessing_uri, "BLESSED"), "")
     pushed = artifact(PUSHED_MODEL_TYPE, os.path.join(folder, "pushed_model"),
-                      {"pushed": 1, "pushed_destination": destination, "pushed_version": version})
+                      {"pushed": 1, "pushed_destination": destination, "pushed_version": version,
+                       **_calibration_properties(destination)})
     blessing = artifact("ModelBlessing", blessing_uri,
                         {"blessed": 1, "current_model": model.uri, "current_model_id": model.id})
     execution_id, _, _ = store.put_execution(
@@ -314,6 +317,17 @@ def _record(store, context, config: PipelineConfig, action: str, model, destinat
                     (blessing, _event(metadata_store_pb2.Event.OUTPUT, "blessing"))],
         [context], reuse_context_if_already_exist=True)
     return execution_id
+
+
+def _calibration_properties(model_dir: str) -> Dict[str, object]:
+    """The calibration a published version carries (its own, in its folder), as PushedModel properties."""
+    from sparse_ae.calibration import read_calibration
+
+    calibration = read_calibration(model_dir)
+    if calibration is None:
+        return {}
+    return {"anomaly_threshold": calibration.threshold, "anomaly_quantile": calibration.quantile,
+            "calibration": json.dumps(dataclasses.asdict(calibration))}
 
 
 def _metrics(candidate: Optional[Candidate]) -> Dict[str, object]:

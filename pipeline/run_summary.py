@@ -46,6 +46,8 @@ class RunSummary:
     tuner_tolerance: Optional[float] = None
     failure: Optional[str] = None  # "node: ErrorType: reason" of the first failed component (pipeline/failures.py)
     beam_mode: str = ""  # the Beam running mode and why, as TFDSExampleGen recorded it (pipeline/beam_args.py)
+    bulk_inference: Optional[dict] = None  # BulkInferrer's split scored: count, flagged, threshold
+    drift: Optional[dict] = None  # DriftValidator's record: baseline statistics, threshold, measured distances
 
     @property
     def failed(self) -> bool:
@@ -203,11 +205,16 @@ def summarize_run(metadata_path: str, pipeline_name: str, run_id: Optional[str] 
                 summary.class_names = json.loads(properties["label_names"].string_value or "[]")
             elif key == "anomalies":
                 summary.anomalies = read_anomalies(artifact.uri)
+            elif key == "drift" and "drift_measurements" in artifact.custom_properties:
+                summary.drift = json.loads(artifact.custom_properties["drift_measurements"].string_value)
             elif key == "tuner_results" and fileio.exists(os.path.join(artifact.uri, "trials.json")):
                 content = json.loads(io_utils.read_string_file(os.path.join(artifact.uri, "trials.json")))
                 summary.tuner_trials, summary.tuner_tolerance = content["trials"], content["sparsity_tolerance"]
             elif key == "pushed_model" and artifact.custom_properties["pushed"].int_value:
                 summary.pushed_path = artifact.custom_properties["pushed_destination"].string_value
+    if "BulkInferrer.inference_result" in summary.artifacts and "Trainer.model" in summary.artifacts:
+        summary.bulk_inference = count_flagged(summary.artifacts["BulkInferrer.inference_result"],
+                                               summary.artifacts["Trainer.model"])
     if "Evaluator" in executions:
         describe_baseline(store, [e.id for e in executions.values()], executions["Evaluator"].id, summary)
     return summary
@@ -271,6 +278,7 @@ def format_summary(summary: RunSummary) -> str:
         lines += [f"  {item}" for item in summary.anomalies]
     elif {("ExampleValidator", "complete"), ("ExampleValidator", "cached")} & set(summary.components):
         lines.append("Data anomalies: none")
+    lines += format_drift(summary.drift)
     if summary.tuner_trials:
         from sparse_ae.tuning import TrialResult, format_trials_table
 
@@ -296,8 +304,49 @@ def format_summary(summary: RunSummary) -> str:
     if summary.blessed is not None:
         lines.append("Blessed: yes" if summary.blessed else "Blessed: no")
         lines += [f"  {failure}" for failure in summary.failures]
+    if summary.bulk_inference:
+        found = summary.bulk_inference
+        lines.append(f"Bulk inference: {found['flagged']} of {found['count']} images flagged as anomalous "
+                     f"({100 * found['flagged'] / max(found['count'], 1):.2f}%; MSE > {found['threshold']:.6g}, the "
+                     f"model's {found['quantile']:g} quantile)")
     push_failed = ("ServingPusher", "failed") in summary.components  # its error is the CLI's last line
     lines.append(f"Pushed: {summary.pushed_path}" if summary.pushed_path else
                  "Pushed: no (ServingPusher failed)" if push_failed else "Pushed: no")
     lines += [f"Manually: {action}" for action in summary.manual_actions]
     return "\n".join(lines)
+
+
+def format_drift(drift: Optional[dict]) -> List[str]:
+    """The drift check's line(s): each feature's distance from the live model's data, and the threshold."""
+    if drift is None:
+        return []
+    if not drift.get("baseline"):
+        return ["Drift: no baseline (no live model recorded yet); nothing compared"]
+    threshold = drift.get("threshold")
+    limit = f"threshold {threshold:g}" if threshold is not None else "no threshold: report only"
+    lines = [f"Drift of the {drift.get('split', 'train')} split from the live model's data "
+             f"(statistics {drift.get('baseline_id')}; {limit}):"]
+    for item in drift.get("measured", []):
+        over = threshold is not None and item["value"] > threshold
+        lines.append(f"  {item['feature']:<12} {item['measure']} {item['value']:.4f}{'  EXCEEDED' if over else ''}")
+    return lines
+
+
+def count_flagged(inference_uri: str, model_uri: str) -> Optional[dict]:
+    """BulkInferrer's prediction logs: how many per-image MSEs exceed the model's stored calibration."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    from sparse_ae.calibration import read_calibration
+
+    calibration = read_calibration(os.path.join(model_uri, "Format-Serving"))
+    files = tf.io.gfile.glob(os.path.join(inference_uri, "prediction_logs-*.gz"))
+    if calibration is None or not files:
+        return None
+    count = flagged = 0
+    for record in tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator():
+        outputs = prediction_log_pb2.PredictionLog.FromString(record).predict_log.response.outputs
+        mse = tf.make_ndarray(outputs["mse"])
+        count += mse.size
+        flagged += int((mse > calibration.threshold).sum())
+    return {"count": count, "flagged": flagged, "threshold": calibration.threshold, "quantile": calibration.quantile}

@@ -10,6 +10,7 @@ from tfx_bsl.public import tfxio
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from sparse_ae import linear_baseline
+from sparse_ae.calibration import DEFAULT_QUANTILE, calibrate, model_mse, write_calibration
 from sparse_ae.config import SparseAEConfig, configure_devices
 from sparse_ae.data import IMAGE_KEY, to_pairs
 from sparse_ae.distribute import create_strategy, discard, shard_by_data, writable_dir
@@ -75,8 +76,8 @@ def run_fn(fn_args: FnArgs) -> None:
     images = split_images(fn_args, config)
     baseline, baseline_summary = fit_linear_baseline(images, config)
     print(f"Linear baseline: PCA-{baseline.code_size} eval PSNR {baseline_summary['eval_psnr']:.2f} dB", flush=True)
-    train, val, steps_per_epoch = input_pairs(images, fn_args, config, config.epochs)
-    train, val = shard_by_data(train, strategy), shard_by_data(val, strategy)
+    train, eval_pairs, steps_per_epoch = input_pairs(images, fn_args, config, config.epochs)
+    train, val = shard_by_data(train, strategy), shard_by_data(eval_pairs, strategy)
     model = build_model(config, strategy)
     fit(model, train, val, config.epochs, fn_args.model_run_dir, verbose=2,
         steps_per_epoch=steps_per_epoch, validation_steps=fn_args.eval_steps,
@@ -85,4 +86,20 @@ def run_fn(fn_args: FnArgs) -> None:
     # Only the chief keeps it; other workers export to a temporary directory they delete.
     export_dir = writable_dir(fn_args.serving_model_dir, strategy)
     export_saved_model(model, export_dir, baseline)
+    if export_dir == fn_args.serving_model_dir:
+        write_model_calibration(model, eval_pairs, export_dir, fn_args.custom_config)
     discard(export_dir, fn_args.serving_model_dir)
+
+
+def write_model_calibration(model, eval_pairs, export_dir: str, custom_config: dict) -> None:
+    """Store the exported model's per-image MSE quantiles on the whole eval split in its folder.
+
+    Computed here, not in a step after the Evaluator: the Trainer already holds the eval split
+    decoded in memory and the best epoch's weights, and a file written into the SavedModel folder
+    follows the model through the Pusher, promotions and rollbacks with no extra component,
+    artifact or lookup. The ServingPusher copies the figures into ML Metadata.
+    """
+    calibration = calibrate(model_mse(model, eval_pairs), custom_config.get("anomaly_quantile", DEFAULT_QUANTILE),
+                            split="eval", dataset=custom_config.get("dataset", ""),
+                            image_shape=model.config.image_shape)
+    write_calibration(export_dir, calibration)

@@ -8,7 +8,7 @@ import sys
 from typing import Callable, Dict, Optional, Sequence
 
 from sparse_ae.config import SparseAEConfig, build_config, merge, parse_overrides
-from sparse_ae.errors import ConfigError, DatasetUnavailableError, TrainingDivergedError
+from sparse_ae.errors import ConfigError, DatasetUnavailableError, DataValidationError, TrainingDivergedError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -150,7 +150,7 @@ def run(parser: argparse.ArgumentParser, handlers: Dict[str, Handler], argv: Opt
         return 2
     try:
         return handlers[args.command](args)
-    except (ConfigError, DatasetUnavailableError, TrainingDivergedError) as error:
+    except (ConfigError, DatasetUnavailableError, DataValidationError, TrainingDivergedError) as error:
         if getattr(args, "debug", False):
             raise
         print(f"{parser.prog}: error: {error}", file=sys.stderr)

@@ -71,7 +71,8 @@ def test_architecture_diagram_draws_the_pipeline_as_wired(readme):
     from pipeline.pipeline import create_pipeline
 
     diagram = readme.split("```mermaid\n", 1)[1].split("```", 1)[0]
-    pipeline = create_pipeline(load_config(["tuner.enabled=true"]))  # every component, the optional one too
+    # every component, the optional ones too
+    pipeline = create_pipeline(load_config(["tuner.enabled=true", "scoring.bulk_inference=true"]))
     ids = {component.id for component in pipeline.components}
     wired = {(channel.producer_component_id, component.id, channel.type_name)
              for component in pipeline.components for channel in component.inputs.values()

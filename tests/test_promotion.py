@@ -25,6 +25,7 @@ from pipeline import cli
 from pipeline.local_runner import run_local
 from pipeline.run_summary import format_summary, open_store, summarize_run
 from pipeline_config import load_config
+from sparse_ae.calibration import read_calibration
 
 PROMOTE_REASON = "B's blur is acceptable for the catalogue; ship it (ticket OPS-42)"
 ROLLBACK_REASON = "B broke the thumbnail service"
@@ -127,6 +128,11 @@ def test_rejected_candidate_promoted_with_a_reason_becomes_live_and_is_recorded(
     assert pushed.custom_properties["pushed_destination"].string_value == path(history, versions[-1])
     assert pushed.custom_properties["reason"].string_value == PROMOTE_REASON
     assert history["config"].pipeline_name in contexts  # found by lineage queries on the pipeline
+    # B keeps its own anomaly calibration (issue 16), in its folder and on the manual push.
+    calibration = read_calibration(path(history, versions[-1]))
+    assert calibration is not None and calibration == read_calibration(model_dir)
+    assert calibration != read_calibration(path(history, versions[0]))  # A's, measured with A
+    assert pushed.custom_properties["anomaly_threshold"].double_value == pytest.approx(calibration.threshold, rel=1e-5)
 
     # The rejected run's report, read again, shows the override.
     report = summarize_run(history["metadata"], history["config"].pipeline_name, rejected.run_id)
@@ -163,6 +169,10 @@ def test_rollback_makes_the_earlier_model_live_with_identical_reconstructions(hi
     assert linked[(metadata_store_pb2.Event.INPUT, "model")].id == history["good_id"]
     pushed = linked[(metadata_store_pb2.Event.OUTPUT, "pushed_model")]
     assert pushed.custom_properties["pushed_version"].string_value == str(live)
+    # The rolled-back model brings back its own calibration (issue 16).
+    calibration = read_calibration(path(history, live))
+    assert calibration is not None and calibration == read_calibration(path(history, first))
+    assert pushed.custom_properties["anomaly_threshold"].double_value == pytest.approx(calibration.threshold, rel=1e-5)
 
 
 def test_next_run_after_a_rollback_compares_against_the_live_model(history):

@@ -20,6 +20,7 @@ Differences from TFX's Pusher executor:
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import socket
@@ -326,3 +327,19 @@ class Executor(tfx_pusher.Executor):
             logging.info("Model published to %s.", serving_path)
         self._MarkPushed(model_push, pushed_destination=serving_path,
                          pushed_version=os.path.basename(serving_path))
+        record_calibration(model_push, serving_path)
+
+
+def record_calibration(artifact: types.Artifact, model_dir: str) -> None:
+    """Copy the calibration stored in the SavedModel folder onto the PushedModel artifact (ML Metadata):
+    `anomaly_threshold`, `anomaly_quantile` and the whole record as JSON in `calibration`."""
+    from sparse_ae.calibration import CALIBRATION_FILE
+
+    path = os.path.join(model_dir, CALIBRATION_FILE)
+    if not fileio.exists(path):  # a model exported before calibrations existed
+        return
+    content = io_utils.read_string_file(path)
+    calibration = json.loads(content)
+    artifact.set_float_custom_property("anomaly_threshold", float(calibration["threshold"]))
+    artifact.set_float_custom_property("anomaly_quantile", float(calibration["quantile"]))
+    artifact.set_string_custom_property("calibration", content)

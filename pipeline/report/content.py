@@ -16,7 +16,8 @@ import numpy as np
 
 from pipeline.promotion import SERVING_MODEL_DIR  # the SavedModel inside the Trainer's Model artifact
 from pipeline.report import metadata_file
-from pipeline.run_summary import RunSummary, execution_outputs, node_executions, latest_run_id, open_store, summarize_run
+from pipeline.run_summary import (RunSummary, execution_outputs, format_drift, latest_run_id, node_executions, open_store,
+                                  summarize_run)
 from sparse_ae.errors import ConfigError
 from sparse_ae.train import METRICS_FILE  # the Trainer's, in its model_run artifact
 
@@ -307,6 +308,12 @@ def verdict(summary: RunSummary, gate: Dict[str, Optional[float]], pushed_model=
     else:
         status, headline = "none", "NO VERDICT: the Evaluator did not run in this run"
     details += [f"Manually: {action}" for action in summary.manual_actions]
+    drift = format_drift(summary.drift)  # issue 16: a header, then one line per feature
+    details += [" ".join([drift[0], "; ".join(" ".join(line.split()) for line in drift[1:])]).strip()] if drift else []
+    if summary.bulk_inference:
+        found = summary.bulk_inference
+        details.append(f"Bulk inference: {found['flagged']} of {found['count']} images above the model's calibrated "
+                       f"threshold (MSE > {found['threshold']:.6g})")
     return {"status": status, "headline": headline, "details": details}
 
 

@@ -396,6 +396,7 @@ class GarmentShapesConfig(tfds.core.BuilderConfig):
     num_train: int = 0
     num_test: int = 0
     seed: int = 0
+    brightness: float = 1.0  # pixel gain (clipped to 255): a shifted variant for drift checks
 
 
 class GarmentShapes(tfds.core.GeneratorBasedBuilder):
@@ -408,6 +409,9 @@ class GarmentShapes(tfds.core.GeneratorBasedBuilder):
                             description="60,000 train / 10,000 test (Fashion-MNIST sized)."),
         GarmentShapesConfig(name="small", num_train=2_000, num_test=500, seed=20240,
                             description="2,000 train / 500 test, for tests and quick runs."),
+        GarmentShapesConfig(name="small_bright", num_train=2_000, num_test=500, seed=20241, brightness=1.8,
+                            description="Like small (other draws), every pixel 1.8x brighter: a deliberately "
+                                        "shifted dataset for drift checks."),
     ]
     DEFAULT_BUILDER_CONFIG_NAME = "full"
 
@@ -444,5 +448,7 @@ class GarmentShapes(tfds.core.GeneratorBasedBuilder):
         for start in range(0, num_examples, _CHUNK):
             chunk = labels[start:start + _CHUNK]
             images = draw_garments(chunk, rng)
+            if self.builder_config.brightness != 1.0:
+                images = np.clip(np.rint(images * self.builder_config.brightness), 0, 255).astype(np.uint8)
             for i, (image, label) in enumerate(zip(images, chunk)):
                 yield start + i, {"image": image, "label": int(label)}

@@ -1,0 +1,407 @@
+"""Batch anomaly scoring with a shipped SavedModel: images in, one row per image out.
+
+Sources are read in batches and never held whole (memory is flat in the number of images): a TFDS
+split, a folder of PNG/JPEG files, or gzipped TFRecords of tf.Examples as the pipeline writes them.
+An image the model cannot take (unreadable, wrong size or channels, pixels outside 0..255) is
+skipped with a reason naming it, unless strict. Each batch goes through the SavedModel's
+`reconstruct_uint8` signature (the same per-image MSE and PSNR the Evaluator averages); an image is
+flagged when its MSE exceeds the calibration stored with the model (sparse_ae/calibration.py) or a
+threshold given explicitly. No TFX: paths go through tf.io.gfile, so they may be remote.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import heapq
+import io
+import json
+import os
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from sparse_ae.calibration import Calibration, read_calibration
+from sparse_ae.errors import ConfigError, DataValidationError
+
+RECONSTRUCT_UINT8 = "reconstruct_uint8"  # sparse_ae.export's signature for uint8 images
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+DEFAULT_IMAGE_SHAPE = (28, 28, 1)
+WORST_COUNT = 16
+
+
+@dataclasses.dataclass
+class Batch:
+    """Images that can be scored (uint8, the model's shape), their ids and labels (-1: none), and
+    the images of this stretch of the source that cannot (id, reason)."""
+
+    ids: List[str]
+    images: np.ndarray
+    labels: List[int]
+    skipped: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class ScoreSummary:
+    """What `score` found: counts, the threshold and where it came from, where the outputs went."""
+
+    model_dir: str
+    source: str
+    count: int = 0
+    flagged: int = 0
+    threshold: float = 0.0
+    threshold_source: str = ""
+    skipped: int = 0
+    skipped_examples: List[str] = dataclasses.field(default_factory=list)  # the first 20 "id: reason"
+    output: str = ""
+    worst_png: Optional[str] = None
+    mean_mse: Optional[float] = None
+
+    @property
+    def rate(self) -> float:
+        return self.flagged / self.count if self.count else 0.0
+
+    def format(self) -> str:
+        lines = [f"Scored {self.count} images from {self.source} with {self.model_dir}",
+                 f"Flagged {self.flagged} ({100 * self.rate:.2f}%) as anomalous: {self.threshold_source}",
+                 f"Rows: {self.output}"]
+        if self.worst_png:
+            lines.append(f"Worst reconstructions: {self.worst_png}")
+        if self.skipped:
+            lines.append(f"Skipped {self.skipped} images the model cannot take:")
+            lines += [f"  {line}" for line in self.skipped_examples]
+        return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------
+# Which model.
+# ------------------------------------------------------------------------------------------------
+def serving_versions(serving_dir: str) -> List[int]:
+    """Version numbers (numeric folder names) in a TF Serving model folder, ascending."""
+    if not tf.io.gfile.isdir(serving_dir):
+        return []
+    names = [name.rstrip("/") for name in tf.io.gfile.listdir(serving_dir)]
+    return sorted(int(n) for n in names if n.isdigit() and tf.io.gfile.isdir(os.path.join(serving_dir, n)))
+
+
+def resolve_model_dir(serving_dir: str, version: Optional[int] = None) -> str:
+    """<serving_dir>/<version>: the live (highest) version by default; ConfigError when absent."""
+    versions = serving_versions(serving_dir)
+    if not versions:
+        raise ConfigError(f"no model version in serving_dir={serving_dir!r}: push a model first "
+                          f"(`sparse-ae pipeline run`), or pass --model-dir")
+    if version is None:
+        return os.path.join(serving_dir, str(versions[-1]))
+    if version not in versions:
+        raise ConfigError(f"--version {version}: no such version in {serving_dir} "
+                          f"(versions: {', '.join(map(str, versions))})")
+    return os.path.join(serving_dir, str(version))
+
+
+class Scorer:
+    """A loaded SavedModel's uint8 signature and the calibration stored with it."""
+
+    def __init__(self, model_dir: str):
+        if not tf.io.gfile.exists(os.path.join(model_dir, "saved_model.pb")):
+            raise ConfigError(f"no SavedModel in {model_dir!r}")
+        self.model_dir = model_dir
+        self._loaded = tf.saved_model.load(model_dir)
+        self._signature = self._loaded.signatures[RECONSTRUCT_UINT8]
+        self.calibration: Optional[Calibration] = read_calibration(model_dir)
+        shape = self.calibration.image_shape if self.calibration is not None else None
+        self.image_shape: Tuple[int, ...] = tuple(shape) if shape else DEFAULT_IMAGE_SHAPE
+
+    def __call__(self, images: np.ndarray) -> Dict[str, np.ndarray]:
+        """mse, psnr, latent and reconstruction (uint8) of a batch of uint8 images."""
+        outputs = self._signature(images=tf.constant(images, tf.uint8))
+        result = {key: value.numpy() for key, value in outputs.items()}
+        result["reconstruction"] = np.clip(np.rint((result["reconstruction"] + 1.0) * 127.5), 0, 255).astype(np.uint8)
+        return result
+
+
+# ------------------------------------------------------------------------------------------------
+# Where the images come from: each yields Batches.
+# ------------------------------------------------------------------------------------------------
+def check_image(image: np.ndarray, shape: Sequence[int]) -> Optional[str]:
+    """Why the model cannot take image (None when it can)."""
+    height, width, channels = shape
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3:
+        return f"expected a {height}x{width} image, got an array of shape {image.shape}"
+    if image.shape[:2] != (height, width):
+        return f"image is {image.shape[0]}x{image.shape[1]} pixels; the model takes {height}x{width}"
+    if image.shape[2] != channels:
+        return f"image has {image.shape[2]} channels; the model takes {channels} (grey-scale)"
+    return None
+
+
+def _batches_of(items: Iterator[Tuple[str, Optional[np.ndarray], int, Optional[str]]], shape: Sequence[int],
+                batch_size: int) -> Iterator[Batch]:
+    """Group (id, image, label, reason) items into Batches; an item with a reason is skipped."""
+    batch = Batch([], np.zeros([0, *shape], np.uint8), [])
+    images: List[np.ndarray] = []
+    for item_id, image, label, reason in items:
+        reason = reason or check_image(image, shape)
+        if reason:
+            batch.skipped.append((item_id, reason))
+            continue
+        batch.ids.append(item_id)
+        batch.labels.append(label)
+        images.append(image.reshape(shape))
+        if len(images) == batch_size:
+            yield dataclasses.replace(batch, images=np.stack(images))
+            batch, images = Batch([], np.zeros([0, *shape], np.uint8), []), []
+    if images or batch.skipped:
+        yield dataclasses.replace(batch, images=np.stack(images) if images else batch.images)
+
+
+def tfds_batches(name: str, split: str, shape: Sequence[int], data_dir: Optional[str] = None,
+                 download: bool = False, batch_size: int = 256) -> Tuple[Iterator[Batch], Optional[int]]:
+    """Batches of a TFDS split (ids `split[index]`), and the split's size when TFDS knows it."""
+    from sparse_ae.data import IMAGE_KEY, LABEL_KEY, tfds_builder
+
+    builder = tfds_builder(name, data_dir=data_dir, download=download)
+    try:
+        total: Optional[int] = builder.info.splits[split].num_examples
+    except (KeyError, ValueError):
+        total = None
+    dataset = builder.as_dataset(split=split, shuffle_files=False).batch(batch_size)
+
+    def batches() -> Iterator[Batch]:
+        start = 0
+        for item in dataset.as_numpy_iterator():
+            images = item[IMAGE_KEY]
+            labels = item.get(LABEL_KEY, np.full(len(images), -1))
+            ids = [f"{split}[{start + i}]" for i in range(len(images))]
+            start += len(images)
+            reason = check_image(images[0], shape)
+            if reason:  # every image of a TFDS split has the same shape
+                yield Batch([], np.zeros([0, *shape], np.uint8), [], [(i, reason) for i in ids])
+            else:
+                yield Batch(ids, images, [int(label) for label in labels])
+    return batches(), total
+
+
+def image_files(folder: str) -> List[str]:
+    """PNG and JPEG files directly in folder, sorted by name."""
+    if not tf.io.gfile.isdir(folder):
+        raise ConfigError(f"--images {folder!r}: no such folder")
+    return sorted(os.path.join(folder, name) for name in tf.io.gfile.listdir(folder)
+                  if name.lower().endswith(IMAGE_SUFFIXES))
+
+
+def folder_batches(folder: str, shape: Sequence[int], batch_size: int = 256
+                   ) -> Tuple[Iterator[Batch], Optional[int]]:
+    """Batches of the PNG/JPEG files in folder (ids: the file names); undecodable files are skipped."""
+    files = image_files(folder)
+
+    def items():
+        for path in files:
+            name = os.path.basename(path)
+            try:
+                with tf.io.gfile.GFile(path, "rb") as handle:
+                    image = tf.io.decode_image(handle.read(), expand_animations=False).numpy()
+            except (tf.errors.InvalidArgumentError, tf.errors.UnknownError, ValueError) as error:
+                reason = str(getattr(error, "message", error)).strip().splitlines()[0]
+                yield name, None, -1, f"not a readable PNG/JPEG image ({reason})"
+                continue
+            yield name, image, -1, None
+    return _batches_of(items(), shape, batch_size), len(files)
+
+
+def example_files(pattern: str) -> List[str]:
+    """The TFRecord files a glob (or a folder of them) names."""
+    if tf.io.gfile.isdir(pattern):
+        pattern = os.path.join(pattern, "*")
+    files = sorted(tf.io.gfile.glob(pattern))
+    if not files:
+        raise ConfigError(f"--examples {pattern!r}: no such files")
+    return files
+
+
+def example_batches(pattern: str, shape: Sequence[int], batch_size: int = 256
+                    ) -> Tuple[Iterator[Batch], Optional[int]]:
+    """Batches of gzipped TFRecords of tf.Examples (flat int64 `image`, optional `label`), as the
+    pipeline's ExampleGen writes them; ids `file:record`."""
+    from sparse_ae.data import IMAGE_KEY, LABEL_KEY
+
+    files = example_files(pattern)
+    size = int(np.prod(shape))
+    spec = {IMAGE_KEY: tf.io.VarLenFeature(tf.int64),
+            LABEL_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=-1)}
+
+    def items():
+        for path in files:
+            name = os.path.basename(path)
+            records = tf.data.TFRecordDataset(path, compression_type="GZIP" if path.endswith(".gz") else "")
+            index = 0
+            try:
+                for serialized in records.batch(batch_size).as_numpy_iterator():
+                    parsed = tf.io.parse_example(serialized, spec)
+                    pixels = tf.sparse.to_dense(parsed[IMAGE_KEY]).numpy()
+                    counts = np.bincount(parsed[IMAGE_KEY].indices[:, 0].numpy(), minlength=len(serialized))
+                    for row, label in zip(range(len(serialized)), parsed[LABEL_KEY].numpy()):
+                        item_id = f"{name}:{index}"
+                        index += 1
+                        values = pixels[row, :counts[row]]
+                        if counts[row] != size:
+                            yield item_id, None, int(label), (f"{IMAGE_KEY} has {counts[row]} values; the model "
+                                                              f"takes {size} ({'x'.join(map(str, shape))})")
+                        elif values.min() < 0 or values.max() > 255:
+                            yield item_id, None, int(label), (f"{IMAGE_KEY} pixels from {values.min()} to "
+                                                              f"{values.max()}; allowed 0..255")
+                        else:
+                            yield item_id, values.astype(np.uint8).reshape(shape), int(label), None
+            except tf.errors.OpError as error:
+                yield f"{name}:{index}", None, -1, f"unreadable record ({error.message.splitlines()[0]})"
+    return _batches_of(items(), shape, batch_size), None
+
+
+# ------------------------------------------------------------------------------------------------
+# Where the rows go.
+# ------------------------------------------------------------------------------------------------
+class RowWriter:
+    """One row per image, appended batch by batch to a CSV or Parquet file (by the suffix)."""
+
+    def __init__(self, path: str, latent_size: int = 0):
+        self.path, self.latent_size = path, latent_size
+        self.parquet = path.lower().endswith((".parquet", ".pq"))
+        parent = os.path.dirname(path)
+        if parent:
+            tf.io.gfile.makedirs(parent)
+        self._local = None
+        if self.parquet:  # pyarrow writes to a local file; a remote one is copied there when closed
+            import tempfile
+
+            self._local = path if "://" not in path else tempfile.mkstemp(suffix=".parquet")[1]
+        else:
+            self._file = tf.io.gfile.GFile(path, "w")
+        self.columns = ["id", "label", "mse", "psnr", "anomalous"] + [f"latent_{i}" for i in range(latent_size)]
+        if self.parquet:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            fields = [pa.field("id", pa.string()), pa.field("label", pa.int64()), pa.field("mse", pa.float32()),
+                      pa.field("psnr", pa.float32()), pa.field("anomalous", pa.bool_())]
+            fields += [pa.field(f"latent_{i}", pa.float32()) for i in range(latent_size)]
+            self._schema = pa.schema(fields)
+            self._writer = pq.ParquetWriter(self._local, self._schema)
+        else:
+            self._writer = csv.writer(self._file)
+            self._writer.writerow(self.columns)
+
+    def write(self, ids: List[str], labels: List[int], mse: np.ndarray, psnr: np.ndarray, flags: np.ndarray,
+              latent: Optional[np.ndarray]) -> None:
+        columns = [ids, labels, mse, psnr, flags] + ([latent[:, i] for i in range(self.latent_size)]
+                                                     if self.latent_size else [])
+        if self.parquet:
+            import pyarrow as pa
+
+            self._writer.write_table(pa.Table.from_arrays([pa.array(c) for c in columns], schema=self._schema))
+        else:
+            for row in zip(*columns):
+                self._writer.writerow([f"{v:.6g}" if isinstance(v, (float, np.floating)) else
+                                       int(v) if isinstance(v, (bool, np.bool_)) else v for v in row])
+
+    def close(self) -> None:
+        if not self.parquet:
+            self._file.close()
+            return
+        self._writer.close()
+        if self._local != self.path:
+            tf.io.gfile.copy(self._local, self.path, overwrite=True)
+            os.remove(self._local)
+
+
+class Worst:
+    """The `count` images with the largest MSE seen so far (a bounded heap: flat memory)."""
+
+    def __init__(self, count: int = WORST_COUNT):
+        self.count, self._heap, self._seen = count, [], 0
+
+    def add(self, ids, images, reconstructions, mse) -> None:
+        for item_id, image, reconstruction, value in zip(ids, images, reconstructions, mse):
+            self._seen += 1
+            entry = (float(value), self._seen, item_id, image, reconstruction)
+            if len(self._heap) < self.count:
+                heapq.heappush(self._heap, entry)
+            elif entry[0] > self._heap[0][0]:
+                heapq.heapreplace(self._heap, entry)
+
+    def save(self, path: str) -> Optional[str]:
+        """Originals over reconstructions, worst first, each titled with its id and MSE."""
+        if not self._heap:
+            return None
+        from sparse_ae.plots import save_reconstruction_grid
+
+        worst = sorted(self._heap, reverse=True)
+        buffer = io.BytesIO()
+        save_reconstruction_grid(np.stack([w[3] for w in worst]), np.stack([w[4] for w in worst]), buffer,
+                                 titles=[f"{w[2]}\n{w[0]:.4f}" for w in worst])
+        with tf.io.gfile.GFile(path, "wb") as handle:
+            handle.write(buffer.getvalue())
+        return path
+
+
+# ------------------------------------------------------------------------------------------------
+# The loop.
+# ------------------------------------------------------------------------------------------------
+def score(scorer: Scorer, batches: Iterator[Batch], output: str, source: str, total: Optional[int] = None,
+          threshold: Optional[float] = None, with_latent: bool = False, worst_png: Optional[str] = None,
+          strict: bool = False, progress: bool = True) -> ScoreSummary:
+    """Score every batch, write the rows to output (and the worst reconstructions to worst_png);
+    returns the summary. strict: the first image that cannot be scored raises DataValidationError."""
+    from tqdm import tqdm
+
+    if threshold is not None:
+        source_of_threshold = f"MSE > {threshold:.6g} (given with --threshold)"
+    elif scorer.calibration is not None:
+        threshold, source_of_threshold = scorer.calibration.threshold, scorer.calibration.describe()
+    else:
+        raise ConfigError(f"{scorer.model_dir} carries no calibration (exported before calibrations were "
+                          f"stored): pass --threshold MSE")
+    summary = ScoreSummary(model_dir=scorer.model_dir, source=source, threshold=float(threshold),
+                           threshold_source=source_of_threshold, output=output)
+    writer: Optional[RowWriter] = None
+    worst = Worst()
+    mse_sum = 0.0
+    bar = tqdm(total=total, unit="img", desc="scoring", disable=not progress)
+    try:
+        for batch in batches:
+            for item_id, reason in batch.skipped:
+                if strict:
+                    raise DataValidationError(f"{item_id}: {reason} (--strict: stopped; without it the image is "
+                                              f"skipped and the others scored)")
+                summary.skipped += 1
+                if len(summary.skipped_examples) < 20:
+                    summary.skipped_examples.append(f"{item_id}: {reason}")
+            bar.update(len(batch.ids) + len(batch.skipped))
+            if not batch.ids:
+                continue
+            result = scorer(batch.images)
+            latent = result["latent"] if with_latent else None
+            if writer is None:
+                writer = RowWriter(output, latent.shape[1] if latent is not None else 0)
+            flags = result["mse"] > threshold
+            writer.write(batch.ids, batch.labels, result["mse"], result["psnr"], flags, latent)
+            summary.count += len(batch.ids)
+            summary.flagged += int(flags.sum())
+            mse_sum += float(result["mse"].astype(np.float64).sum())
+            worst.add(batch.ids, batch.images, result["reconstruction"], result["mse"])
+    finally:
+        bar.close()
+        if writer is None:  # nothing scorable: still an output with the header
+            writer = RowWriter(output, 0)
+        writer.close()
+    summary.mean_mse = mse_sum / summary.count if summary.count else None
+    if worst_png:
+        summary.worst_png = worst.save(worst_png)
+    return summary
+
+
+def write_summary(summary: ScoreSummary, path: str) -> str:
+    """The summary as JSON (with the flag rate)."""
+    with tf.io.gfile.GFile(path, "w") as handle:
+        handle.write(json.dumps({**dataclasses.asdict(summary), "rate": summary.rate}, indent=2))
+    return path
