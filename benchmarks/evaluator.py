@@ -80,7 +80,7 @@ def run(data_dir: Optional[str], sizes: List[int] = (10_000, 20_000, 30_000, 40_
     images, labels = fixtures.dataset_arrays(dataset, "train", data_dir, limit=max(sizes))
     with tempfile.TemporaryDirectory() as work:
         model = fixtures.trained_model(images[:10_000], config)  # weights do not change the cost
-        model_path = fixtures.exported(model, work)
+        model_path = fixtures.exported(model, work, images[:10_000])
         tfma_times: Dict[int, List[float]] = {size: [] for size in sizes}
         evaluate_times: Dict[int, List[float]] = {size: [] for size in sizes}
         evaluate_seconds(model, [fixtures.write_examples(images[:256], labels[:256], os.path.join(work, "w.gz"))],

@@ -42,8 +42,13 @@ def trained_model(images: np.ndarray, config: SparseAEConfig, epochs: int = 1) -
     return model
 
 
-def exported(model: SparseAutoencoder, directory: str) -> str:
-    return export_saved_model(model, os.path.join(directory, "saved_model"))
+def exported(model: SparseAutoencoder, directory: str, images: Optional[np.ndarray] = None) -> str:
+    """The SavedModel the pipeline ships; with images, also the linear baseline fitted on them
+    (the Evaluator's config averages its outputs)."""
+    from sparse_ae.linear_baseline import fit_pca
+
+    baseline = None if images is None else fit_pca([images], model.config.latent_dim)
+    return export_saved_model(model, os.path.join(directory, "saved_model"), baseline)
 
 
 def record_files(directory: str, pattern: str = "*.gz") -> List[str]:

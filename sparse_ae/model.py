@@ -23,7 +23,9 @@ def hidden_layers(widths, activation: str, config: SparseAEConfig, prefix: str) 
             layers += [keras.layers.Dense(width, kernel_initializer=config.kernel_initializer, name=f"{prefix}_dense_{i}"),
                        # momentum 0.9 (Keras: 0.99): the moving statistics that serving uses settle
                        # within tens of steps, so short runs (a few epochs on small data) evaluate sanely.
-                       keras.layers.BatchNormalization(momentum=0.9, name=f"{prefix}_norm_{i}"),
+                       # synchronized: under a tf.distribute strategy the statistics are those of the
+                       # global batch, so N replicas train the model one device would.
+                       keras.layers.BatchNormalization(momentum=0.9, synchronized=True, name=f"{prefix}_norm_{i}"),
                        keras.layers.Activation(activation, name=f"{prefix}_{activation}_{i}")]
         else:
             layers.append(keras.layers.Dense(width, activation=activation, kernel_initializer=config.kernel_initializer,

@@ -15,11 +15,13 @@ from pipeline_config import load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AIRFLOW = os.path.join(os.path.dirname(sys.executable), "airflow")
-TASKS = ["TFDSExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Trainer",
-         "latest_blessed_model_resolver", "Evaluator", "ServingPusher"]
+TASKS = ["TFDSExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "live_model_statistics_resolver",
+         "DriftValidator", "Trainer", "latest_blessed_model_resolver", "Evaluator", "ServingPusher"]
 EDGES = {("TFDSExampleGen", "StatisticsGen"), ("StatisticsGen", "SchemaGen"), ("StatisticsGen", "ExampleValidator"),
          ("SchemaGen", "ExampleValidator"), ("TFDSExampleGen", "Trainer"), ("SchemaGen", "Trainer"),
          ("ExampleValidator", "Trainer"),  # anomalies stop the run before training
+         ("StatisticsGen", "DriftValidator"), ("SchemaGen", "DriftValidator"),
+         ("live_model_statistics_resolver", "DriftValidator"), ("DriftValidator", "Trainer"),  # drift, too
          ("TFDSExampleGen", "Evaluator"), ("Trainer", "Evaluator"), ("latest_blessed_model_resolver", "Evaluator"),
          ("Trainer", "ServingPusher"), ("Evaluator", "ServingPusher")}
 

@@ -162,6 +162,9 @@ def _model_files(source: str) -> List[str]:
     for folder, _, files in fileio.walk(source):
         relative = os.path.relpath(folder, source) if folder.rstrip("/") != source.rstrip("/") else ""
         found.extend(os.path.join(relative, name) for name in files)
+    # Listings of prefix-keyed stores can invent entries: TensorFlow's ram:// lists an empty
+    # `assets/` beside `assets.extra/` as a file `assets/.extra`. Copy only what exists.
+    found = [path for path in found if fileio.exists(os.path.join(source, path))]
     return sorted(found, key=lambda path: path in SAVED_MODEL_FILES)
 
 
