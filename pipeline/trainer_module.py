@@ -60,8 +60,7 @@ def fit_linear_baseline(images: Tuple[tf.data.Dataset, tf.data.Dataset], config:
     def batches(split: tf.data.Dataset):
         return split.batch(_READ_BATCH * 4).as_numpy_iterator()
 
-    baseline = linear_baseline.fit_pca(batches(images[0]), config.latent_dim)
-    return baseline, linear_baseline.summary(baseline, linear_baseline.score(baseline, batches(images[1])))
+    return linear_baseline.fit_and_score(batches(images[0]), batches(images[1]), config.latent_dim)
 
 
 def run_fn(fn_args: FnArgs) -> None:

@@ -8,7 +8,7 @@ reconstruction clipped to the pixel range [-1, 1] as the model's tanh output is.
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, Optional, Tuple
 
 import numpy as np
 
@@ -94,6 +94,13 @@ def summary(baseline: LinearBaseline, eval_scores: Dict[str, float], dataset: Op
             "eval_mse": eval_scores["mse"], **({"dataset": dataset} if dataset else {})}
 
 
+def fit_and_score(fit_batches: Iterable[np.ndarray], eval_batches: Iterable[np.ndarray], code_size: int,
+                  dataset: Optional[str] = None) -> Tuple[LinearBaseline, dict]:
+    """PCA fitted on one stream of image batches and scored on another: (baseline, summary dict)."""
+    baseline = fit_pca(fit_batches, code_size)
+    return baseline, summary(baseline, score(baseline, eval_batches), dataset)
+
+
 def compute(dataset: str, fit_split: str, eval_split: str, code_size: int, data_dir: Optional[str] = None,
             download: bool = True, batch_size: int = 4096) -> dict:
     """PCA of code_size components fitted on one TFDS split and scored on another: the summary dict."""
@@ -102,5 +109,4 @@ def compute(dataset: str, fit_split: str, eval_split: str, code_size: int, data_
     def batches(split: str):
         return load_images(dataset, split, data_dir, download).batch(batch_size).as_numpy_iterator()
 
-    baseline = fit_pca(batches(fit_split), code_size)
-    return summary(baseline, score(baseline, batches(eval_split)), dataset)
+    return fit_and_score(batches(fit_split), batches(eval_split), code_size, dataset)[1]
