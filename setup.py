@@ -13,7 +13,7 @@ CORE = [
     "matplotlib",
 ]
 EXTRAS = {
-    "dev": ["pytest", "pytest-timeout", "nbformat", "nbclient", "ipykernel"],
+    "dev": ["pytest", "pytest-timeout", "pytest-xdist", "ruff", "mypy", "nbformat", "nbclient", "ipykernel"],
     "kubeflow": ["kfp==2.4.0"],
     "airflow": ["apache-airflow<3"],
     "tuner": ["keras-tuner"],
