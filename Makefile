@@ -49,14 +49,16 @@ bench: $(STAMP)
 bench-full: $(STAMP)
 	$(PY) -m benchmarks.run --full --data-dir $(TFDS_DATA_DIR)
 
-# The seed's practice prompts, one `sparse-ae train` each (README, "Practice prompts as experiments");
+# The seed's practice prompts, one `sparse-ae train` each (docs/experiments.md);
 # writes artifacts/experiments/results.md from each run's metrics.json.
 experiments: $(STAMP)
 	$(PY) scripts/experiments.py --data-dir tfds_data --output artifacts/experiments $(ARGS)
 
-# README's configuration reference, generated from pipeline_config.py (tests/test_docs.py checks it).
+# docs/configuration.md's configuration reference, generated from pipeline_config.py, then the check
+# that every command in README.md and docs/ parses (tests/test_docs.py runs both checks too).
 docs: $(STAMP)
 	$(PY) -m pipeline.config_reference
+	$(PY) scripts/check_docs.py
 
 # Re-resolve the whole working set from constraints.in and pin it in constraints.txt.
 constraints: $(STAMP)

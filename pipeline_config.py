@@ -61,7 +61,7 @@ class GateConfig(StrictModel):
 
 
 class ScoringConfig(StrictModel):
-    """Anomaly scoring with the shipped model (`sparse-ae score`, README "Scoring new images")."""
+    """Anomaly scoring with the shipped model (`sparse-ae score`, docs/pipeline.md "Scoring new images")."""
 
     anomaly_quantile: float = Field(
         0.99, gt=0.0, lt=1.0, description="Quantile of the model's per-image eval MSE stored with it as the anomaly "
@@ -90,8 +90,8 @@ class DriftConfig(StrictModel):
         return value.split(",") if isinstance(value, str) else value
 
 
-# Ready-to-fill beam_pipeline_args for the runners that scale Beam components out (README,
-# "Running at scale"); replace the <...> placeholders. None of them can execute on a machine
+# Ready-to-fill beam_pipeline_args for the runners that scale Beam components out (docs/running-at-scale.md,
+# "Beam"); replace the <...> placeholders. None of them can execute on a machine
 # without the cluster; by default the DirectRunner runs in one of the two direct_* modes
 # (pipeline/beam_args.py chooses).
 BEAM_RUNNER_TEMPLATES: Dict[str, List[str]] = {
@@ -143,7 +143,7 @@ class PipelineConfig(StrictModel):
         None,
         description="Beam options of TFDSExampleGen, StatisticsGen and Evaluator, comma-separated; none: the "
                     "DirectRunner, in-memory or one process per core as the dataset's size and the cores make pay "
-                    "(README, 'Beam running mode'; templates in 'Running at scale').")
+                    "(docs/running-at-scale.md: 'Beam running mode', and templates in 'Beam').")
     container_image: str = Field(
         "sparse-ae-tfx:latest", min_length=1,
         description="Image every Kubeflow/Vertex step runs in (built from the Dockerfile), e.g. gcr.io/<project>/sparse-ae-tfx:1")

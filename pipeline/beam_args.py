@@ -18,7 +18,7 @@ _DEPENDENCY_FLAGS = ("--extra_package", "--extra_packages", "--setup_file", "--r
 # must win back. Per component, multi-processing pays when
 #     examples * EXAMPLE_COST_S * (1 - 1/cores) > WORKER_START_S
 # (the parallel gain taken as ideal, which favours multi-processing). Measured on this project's
-# 2-core machines (README, "Beam running mode"): on 2026-11-29, 70,000 examples, ExampleGen 10.1 s
+# 2-core machines (docs/running-at-scale.md, "Beam running mode"): on 2026-11-29, 70,000 examples, ExampleGen 10.1 s
 # in memory / 34.1 s multi-processing, StatisticsGen 11.5 / 39.0 s (so S ~ 25-30 s, c ~ 0.15 ms);
 # on 2026-12-02, shared with other jobs at load 6-14, 2,500 and 70,000 examples in memory gave
 # c = 0.62 ms (ExampleGen) and 0.89 ms (StatisticsGen) and 2,500 multi-processing S = 102 and 175 s:

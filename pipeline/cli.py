@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 import time
-from typing import Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 # Before TensorFlow is imported anywhere: Keras 2 for TFX/TFMA, and no C++ log lines (TF 2.16
 # prints harmless cuFFT/cuDNN "already registered" errors at import; real failures still raise).
@@ -150,10 +150,9 @@ def run_benchmarks(args: argparse.Namespace) -> int:
     return bench_main(args.bench_args)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    if "--debug" not in (sys.argv[1:] if argv is None else argv):
-        import absl.logging
-        absl.logging.set_verbosity(absl.logging.ERROR)  # TFDS/TFX info chatter; --debug shows it
+def build_parser() -> Tuple[argparse.ArgumentParser, Dict[str, library_cli.Handler]]:
+    """The whole `sparse-ae` parser and each command's handler; light (no TensorFlow, no TFX), so that
+    tests/test_docs.py can parse every documented command without running it."""
     parser, subparsers = library_cli.make_parser()
     handlers = library_cli.add_library_commands(subparsers)
     handlers.update(add_pipeline_commands(subparsers))
@@ -166,6 +165,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     handlers.update(add_report_command(subparsers))
     from pipeline.score_cli import add_score_command  # score (issue 16)
     handlers.update(add_score_command(subparsers))
+    return parser, handlers
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    if "--debug" not in (sys.argv[1:] if argv is None else argv):
+        import absl.logging
+        absl.logging.set_verbosity(absl.logging.ERROR)  # TFDS/TFX info chatter; --debug shows it
+    parser, handlers = build_parser()
     return library_cli.run(parser, handlers, argv)
 
 

@@ -3,7 +3,7 @@ the mean latent activation (sparsity) and the gain over the linear baseline, opt
 
 The exported model computes each example's PSNR in its serving signature (one definition, in
 sparse_ae.metrics); TFMA only averages that prediction. Feeding TFMA the 784-value image as a
-label instead costs ~40x more per example (see README).
+label instead costs ~40x more per example (docs/pipeline.md, "The gate").
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The seed's practice prompts as experiments: one `sparse-ae train` command each, and a results table.
 
-Each experiment is the documented command (README, "Practice prompts as experiments"), run in a fresh
+Each experiment is the documented command (docs/experiments.md), run in a fresh
 process as a user would run it; the table is read from each run's metrics.json, never from the logs.
 
     python scripts/experiments.py                 # all of them (make experiments)

@@ -31,7 +31,7 @@ class SparseAEConfig(StrictModel):
     hidden_dims: Tuple[int, ...] = Field((256, 128), min_length=1, description="Encoder layer widths, each > 0; the decoder mirrors them.")
     latent_dim: int = Field(64, gt=0, description="Size of the latent code.")
     latent_activation: Literal["sigmoid", "relu"] = Field(
-        "sigmoid", description="sigmoid: KL on the batch-mean activation; relu: KL on tanh of it (see README).")
+        "sigmoid", description="sigmoid: KL on the batch-mean activation; relu: KL on tanh of it (docs/model-library.md).")
     encoder_activation: Literal["sigmoid", "relu", "tanh", "elu"] = Field("elu", description="Activation of encoder hidden layers.")
     decoder_activation: Literal["sigmoid", "relu", "tanh", "elu"] = Field("elu", description="Activation of decoder hidden layers.")
     sparsity_target: float = Field(0.05, gt=0.0, lt=1.0, description="Target mean activation rho of each latent unit.")

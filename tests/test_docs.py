@@ -1,5 +1,8 @@
-"""README.md stays true: the generated configuration reference, the architecture diagram, the experiments."""
+"""README.md and docs/ stay true: the README short and linking every page, the generated configuration
+reference, the architecture diagram, the experiments, and every documented command (scripts/check_docs.py)."""
 import difflib
+import glob
+import importlib.util
 import json
 import os
 import re
@@ -13,6 +16,18 @@ from pipeline_config import config_keys, load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
+CONFIGURATION = os.path.join(ROOT, "docs", "configuration.md")
+EXPERIMENTS = os.path.join(ROOT, "docs", "experiments.md")
+README_LIMIT = 8 * 1024  # bytes: a README read in one sitting; the rest lives in docs/
+
+
+def _check_docs():
+    """scripts/check_docs.py as a module (scripts/ is not a package)."""
+    path = os.path.join(ROOT, "scripts", "check_docs.py")
+    spec = importlib.util.spec_from_file_location("check_docs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
@@ -20,12 +35,86 @@ def readme() -> str:
     return open(README, encoding="utf-8").read()
 
 
-def test_configuration_reference_is_up_to_date(readme):
-    committed, generated = config_reference.committed(readme), config_reference.render()
+@pytest.fixture(scope="module")
+def configuration_page() -> str:
+    return open(CONFIGURATION, encoding="utf-8").read()
+
+
+@pytest.fixture(scope="module")
+def check_docs():
+    return _check_docs()
+
+
+def test_readme_is_short():
+    size = os.path.getsize(README)
+    assert size < README_LIMIT, f"README.md is {size} bytes, over {README_LIMIT}: move detail into docs/"
+
+
+def test_readme_links_every_docs_page(readme):
+    pages = sorted(os.path.relpath(path, ROOT) for path in glob.glob(os.path.join(ROOT, "docs", "*.md")))
+    assert len(pages) >= 9, pages
+    unlinked = [page for page in pages if f"]({page})" not in readme]
+    assert not unlinked, f"README.md does not link {unlinked}"
+    assert "](sparse_ae/datasets/garment_shapes.md)" in readme  # the dataset's notes, beside its builder
+
+
+def test_readme_test_command_is_what_ci_runs(readme):
+    first_commands = readme.split("```bash\n", 1)[1].split("```", 1)[0]
+    assert [line.split("#")[0].strip() for line in first_commands.splitlines()] == ["make demo", "make test"]
+    ci = open(os.path.join(ROOT, ".ci", "run"), encoding="utf-8").read()
+    assert "make test" in ci.splitlines()[-1], ".ci/run must run the README's test command"
+
+
+def test_every_documented_command_and_link_is_valid(check_docs):
+    """Every command in a bash/console block of README.md and docs/ parses with the real CLI and config,
+    every make target exists, every module and file is there, every relative link resolves."""
+    files = check_docs.doc_files()
+    assert os.path.join(ROOT, "docs", "running-at-scale.md") in files
+    findings = [finding for path in files for finding in check_docs.check_file(path)]
+    assert not findings, "documented commands or links that do not work:\n" + "\n".join(findings)
+
+
+@pytest.mark.parametrize("command, problem", [
+    ("sparse-ae train --dataset garment_shapes/small --output out/ --no-such-flag", "parser refuses"),
+    ("sparse-ae pipeline run --set model.sparsity=0.1", "unknown key"),
+    ("sparse-ae pipeline run --set model.sparsity_target=1.5", "less than 1"),
+    ("sparse-ae train --output out/ --set model.sparsity_target=0.02", "configuration is refused"),
+    ("sparse-ae models --set serving_dir=x --pipeline-root x", "conflict"),
+    ("sparse-ae tune --set tuner.max_trials=0", "greater than 0"),
+    ("make no-such-target", "no Makefile target"),
+    ("make demo ARGS='--set model.epochs=0'", "greater than 0"),
+    ("python -m pipeline.no_such_module", "no module"),
+    ("python scripts/no_such_script.py", "no file"),
+    ("frobnicate --all", "no rule for the command"),
+])
+def test_the_command_check_catches_drift(check_docs, command, problem):
+    import shlex
+
+    findings = check_docs.check_command(shlex.split(command))
+    assert findings and problem in " ".join(findings), findings
+
+
+def test_the_command_check_reads_blocks_and_python(check_docs, tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("# Page\n\n[here](#page) [gone](missing.md)\n\n```console\n$ sparse-ae pipeline run \\\n"
+                    "  --set gate.psnr_threshold=abc\nFailed: output, not a command\n```\n\n"
+                    "```text\nfrobnicate\n```\n\n"
+                    "```bash\nexport A=1 && make docs   # a comment\n```\n\n"
+                    "```python\nfrom sparse_ae.inference import load_model, no_such_name\n```\n")
+    findings = check_docs.check_file(str(page))
+    assert len(findings) == 3, findings
+    assert "missing.md" in findings[0] and ":6:" in findings[1] and "valid number" in findings[1]
+    assert "defines no no_such_name" in findings[2]
+
+
+def test_configuration_reference_is_up_to_date(configuration_page):
+    committed, generated = config_reference.committed(configuration_page), config_reference.render()
     if committed != generated:
-        diff = "\n".join(list(difflib.unified_diff(committed.splitlines(), generated.splitlines(), "README.md",
-                                                   "generated", lineterm=""))[:40])
-        pytest.fail(f"README.md's configuration reference is out of date: run `make docs`\n{diff}")
+        diff = "\n".join(list(difflib.unified_diff(committed.splitlines(), generated.splitlines(),
+                                                   "docs/configuration.md", "generated", lineterm=""))[:40])
+        pytest.fail(f"docs/configuration.md's configuration reference is out of date: "
+                    f"run `make docs`\n{diff}")
+    assert config_reference.PAGE == CONFIGURATION
 
 
 def test_configuration_reference_lists_every_key_with_its_default():
@@ -54,13 +143,15 @@ def test_defaults_under_home_or_here_are_symbolic():
     assert config_reference.render_value(os.path.expanduser("~/tensorflow_datasets")) == "~/tensorflow_datasets"
 
 
-def test_check_mode_reports_an_outdated_readme(tmp_path, readme):
-    stale = tmp_path / "README.md"
-    stale.write_text(readme.replace("| `model.latent_dim` | int | `64` |", "| `model.latent_dim` | int | `32` |"))
-    assert config_reference.main(["--readme", str(stale), "--check"]) == 1
-    assert config_reference.main(["--readme", str(stale)]) == 0
-    assert config_reference.main(["--readme", str(stale), "--check"]) == 0
-    assert stale.read_text() == config_reference.replace_between_markers(readme, config_reference.render())
+def test_check_mode_reports_an_outdated_page(tmp_path, configuration_page):
+    stale = tmp_path / "configuration.md"
+    stale.write_text(configuration_page.replace("| `model.latent_dim` | int | `64` |",
+                                                "| `model.latent_dim` | int | `32` |"))
+    assert config_reference.main(["--page", str(stale), "--check"]) == 1
+    assert config_reference.main(["--page", str(stale)]) == 0
+    assert config_reference.main(["--page", str(stale), "--check"]) == 0
+    expected = config_reference.replace_between_markers(configuration_page, config_reference.render())
+    assert stale.read_text() == expected
 
 
 # An edge with an artifact label: `A -->|Examples| B`, `A -.->|"Model, ModelBlessing"| B`.
@@ -86,13 +177,14 @@ def test_architecture_diagram_draws_the_pipeline_as_wired(readme):
             assert channel.type_name in diagram, f"{component.id}'s output {channel.type_name} is not drawn"
 
 
-def test_every_experiment_command_is_documented(readme):
+def test_every_experiment_command_is_documented():
+    page = open(EXPERIMENTS, encoding="utf-8").read()
     result = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "experiments.py"), "--dry-run"],
                             capture_output=True, text=True, check=True, cwd=ROOT)
     commands = result.stdout.strip().splitlines()
     assert len(commands) == 4
     for command in commands:
-        assert command in readme, f"README.md lacks the experiment command: {command}"
+        assert command in page, f"docs/experiments.md lacks the experiment command: {command}"
 
 
 def test_experiment_results_come_from_metrics_json(garment_data_dir, tmp_path):
