@@ -92,7 +92,8 @@ def _run_and_report(config, args: argparse.Namespace) -> int:
 
         report_after_run(config, summary)  # prints the report's path, or a warning; never fails the run
         if log_path:  # named after the run, like its report folder
-            log_path = terminal.rename(os.path.join(config.pipeline_root, LOGS_DIR, run_file_name(summary.run_id)))
+            log_path = terminal.rename(os.path.join(config.pipeline_root, LOGS_DIR,
+                                                    run_file_name(summary.run_id)))
     if log_path:
         print(f"Log: {log_path} (library messages; --verbose shows them on the terminal)")
     if failure is not None:

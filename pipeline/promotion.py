@@ -209,7 +209,8 @@ def format_inventory(found: Inventory, config: PipelineConfig) -> str:
     for v in reversed(found.versions):
         psnr = candidates[v.model_id].psnr if v.model_id in candidates else None
         why = f"{v.user}: {v.reason}" if v.reason else ("gate passed" if v.action == "pipeline" else "")
-        lines.append(f"  {'live' if v.live else '':<5} {v.version:<11} {_when(v.when):<20} {v.model_id or '-':>5} "
+        lines.append(f"  {'live' if v.live else '':<5} {v.version:<11} {_when(v.when):<20} "
+                     f"{v.model_id or '-':>5} "
                      f"{f'{psnr:.2f}' if psnr is not None else '-':>6} {v.action:<9} {why}")
     lines.append(f"Candidates (pipeline {config.pipeline_name}, ML Metadata {config.resolved_metadata_path}):")
     lines.append(f"  {'MODEL':>5} {'TRAINED (UTC)':<20} {'PSNR':>6} {'WORST CLASS':<20} {'BLESSED':<14} "

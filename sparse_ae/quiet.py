@@ -66,7 +66,8 @@ class QuietTerminal:
         global _active
         _active = self
         root = logging.getLogger()
-        root.addHandler(self.terminal_handler)  # before any library's import: TF then adds no handler of its own
+        # Before any library's import: TensorFlow then adds no handler of its own.
+        root.addHandler(self.terminal_handler)
         root.setLevel(logging.INFO)
         if not self.verbose:
             try:
@@ -81,15 +82,16 @@ class QuietTerminal:
         self._saved_fd = os.dup(2)
         self._saved_stderr = sys.stderr
         if _fileno(sys.stderr) == 2:  # the real stderr: keep Python's writes on the terminal
-            sys.stderr = open(os.dup(self._saved_fd), "w", buffering=1, encoding=sys.stderr.encoding or "utf-8",
-                              errors="backslashreplace")
+            sys.stderr = open(os.dup(self._saved_fd), "w", buffering=1,
+                              encoding=sys.stderr.encoding or "utf-8", errors="backslashreplace")
         os.dup2(fd, 2)
         os.close(fd)
-        self._log_stream = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
+        self._log_stream = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace",
+                                closefd=False)
         self._file_handler = logging.StreamHandler(self._log_stream)
         self._file_handler.setFormatter(logging.Formatter(LOG_FORMAT))
         logging.getLogger().addHandler(self._file_handler)
-        logging.captureWarnings(True)  # FutureWarnings of Google's client libraries and the like: into the log
+        logging.captureWarnings(True)  # Google client libraries' FutureWarnings and the like: into the log
 
     def __exit__(self, kind, error, traceback) -> None:
         global _active

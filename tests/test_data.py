@@ -77,7 +77,8 @@ def test_unprepared_dataset_offline_fails_with_a_clear_message(tmp_path):
 def test_download_hosts_come_from_the_builders_recorded_urls(tmp_path):
     fashion = tfds.builder("fashion_mnist", data_dir=str(tmp_path), try_gcs=False)
     assert data.download_hosts(fashion) == [("fashion-mnist.s3-website.eu-central-1.amazonaws.com", 80)]
-    assert data.download_hosts(tfds.builder("garment_shapes/small", data_dir=str(tmp_path))) == []  # generated
+    generated = tfds.builder("garment_shapes/small", data_dir=str(tmp_path))
+    assert data.download_hosts(generated) == []
 
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
@@ -88,13 +89,15 @@ def test_an_unreachable_download_host_fails_fast_naming_dataset_host_and_remedy(
     """A host under .invalid never resolves (RFC 2606), with or without network on the machine."""
     for variable in PROXY_VARIABLES:
         monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setattr(data, "download_hosts", lambda builder: [("fashion-mnist.sparse-ae-test.invalid", 80)])
+    monkeypatch.setattr(data, "download_hosts",
+                        lambda builder: [("fashion-mnist.sparse-ae-test.invalid", 80)])
     with pytest.raises(data.DatasetUnavailableError) as caught:
         data.tfds_builder("fashion_mnist", data_dir=str(tmp_path / "tfds"), download=True)
     message = str(caught.value)
     for fragment in ("dataset 'fashion_mnist'", "downloaded from fashion-mnist.sparse-ae-test.invalid",
                      "the name fashion-mnist.sparse-ae-test.invalid does not resolve",
-                     "`sparse-ae prepare --dataset fashion_mnist --data-dir DIR`", "offline dataset garment_shapes"):
+                     "`sparse-ae prepare --dataset fashion_mnist --data-dir DIR`",
+                     "offline dataset garment_shapes"):
         assert fragment in message, message
     assert not (tmp_path / "tfds" / "downloads").exists()  # TFDS never started
 

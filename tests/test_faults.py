@@ -218,7 +218,8 @@ def test_a_second_run_at_once_is_refused_and_metadata_stays_consistent(first, ki
     assert latest_run_id(store, first["name"]) == concurrent["summary"].run_id
 
 
-# TensorFlow's C++ logging: "2026-12-02 12:37:54.832280: E external/..." (TF 2.16) or absl's "E0000 00:00:...".
+# TensorFlow's C++ logging: "2026-12-02 12:37:54.832280: E external/..." (TF 2.16), or absl's
+# "E0000 00:00:..." (newer TensorFlow).
 TF_CPP_LINE = re.compile(r"^(?:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] |[IWEF]\d{4} )", re.M)
 LIBRARY_CHATTER = ("cuDNN", "cuFFT", "cuBLAS", "Discarding unparseable args", "No semi_persistent_directory",
                    "FutureWarning", "Retrying")
@@ -236,8 +237,10 @@ def test_the_terminal_shows_the_run_and_the_run_log_holds_the_libraries(first, c
     assert not [word for word in LIBRARY_CHATTER if word in terminal], terminal[-3000:]
     assert "Trainer started" in winner["stdout"] and "Epoch 2/2" in winner["stdout"]
     assert f"Run {summary.run_id} on garment_shapes/small" in winner["stdout"]
-    log = os.path.join(first["pipeline_root"], "logs", re.sub(r"[^A-Za-z0-9._-]", "_", summary.run_id) + ".log")
-    assert f"Log: {log} (library messages; --verbose shows them on the terminal)" in winner["stdout"].splitlines()
+    log_name = re.sub(r"[^A-Za-z0-9._-]", "_", summary.run_id) + ".log"  # as the run's report folder
+    log = os.path.join(first["pipeline_root"], "logs", log_name)
+    assert f"Log: {log} (library messages; --verbose shows them on the terminal)" in \
+        winner["stdout"].splitlines()
     text = open(log).read()
     assert TF_CPP_LINE.search(text)  # what TensorFlow's C++ code wrote at import
     assert "Component Trainer is running." in text and "FutureWarning" in text

@@ -15,7 +15,8 @@ SCRIPT = textwrap.dedent("""
     verbose, run_log, status = sys.argv[1] == "verbose", sys.argv[2], int(sys.argv[3])
     with QuietTerminal(verbose) as terminal:
         os.write(2, b"E0000 00:00:1 cuda_dnn.cc] Unable to register cuDNN factory (native code on fd 2)\\n")
-        subprocess.run([sys.executable, "-c", "import sys; sys.stderr.write('Discarding unparseable args\\\\n')"])
+        worker = "import sys; sys.stderr.write('Discarding unparseable args\\\\n')"  # a Beam worker
+        subprocess.run([sys.executable, "-c", worker])
         warnings.warn("Python 3.10 support ends", FutureWarning)
         logging.getLogger("apache_beam").info("a library's info record")
         logging.getLogger("tfx").error("a library's error record")
@@ -28,8 +29,8 @@ SCRIPT = textwrap.dedent("""
     print("temporary log:", terminal.path)
 """)
 
-LIBRARY = ["Unable to register cuDNN factory", "Discarding unparseable args", "FutureWarning: Python 3.10 support ends",
-           "a library's info record", "a library's error record"]
+LIBRARY = ["Unable to register cuDNN factory", "Discarding unparseable args",
+           "FutureWarning: Python 3.10 support ends", "a library's info record", "a library's error record"]
 
 
 def run(mode: str, run_log: str = "-", status: int = 0) -> subprocess.CompletedProcess:
@@ -42,7 +43,8 @@ def test_quiet_sends_library_output_to_a_run_log_and_keeps_ours_on_the_terminal(
     run_log = tmp_path / "root" / "logs" / "run.log"
     result = run("quiet", str(run_log))
     assert result.returncode == 0, result.stderr
-    assert result.stderr.splitlines() == ["ERROR tfx: a library's error record", "sparse-ae: error: our one-line message"]
+    assert result.stderr.splitlines() == ["ERROR tfx: a library's error record",
+                                          "sparse-ae: error: our one-line message"]
     assert result.stdout.splitlines()[:2] == ["our progress line", f"attached to {run_log}"]
     log = run_log.read_text()
     for line in LIBRARY + ["W0000 after attaching"]:
