@@ -6,6 +6,7 @@ from typing import List, Optional
 
 import numpy as np
 import tensorflow as tf
+import tf_keras as keras
 import tensorflow_datasets as tfds
 
 from components.tfds_example_gen.executor import batch_to_examples
@@ -36,6 +37,7 @@ def write_examples(images: np.ndarray, labels: np.ndarray, path: str) -> str:
 
 def trained_model(images: np.ndarray, config: SparseAEConfig, epochs: int = 1) -> SparseAutoencoder:
     """A briefly trained model (its weights do not change any cost measured)."""
+    keras.utils.set_random_seed(config.seed)
     model = build_model(config)
     scaled = images.astype(np.float32) / 127.5 - 1
     model.fit(tf.data.Dataset.from_tensor_slices((scaled, scaled)).batch(config.batch_size), epochs=epochs, verbose=0)

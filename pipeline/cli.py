@@ -4,25 +4,22 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import time
 from typing import Dict, Optional, Sequence, Tuple
 
-# Before TensorFlow is imported anywhere: Keras 2 for TFX/TFMA, and no C++ log lines (TF 2.16
-# prints harmless cuFFT/cuDNN "already registered" errors at import; real failures still raise).
+# Before TensorFlow is imported anywhere: Keras 2 for TFX/TFMA. (TensorFlow's C++ log lines and
+# other library chatter: sparse_ae/quiet.py, set up in main() before the first TensorFlow import.)
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-import warnings  # noqa: E402
-
-# google-api-core warns on every start that Python 3.10 support ends; TFX 1.16 needs 3.10.
-warnings.filterwarnings("ignore", category=FutureWarning, module="google.api_core")
 
 from sparse_ae import cli as library_cli  # noqa: E402
+from sparse_ae import quiet  # noqa: E402
 
 
 class ComponentProgress(logging.Filter):
-    """Turns LocalDagRunner's 'Component X is running/finished' log records into progress lines
-    and drops the rest of TFX's info chatter (errors still pass)."""
+    """Turns LocalDagRunner's 'Component X is running/finished' log records into progress lines on
+    stdout; every other record passes (the terminal handler's level decides what shows)."""
 
     def __init__(self, stream=None):
         super().__init__()
@@ -40,7 +37,7 @@ class ComponentProgress(logging.Filter):
                 took = time.time() - self.started.get(node, time.time())
                 print(f"[{clock}] {node} finished ({took:.1f} s)", file=self.stream or sys.stdout, flush=True)
             return False
-        return record.levelno >= logging.ERROR
+        return True
 
 
 def cmd_pipeline_run(args: argparse.Namespace) -> int:
@@ -68,10 +65,13 @@ def _run_and_report(config, args: argparse.Namespace) -> int:
     from pipeline.local_runner import run_local
     from pipeline.run_summary import format_summary, summarize_run
 
-    if not args.debug:
-        absl.logging.set_verbosity(absl.logging.INFO)
-        logging.getLogger("absl").addFilter(ComponentProgress())
-        logging.getLogger("tensorflow").setLevel(logging.ERROR)  # TFMA's deprecation warnings
+    absl.logging.set_verbosity(absl.logging.INFO)  # TFX's records: progress lines, the rest into the log
+    terminal = quiet.active()
+    log_path = None
+    if terminal is not None:
+        terminal.terminal_handler.addFilter(ComponentProgress())
+        log_path = terminal.attach(os.path.join(config.absolute().pipeline_root, LOGS_DIR,
+                                                time.strftime("%Y-%m-%dT%H_%M_%S") + ".log"))
     started = time.time()
     failure = None
     try:
@@ -91,6 +91,11 @@ def _run_and_report(config, args: argparse.Namespace) -> int:
         from pipeline.report.cli import report_after_run
 
         report_after_run(config, summary)  # prints the report's path, or a warning; never fails the run
+        if log_path:  # named after the run, like its report folder
+            log_path = terminal.rename(os.path.join(config.pipeline_root, LOGS_DIR,
+                                                    run_file_name(summary.run_id)))
+    if log_path:
+        print(f"Log: {log_path} (library messages; --verbose shows them on the terminal)")
     if failure is not None:
         if args.debug:
             raise failure
@@ -99,6 +104,14 @@ def _run_and_report(config, args: argparse.Namespace) -> int:
         print(failure_message(failure), file=sys.stderr)  # one line; --debug shows the traceback
         return 1
     return 0
+
+
+LOGS_DIR = "logs"  # <pipeline_root>/logs/<run id>.log: each run's library messages (quiet terminal)
+
+
+def run_file_name(run_id: str) -> str:
+    """<run id>.log, the run id made safe as a file name as for the run's report folder."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", run_id) + ".log"
 
 
 def add_pipeline_commands(subparsers) -> dict:
@@ -169,11 +182,14 @@ def build_parser() -> Tuple[argparse.ArgumentParser, Dict[str, library_cli.Handl
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    if "--debug" not in (sys.argv[1:] if argv is None else argv):
-        import absl.logging
-        absl.logging.set_verbosity(absl.logging.ERROR)  # TFDS/TFX info chatter; --debug shows it
-    parser, handlers = build_parser()
-    return library_cli.run(parser, handlers, argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in argv or "--debug" in argv
+    argv = [arg for arg in argv if arg != "--verbose"]  # accepted before or after the command
+    with quiet.QuietTerminal(verbose) as terminal:  # before the first TensorFlow import
+        parser, handlers = build_parser()
+        status = library_cli.run(parser, handlers, argv)
+        terminal.failed = status not in (0, 2)  # 2: bad input, said in one line
+    return status
 
 
 if __name__ == "__main__":

@@ -196,16 +196,21 @@ def _when(seconds: Optional[float]) -> str:
 
 
 def format_inventory(found: Inventory, config: PipelineConfig) -> str:
-    """Two tables for the terminal: serving versions (live marked) and candidates."""
+    """Two tables for the terminal: serving versions (the live one named in words) and candidates."""
     config = config.absolute()
     candidates = {c.model_id: c for c in found.candidates}
     lines = [f"Serving directory {config.serving_dir} (TF Serving serves the highest version):"]
-    header = f"  {'':1} {'VERSION':<11} {'WHEN (UTC)':<20} {'MODEL':>5} {'PSNR':>6} {'HOW':<9} WHY"
-    lines.append(header if found.versions else "  (empty)")
+    live = next((v for v in found.versions if v.live), None)
+    lines.append(f"  Live: version {live.version} (model {live.model_id or '-'}, {live.action})" if live
+                 else "  Live: none (nothing published yet)")
+    header = f"  {'STATE':<5} {'VERSION':<11} {'WHEN (UTC)':<20} {'MODEL':>5} {'PSNR':>6} {'HOW':<9} WHY"
+    if found.versions:
+        lines.append(header)
     for v in reversed(found.versions):
         psnr = candidates[v.model_id].psnr if v.model_id in candidates else None
         why = f"{v.user}: {v.reason}" if v.reason else ("gate passed" if v.action == "pipeline" else "")
-        lines.append(f"  {'*' if v.live else '':1} {v.version:<11} {_when(v.when):<20} {v.model_id or '-':>5} "
+        lines.append(f"  {'live' if v.live else '':<5} {v.version:<11} {_when(v.when):<20} "
+                     f"{v.model_id or '-':>5} "
                      f"{f'{psnr:.2f}' if psnr is not None else '-':>6} {v.action:<9} {why}")
     lines.append(f"Candidates (pipeline {config.pipeline_name}, ML Metadata {config.resolved_metadata_path}):")
     lines.append(f"  {'MODEL':>5} {'TRAINED (UTC)':<20} {'PSNR':>6} {'WORST CLASS':<20} {'BLESSED':<14} "

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Tuple
 
 import tensorflow as tf
+import tf_keras as keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 from tfx.utils import io_utils
 from tfx_bsl.public import tfxio
@@ -77,6 +78,7 @@ def run_fn(fn_args: FnArgs) -> None:
     print(f"Linear baseline: PCA-{baseline.code_size} eval PSNR {baseline_summary['eval_psnr']:.2f} dB", flush=True)
     train, eval_pairs, steps_per_epoch = input_pairs(images, fn_args, config, config.epochs)
     train, val = shard_by_data(train, strategy), shard_by_data(eval_pairs, strategy)
+    keras.utils.set_random_seed(config.seed)  # reproducible initial weights
     model = build_model(config, strategy)
     fit(model, train, val, config.epochs, fn_args.model_run_dir, verbose=2,
         steps_per_epoch=steps_per_epoch, validation_steps=fn_args.eval_steps,

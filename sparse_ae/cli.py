@@ -159,7 +159,10 @@ def run(parser: argparse.ArgumentParser, handlers: Dict[str, Handler], argv: Opt
 
 def make_parser() -> tuple[argparse.ArgumentParser, "argparse._SubParsersAction"]:
     parser = OneLineErrorParser(prog="sparse-ae", description="Sparse autoencoder for images, with a TFX pipeline.")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks (implies --verbose)")
+    # Read by main() before parsing (the quiet terminal starts before TensorFlow's import); here for --help.
+    parser.add_argument("--verbose", action="store_true",
+                        help="show every library's messages on the terminal (default: into a log file)")
     subparsers = parser.add_subparsers(dest="command", parser_class=OneLineErrorParser)
     return parser, subparsers
 

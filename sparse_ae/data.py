@@ -1,7 +1,11 @@
 """tf.data pipelines of (input, target) pairs from a TFDS dataset or serialized tf.Examples."""
 from __future__ import annotations
 
-from typing import Optional, Tuple
+import socket
+import threading
+import urllib.parse
+import urllib.request
+from typing import List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -12,6 +16,8 @@ from sparse_ae.errors import DatasetUnavailableError  # noqa: F401  (re-exported
 from sparse_ae.datasets import garment_shapes  # noqa: F401  (registers the builder with TFDS)
 
 DEFAULT_DATASET = "fashion_mnist"
+# Seconds to wait for a download host before TFDS is let loose on it (TFDS retries for minutes).
+PROBE_TIMEOUT_S = 5.0
 IMAGE_KEY = "image"
 LABEL_KEY = "label"
 
@@ -94,6 +100,7 @@ def tfds_builder(name: str, data_dir: Optional[str] = None, download: bool = Tru
                 f"dataset {name!r} is not prepared in data_dir={where!r} and download is off; "
                 f"prepare it where it can be built (e.g. `sparse-ae prepare --dataset {name} --data-dir DIR`) "
                 f"and copy DIR here")
+        check_download_hosts(builder, name, where)
         try:
             builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
         except Exception as error:  # network errors come in many types; report them as one
@@ -103,6 +110,64 @@ def tfds_builder(name: str, data_dir: Optional[str] = None, download: bool = Tru
                 f"the network, prepare it on a machine that has it and copy data_dir, or use the offline "
                 f"dataset garment_shapes") from error
     return builder
+
+
+def download_hosts(builder: tfds.core.DatasetBuilder) -> List[Tuple[str, int]]:
+    """(host, port) of every URL the builder downloads from, from its recorded checksums; empty
+    for a builder that records none (a generated dataset such as garment_shapes)."""
+    if type(builder).download_and_prepare.__module__.startswith("tensorflow_datasets.testing"):
+        return []  # tfds.testing.mock_data: the download is a no-op, nothing is fetched
+    hosts = set()
+    for url in getattr(builder, "url_infos", None) or {}:
+        parts = urllib.parse.urlsplit(url)
+        if parts.hostname:
+            hosts.add((parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)))
+    return sorted(hosts)
+
+
+def unreachable(host: str, port: int, timeout: float = PROBE_TIMEOUT_S) -> Optional[str]:
+    """Why host:port cannot be reached (name lookup and TCP connect within timeout); None if it can.
+
+    Through a proxy (HTTPS_PROXY and the like, unless NO_PROXY exempts the host) the proxy is
+    what must answer.
+    """
+    proxy = urllib.request.getproxies().get("https" if port == 443 else "http")
+    if proxy and not urllib.request.proxy_bypass(host):
+        parts = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        host, port = parts.hostname or host, parts.port or 80
+    outcome: dict = {}
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+        except OSError as error:
+            outcome["error"] = error
+
+    # In a thread: a name lookup has no timeout of its own and can hang for the resolver's retries.
+    probe = threading.Thread(target=connect, daemon=True)
+    probe.start()
+    probe.join(timeout)
+    if probe.is_alive():
+        return f"no answer from {host}:{port} within {timeout:g} s"
+    error = outcome.get("error")
+    if error is None:
+        return None
+    if isinstance(error, socket.gaierror):
+        return f"the name {host} does not resolve ({error.strerror})"
+    return f"no connection to {host}:{port} ({error.strerror or type(error).__name__})"
+
+
+def check_download_hosts(builder: tfds.core.DatasetBuilder, name: str, where: str) -> None:
+    """Fail within seconds, naming dataset, host and remedy, when a download host cannot be reached
+    (instead of TFDS's minutes of retries)."""
+    for host, port in download_hosts(builder):
+        reason = unreachable(host, port)
+        if reason:
+            raise DatasetUnavailableError(
+                f"dataset {name!r} is not prepared in data_dir={where!r} and must be downloaded from {host}, "
+                f"which cannot be reached: {reason}. Prepare it where there is network (`sparse-ae prepare "
+                f"--dataset {name} --data-dir DIR`) and copy DIR here, or use the offline dataset "
+                f"garment_shapes (--dataset garment_shapes/full)")
 
 
 def tfds_pairs(name: str, split: str, config: SparseAEConfig, training: bool,

@@ -90,49 +90,69 @@ class SparseAutoencoder(keras.Model):
     def call(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:
         return self.forward(images, training=training)[1]
 
-    def compute_losses(self, targets: tf.Tensor, latent: tf.Tensor,
-                       reconstruction: tf.Tensor) -> Dict[str, tf.Tensor]:
+    def compute_losses(self, targets: tf.Tensor, latent: tf.Tensor, reconstruction: tf.Tensor,
+                       sample_weight: Optional[tf.Tensor] = None) -> Dict[str, tf.Tensor]:
         """Per-image MSE, reconstruction MSE, per-unit mean activations, KL penalty, and `loss`.
 
         Every image has the same pixel count, so the mean of per-image MSEs is the batch MSE;
-        PSNR reuses the per-image figures instead of recomputing the squared error.
+        PSNR reuses the per-image figures instead of recomputing the squared error. With
+        sample weights (one per image) the reconstruction MSE and the units' mean activations
+        are weighted means, so recon_loss stays an MSE and an image of weight 0 counts for
+        nothing. `loss` adds the layers' regularisation losses (`self.losses`: kernel and
+        activity regularizers), as Keras's compiled loss does.
         """
         image_mse = mse_per_image(targets, reconstruction)
-        recon_loss = tf.reduce_mean(image_mse)
-        unit_means = mean_unit_activation(latent)
+        if sample_weight is None:
+            recon_loss = tf.reduce_mean(image_mse)
+            unit_means = mean_unit_activation(latent)
+        else:
+            weights = tf.reshape(tf.cast(sample_weight, image_mse.dtype), [-1])
+            total = tf.reduce_sum(weights)
+            recon_loss = tf.math.divide_no_nan(tf.reduce_sum(weights * image_mse), total)
+            unit_means = tf.math.divide_no_nan(tf.reduce_sum(weights[:, None] * latent, axis=0), total)
         kl = penalty_from_unit_means(unit_means, self.config.sparsity_target, self.config.latent_activation)
-        return {"loss": recon_loss + self.config.sparsity_weight * kl, "recon_loss": recon_loss,
-                "kl_penalty": kl, "image_mse": image_mse, "unit_means": unit_means}
+        loss = recon_loss + self.config.sparsity_weight * kl
+        if self.losses:
+            loss += tf.add_n(self.losses)
+        return {"loss": loss, "recon_loss": recon_loss, "kl_penalty": kl, "image_mse": image_mse,
+                "unit_means": unit_means}
 
-    def _update_metrics(self, losses) -> Dict[str, tf.Tensor]:
+    def _update_metrics(self, losses, sample_weight: Optional[tf.Tensor] = None) -> Dict[str, tf.Tensor]:
         self.loss_tracker.update_state(losses["loss"])
         self.recon_loss_tracker.update_state(losses["recon_loss"])
         self.kl_penalty_tracker.update_state(losses["kl_penalty"])
-        self.psnr_metric.update_from_mse(losses["image_mse"])
+        self.psnr_metric.update_from_mse(losses["image_mse"], sample_weight)
         self.mean_activation_tracker.update_state(tf.reduce_mean(losses["unit_means"]))
         return {metric.name: metric.result() for metric in self.metrics}
+
+    @staticmethod
+    def _unpack(data) -> Tuple[tf.Tensor, tf.Tensor, Optional[tf.Tensor]]:
+        """(inputs, targets, sample_weight) of a batch: (x,), (x, y) or (x, y, sample_weight);
+        without targets the model reconstructs its inputs."""
+        inputs, targets, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        return inputs, inputs if targets is None else targets, sample_weight
 
     # The steps have no data-dependent Python control flow, so AutoGraph has nothing to convert;
     # skipping it saves ~20 s of source transformation of Keras internals on the first fit of a process.
     @tf.autograph.experimental.do_not_convert
     def train_step(self, data):
-        inputs, targets = data
+        inputs, targets, sample_weight = self._unpack(data)
         with tf.GradientTape() as tape:
             latent, reconstruction = self.forward(inputs, training=True)
-            losses = self.compute_losses(targets, latent, reconstruction)
+            losses = self.compute_losses(targets, latent, reconstruction, sample_weight)
             # Under a distribution strategy gradients are summed across replicas; each replica's
             # share of the global-batch loss is its own mean divided by the replica count.
             scaled_loss = losses["loss"] / tf.distribute.get_strategy().num_replicas_in_sync
         gradients = tape.gradient(scaled_loss, self.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
-        return self._update_metrics(losses)
+        return self._update_metrics(losses, sample_weight)
 
     @tf.autograph.experimental.do_not_convert
     def test_step(self, data):
-        inputs, targets = data
+        inputs, targets, sample_weight = self._unpack(data)
         latent, reconstruction = self.forward(inputs, training=False)
-        losses = self.compute_losses(targets, latent, reconstruction)
-        return self._update_metrics(losses)
+        losses = self.compute_losses(targets, latent, reconstruction, sample_weight)
+        return self._update_metrics(losses, sample_weight)
 
     @tf.autograph.experimental.do_not_convert
     def predict_step(self, data):
@@ -151,8 +171,9 @@ def build_model(config: SparseAEConfig, strategy: Optional[tf.distribute.Strateg
 
     Variables, optimizer and metrics are created inside strategy.scope() (default: the current
     strategy), so they are mirrored across replicas and `fit` distributes the custom steps.
+    The weights' initial values come from the global random seed: the caller seeds
+    (`keras.utils.set_random_seed(config.seed)`) for a reproducible model.
     """
-    keras.utils.set_random_seed(config.seed)
     with (strategy or tf.distribute.get_strategy()).scope():
         model = SparseAutoencoder(config, name="sparse_autoencoder")
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate))

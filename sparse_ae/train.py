@@ -146,5 +146,6 @@ def train(config: SparseAEConfig, dataset: str, output_dir: str, data_dir: Optio
 
         extra["linear_baseline"] = compute(dataset, train_split, val_split, config.latent_dim, data_dir=data_dir,
                                            download=download)
+    keras.utils.set_random_seed(config.seed)  # the initial weights (and dropout-free steps) reproducible
     model = build_model(config, strategy)
     return fit(model, train_data, val_data, config.epochs, output_dir, verbose=verbose, extra_summary=extra)

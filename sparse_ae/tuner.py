@@ -59,6 +59,7 @@ class SparsityTuner(keras_tuner.engine.base_tuner.BaseTuner):
         print(f"[tuner] trial {trial.trial_id} ({number} of {self.tuner_config.max_trials}): rho={config.sparsity_target:.4f} "
               f"beta={config.sparsity_weight:.3g} latent={config.latent_dim}", flush=True)
         keras.backend.clear_session()  # each trial's graph would otherwise stay in memory
+        keras.utils.set_random_seed(config.seed)  # every trial starts from the same seeded weights
         model = build_model(config)
         history = model.fit(train_data, validation_data=val_data, epochs=config.epochs, verbose=fit_verbose,
                             steps_per_epoch=steps_per_epoch, validation_steps=validation_steps).history

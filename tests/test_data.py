@@ -74,6 +74,51 @@ def test_unprepared_dataset_offline_fails_with_a_clear_message(tmp_path):
     assert "fashion_mnist" in message and str(tmp_path) in message and "prepare" in message
 
 
+def test_download_hosts_come_from_the_builders_recorded_urls(tmp_path):
+    fashion = tfds.builder("fashion_mnist", data_dir=str(tmp_path), try_gcs=False)
+    assert data.download_hosts(fashion) == [("fashion-mnist.s3-website.eu-central-1.amazonaws.com", 80)]
+    generated = tfds.builder("garment_shapes/small", data_dir=str(tmp_path))
+    assert data.download_hosts(generated) == []
+
+
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
+
+
+@pytest.mark.timeout(120)  # TFDS's own retries would take minutes
+def test_an_unreachable_download_host_fails_fast_naming_dataset_host_and_remedy(tmp_path, monkeypatch):
+    """A host under .invalid never resolves (RFC 2606), with or without network on the machine."""
+    for variable in PROXY_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(data, "download_hosts",
+                        lambda builder: [("fashion-mnist.sparse-ae-test.invalid", 80)])
+    with pytest.raises(data.DatasetUnavailableError) as caught:
+        data.tfds_builder("fashion_mnist", data_dir=str(tmp_path / "tfds"), download=True)
+    message = str(caught.value)
+    for fragment in ("dataset 'fashion_mnist'", "downloaded from fashion-mnist.sparse-ae-test.invalid",
+                     "the name fashion-mnist.sparse-ae-test.invalid does not resolve",
+                     "`sparse-ae prepare --dataset fashion_mnist --data-dir DIR`",
+                     "offline dataset garment_shapes"):
+        assert fragment in message, message
+    assert not (tmp_path / "tfds" / "downloads").exists()  # TFDS never started
+
+
+def test_reachability_probe_on_this_machine(monkeypatch):
+    """A listening port answers; a closed one is refused; a proxy, when set, is what is probed."""
+    for variable in PROXY_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert data.unreachable("127.0.0.1", port) is None
+        monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{port}")
+        assert data.unreachable("nowhere.sparse-ae-test.invalid", 80) is None  # the proxy answers for it
+    monkeypatch.delenv("http_proxy")
+    assert data.unreachable("127.0.0.1", port).startswith(f"no connection to 127.0.0.1:{port}")
+
+
 def test_unknown_dataset_is_a_clear_error(tmp_path):
     with pytest.raises(data.DatasetUnavailableError, match="no_such_dataset"):
         data.tfds_builder("no_such_dataset", data_dir=str(tmp_path))

@@ -19,6 +19,7 @@ SMALL = dict(hidden_dims=[64], latent_dim=16, batch_size=64, epochs=2, shuffle_b
 MIRRORED_SCRIPT = textwrap.dedent("""
     import json, sys
     import tensorflow as tf
+    import tf_keras
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from sparse_ae.config import SparseAEConfig
@@ -32,6 +33,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     for name in ("default", "mirrored"):
         config = SparseAEConfig(**values, distribution_strategy=name)
         strategy = create_strategy(config)
+        tf_keras.utils.set_random_seed(config.seed)  # the same initial weights for both strategies
         model = build_model(config, strategy)
         history = model.fit(to_pairs(images, config, training=True), epochs=config.epochs, verbose=0)
         histories[name] = {"replicas": strategy.num_replicas_in_sync, **history.history}

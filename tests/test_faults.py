@@ -218,6 +218,44 @@ def test_a_second_run_at_once_is_refused_and_metadata_stays_consistent(first, ki
     assert latest_run_id(store, first["name"]) == concurrent["summary"].run_id
 
 
+# TensorFlow's C++ logging: "2026-12-02 12:37:54.832280: E external/..." (TF 2.16), or absl's
+# "E0000 00:00:..." (newer TensorFlow).
+TF_CPP_LINE = re.compile(r"^(?:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] |[IWEF]\d{4} )", re.M)
+LIBRARY_CHATTER = ("cuDNN", "cuFFT", "cuBLAS", "Discarding unparseable args", "No semi_persistent_directory",
+                   "FutureWarning", "Retrying")
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_the_terminal_shows_the_run_and_the_run_log_holds_the_libraries(first, concurrent):
+    """A whole run's terminal output (the rerun that won): progress, Keras's epochs, the summary and
+    the path of the run's log file; TensorFlow's C++ lines, Beam's and Google's chatter are in that file.
+    Then `sparse-ae models` quiet and --verbose: the same command shows them only when asked to."""
+    winner, summary = concurrent["winner"], concurrent["summary"]
+    terminal = winner["stdout"] + winner["stderr"]
+    assert not TF_CPP_LINE.search(terminal), TF_CPP_LINE.search(terminal).group(0)
+    assert not [word for word in LIBRARY_CHATTER if word in terminal], terminal[-3000:]
+    assert "Trainer started" in winner["stdout"] and "Epoch 2/2" in winner["stdout"]
+    assert f"Run {summary.run_id} on garment_shapes/small" in winner["stdout"]
+    log_name = re.sub(r"[^A-Za-z0-9._-]", "_", summary.run_id) + ".log"  # as the run's report folder
+    log = os.path.join(first["pipeline_root"], "logs", log_name)
+    assert f"Log: {log} (library messages; --verbose shows them on the terminal)" in \
+        winner["stdout"].splitlines()
+    text = open(log).read()
+    assert TF_CPP_LINE.search(text)  # what TensorFlow's C++ code wrote at import
+    assert "Component Trainer is running." in text and "FutureWarning" in text
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TF_")}
+    args = ["models", "--pipeline-root", first["pipeline_root"], "--set", f"serving_dir={first['serving']}"]
+    quiet = subprocess.run([CLI, *args], capture_output=True, text=True, env=env, timeout=600)
+    live = int(os.path.basename(summary.pushed_path))
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    assert f"  Live: version {live} (model " in quiet.stdout  # in words, not a bare '*'
+    verbose = subprocess.run([CLI, "--verbose", *args], capture_output=True, text=True, env=env, timeout=600)
+    assert verbose.returncode == 0 and verbose.stdout == quiet.stdout
+    assert TF_CPP_LINE.search(verbose.stderr) and "FutureWarning" in verbose.stderr, verbose.stderr[-2000:]
+
+
 def test_staging_folders_of_killed_pushes_are_never_versions_and_are_cleaned_up(first, concurrent):
     leftovers = concurrent["leftovers"]
     assert concurrent["versions_with_leftovers"] == [concurrent["v1"]]

@@ -211,7 +211,8 @@ def test_models_lists_versions_and_candidates(history):
 
     code, table = history["models_table"]
     assert code == 0
-    live_line = next(line for line in table.splitlines() if line.strip().startswith("*"))
+    assert f"  Live: version {v3} (model {history['good_id']}, rollback)" in table.splitlines()
+    live_line = next(line for line in table.splitlines() if line.strip().startswith("live "))
     assert str(v3) in live_line and "rollback" in live_line and ROLLBACK_REASON in live_line
 
 

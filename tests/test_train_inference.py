@@ -54,8 +54,11 @@ def test_weights_round_trip_to_identical_reconstructions(trained, test_images):
 
 
 def keras_untrained(config):
+    import tf_keras
+
     from sparse_ae.model import build_model
-    return build_model(config.model_copy(update={"seed": config.seed + 1}))
+    tf_keras.utils.set_random_seed(config.seed + 1)
+    return build_model(config)
 
 
 def test_reconstruct_accepts_uint8_and_float(trained, test_images):
