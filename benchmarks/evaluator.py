@@ -46,7 +46,9 @@ _PROFILE_PARTS = {
     "beam_pipeline_construction": [("tensorflow_model_analysis/api/model_eval_lib.py", "ExtractEvaluateAndWriteResults"),
                                    ("apache_beam/pipeline.py", "to_runner_api")],
     "model_load": [("tensorflow_model_analysis/api/types.py", "load")],
-    "predict_batched": [("tensorflow_model_analysis/utils/model_util.py", "process")],
+    "predict_batched": [("tensorflow_model_analysis/utils/model_util.py", "process"),
+                        # evaluation.engine=batched: its prediction DoFn (the largest `process` there)
+                        ("pipeline/evaluator_module.py", "process")],
     "unbatch_to_examples": [("tensorflow_model_analysis/extractors/unbatch_extractor.py", "_extract_unbatched_inputs")],
     "slicing_per_example": [("tensorflow_model_analysis/extractors/slice_key_extractor.py", "process"),
                             ("tensorflow_model_analysis/slicer/slicer_lib.py", "process")],
