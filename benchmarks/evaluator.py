@@ -94,7 +94,8 @@ def run(data_dir: Optional[str], sizes: List[int] = (10_000, 20_000, 30_000, 40_
     with tempfile.TemporaryDirectory() as work:
         model = fixtures.trained_model(images[:10_000], config)  # weights do not change the cost
         model_path = fixtures.exported(model, work, images[:10_000])
-        tfma_times: Dict[str, Dict[int, List[float]]] = {engine: {size: [] for size in sizes} for engine in ENGINES}
+        tfma_times: Dict[str, Dict[int, List[float]]] = {
+            engine: {size: [] for size in sizes} for engine in ENGINES}
         evaluate_times: Dict[int, List[float]] = {size: [] for size in sizes}
         evaluate_seconds(model, [fixtures.write_examples(images[:256], labels[:256], os.path.join(work, "w.gz"))],
                          config)  # warm-up: tracing
@@ -112,13 +113,14 @@ def run(data_dir: Optional[str], sizes: List[int] = (10_000, 20_000, 30_000, 40_
     fits = {engine: fit_line(tfma_times[engine]) for engine in ENGINES}
     baseline = fit_line(evaluate_times)
     engines = {
-        engine: {"name": f"TFMA, evaluation.engine={engine} (pipeline EvalConfig)", "seconds": tfma_times[engine],
-                 **fits[engine], "ratio": safe_ratio(fits[engine]["per_example_ms"], baseline["per_example_ms"]),
+        engine: {"name": f"TFMA, evaluation.engine={engine} (pipeline EvalConfig)",
+                 "seconds": tfma_times[engine], **fits[engine],
+                 "ratio": safe_ratio(fits[engine]["per_example_ms"], baseline["per_example_ms"]),
                  **({"profile_at_largest_size": profiles[engine]} if engine in profiles else {})}
         for engine in ENGINES}
     return {
-        "description": "TFMA mean PSNR overall + per label (both evaluation engines) vs model.evaluate on the "
-                       "same tf.Examples",
+        "description": "TFMA mean PSNR overall + per label (both evaluation engines) vs model.evaluate on "
+                       "the same tf.Examples",
         "sizes": {"records": list(sizes), "repeats": repeats, "dataset": dataset},
         "ours": engines["batched"],  # the pipeline's default engine
         "engines": engines,

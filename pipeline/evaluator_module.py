@@ -76,8 +76,10 @@ class _PredictDoFn(beam.DoFn):
             raw = raw.flatten()
         examples = tf.constant(raw.to_numpy(zero_copy_only=False), dtype=tf.string)
         # By keyword: a positional call makes TF 2.16 format the whole batch into an exception first.
-        outputs = {name: {output: value.numpy() for output, value in signature(**{SIGNATURE_INPUT: examples}).items()}
-                   for name, signature in self._signatures.items()}
+        outputs = {}
+        for name, signature in self._signatures.items():
+            outputs[name] = {output: value.numpy()
+                             for output, value in signature(**{SIGNATURE_INPUT: examples}).items()}
         result = dict(extracts)
         # TFMA's convention: predictions keyed by model name only when there are several models.
         result[constants.PREDICTIONS_KEY] = outputs if len(outputs) > 1 else next(iter(outputs.values()))
@@ -99,14 +101,15 @@ class _GroupBySliceDoFn(beam.DoFn):
             return
         batch: pa.RecordBatch = extracts[constants.ARROW_RECORD_BATCH_KEY]
         values = {key: _column(batch, key) for key in self._keys}
-        codes = np.stack([np.unique(values[key], return_inverse=True)[1].reshape(-1) for key in self._keys], axis=1)
+        codes = np.stack([np.unique(values[key], return_inverse=True)[1].reshape(-1) for key in self._keys],
+                         axis=1)
         group_of = np.unique(codes, axis=0, return_inverse=True)[1].reshape(-1)
         order = np.argsort(group_of, kind="stable")
         starts = np.flatnonzero(np.diff(group_of[order]))
         for indices in np.split(order, starts + 1):
             value_of = {key: values[key][indices[0]].item() for key in self._keys}
-            yield {constants.SLICE_KEY_TYPES_KEY: [tuple((key, value_of[key]) for key in spec) for spec in self._slicing],
-                   constants.PREDICTIONS_KEY: _take(predictions, indices)}
+            slice_keys = [tuple((key, value_of[key]) for key in spec) for spec in self._slicing]
+            yield {constants.SLICE_KEY_TYPES_KEY: slice_keys, constants.PREDICTIONS_KEY: _take(predictions, indices)}
 
 
 def _take(predictions: Any, indices: np.ndarray) -> Any:
@@ -128,7 +131,8 @@ def custom_extractors(eval_shared_model, eval_config: tfma.EvalConfig,
     by_name = {model.model_name: model for model in models}
     signatures = {spec.signature_name or "serving_default" for spec in eval_config.model_specs}
     if len(signatures) != 1:
-        raise ValueError(f"evaluation.engine=batched needs one serving signature for all models, got {signatures}")
+        raise ValueError(f"evaluation.engine=batched needs one serving signature for all models, "
+                         f"got {signatures}")
     return [
         tfma.extractors.Extractor(stage_name=PREDICT_STAGE, ptransform=beam.ParDo(
             _PredictDoFn(by_name, signatures.pop()))),

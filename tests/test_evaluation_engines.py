@@ -15,8 +15,8 @@ import pytest
 
 from pipeline.evaluation import EVALUATOR_MODULE, eval_config
 from pipeline.local_runner import run_local
-from pipeline.run_summary import (RunSummary, execution_outputs, format_summary, latest_run_id, node_executions,
-                                  open_store, read_evaluation, summarize_run)
+from pipeline.run_summary import (RunSummary, execution_outputs, format_summary, latest_run_id,
+                                  node_executions, open_store, read_evaluation, summarize_run)
 from pipeline_config import load_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -46,7 +46,8 @@ def evaluate_again(inputs: dict, gate, engine: str, output_dir: str) -> dict:
     from tfx.utils import proto_utils
 
     evaluation, blessing = standard_artifacts.ModelEvaluation(), standard_artifacts.ModelBlessing()
-    evaluation.uri, blessing.uri = os.path.join(output_dir, "evaluation"), os.path.join(output_dir, "blessing")
+    evaluation.uri = os.path.join(output_dir, "evaluation")
+    blessing.uri = os.path.join(output_dir, "blessing")
     os.makedirs(blessing.uri)
     properties = {"eval_config": proto_utils.proto_to_json(eval_config(gate, engine)),
                   "example_splits": json.dumps(["eval"])}
@@ -125,13 +126,14 @@ def test_both_engines_bless_alike_and_read_alike(engines):
         assert tfma.load_validation_result(run["batched_uri"]).validation_ok
         again = RunSummary(run_id="", components=[])
         read_evaluation(run["tfma"]["uri"], again)
-        assert summary.example_count == again.example_count and summary.psnr == pytest.approx(again.psnr, abs=0.01)
+        assert summary.example_count == again.example_count
+        assert summary.psnr == pytest.approx(again.psnr, abs=0.01)
         assert summary.class_psnr.keys() == again.class_psnr.keys()
         assert summary.failures == again.failures == []
         assert "Blessed: yes" in format_summary(summary)
     second = engines[1]["summary"]
-    assert second.baseline_psnr is not None and second.baseline_psnr == pytest.approx(engines[0]["summary"].psnr,
-                                                                                        abs=0.01)
+    assert second.baseline_psnr is not None
+    assert second.baseline_psnr == pytest.approx(engines[0]["summary"].psnr, abs=0.01)
 
 
 def test_a_failed_change_threshold_is_refused_by_both_engines(engines, tmp_path):
