@@ -65,10 +65,11 @@ class EvaluationConfig(StrictModel):
 
     engine: str = Field(
         "batched", pattern=r"^(batched|tfma)$",
-        description="batched: TFMA with the pipeline's own extractors and metrics on whole record batches "
-                    "(pipeline/evaluator_module.py; several times faster per example); tfma: TFMA's default "
-                    "per-example extractors and MeanPrediction/ExampleCount. Both give the same metrics, slices, "
-                    "blessing and evaluation output (TFMA's loaders, the run summary and the report read either).")
+        description="batched: TFMA with the pipeline's own extractors and metrics on whole record "
+                    "batches (pipeline/evaluator_module.py; several times faster per example); tfma: TFMA's "
+                    "default per-example extractors and MeanPrediction/ExampleCount. Both give the same "
+                    "metrics, slices, blessing and evaluation output (TFMA's loaders, the run summary and the "
+                    "report read either).")
 
 
 class ScoringConfig(StrictModel):

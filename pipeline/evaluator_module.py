@@ -109,7 +109,8 @@ class _GroupBySliceDoFn(beam.DoFn):
         for indices in np.split(order, starts + 1):
             value_of = {key: values[key][indices[0]].item() for key in self._keys}
             slice_keys = [tuple((key, value_of[key]) for key in spec) for spec in self._slicing]
-            yield {constants.SLICE_KEY_TYPES_KEY: slice_keys, constants.PREDICTIONS_KEY: _take(predictions, indices)}
+            yield {constants.SLICE_KEY_TYPES_KEY: slice_keys,
+                   constants.PREDICTIONS_KEY: _take(predictions, indices)}
 
 
 def _take(predictions: Any, indices: np.ndarray) -> Any:
