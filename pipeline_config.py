@@ -60,6 +60,18 @@ class GateConfig(StrictModel):
                                       "latest_blessed (TFX's built-in strategy; Kubeflow V2 compiles only this).")
 
 
+class EvaluationConfig(StrictModel):
+    """How the Evaluator computes the gate's metrics (the metrics, slices and output are the same)."""
+
+    engine: str = Field(
+        "batched", pattern=r"^(batched|tfma)$",
+        description="batched: TFMA with the pipeline's own extractors and metrics on whole record "
+                    "batches (pipeline/evaluator_module.py; several times faster per example); tfma: TFMA's "
+                    "default per-example extractors and MeanPrediction/ExampleCount. Both give the same "
+                    "metrics, slices, blessing and evaluation output (TFMA's loaders, the run summary and the "
+                    "report read either).")
+
+
 class ScoringConfig(StrictModel):
     """Anomaly scoring with the shipped model (`sparse-ae score`, docs/pipeline.md "Scoring new images")."""
 
@@ -133,6 +145,7 @@ class PipelineConfig(StrictModel):
                                 "train split.")
     eval_steps: Optional[int] = Field(None, gt=0, description="Validation steps per epoch; none: the whole eval split.")
     gate: GateConfig = GateConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
     scoring: ScoringConfig = ScoringConfig()
     drift: DriftConfig = DriftConfig()
     # Optional Tuner before the Trainer: searches rho, beta and latent_dim (sparse_ae/tuning.py).

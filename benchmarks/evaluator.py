@@ -1,5 +1,6 @@
 """Evaluator cost: TFMA computing mean PSNR (overall and per class) with the pipeline's EvalConfig,
-against `model.evaluate` on the same records, at several sizes with repeats; fixed cost and cost
+with each evaluation.engine (batched: pipeline/evaluator_module.py; tfma: TFMA's default
+extractors), against `model.evaluate` on the same records, at several sizes with repeats; fixed cost and cost
 per example are the intercept and slope of the least-squares line through all the samples, and
 "not measurable" (None) where timing noise outweighs the cost (benchmarks/common.py, fit_line)."""
 from __future__ import annotations
@@ -16,16 +17,26 @@ from sparse_ae.config import SparseAEConfig
 from sparse_ae.data import example_pairs
 
 
-def tfma_seconds(model_path: str, files: str, output: str) -> float:
+ENGINES = ("batched", "tfma")
+
+
+def tfma_seconds(model_path: str, files: str, output: str, engine: str = "tfma") -> float:
+    """One TFMA run as the Evaluator makes it with evaluation.engine=engine (no baseline model)."""
     import tensorflow_model_analysis as tfma
 
     from pipeline.evaluation import eval_config
 
-    config = eval_config(GateConfig())
+    config = eval_config(GateConfig(), engine)
     config.metrics_specs[0].metrics[0].per_slice_thresholds[0].threshold.ClearField("change_threshold")  # no baseline
     started = time.perf_counter()
     shared = tfma.default_eval_shared_model(model_path, eval_config=config)
-    tfma.run_model_analysis(shared, config, data_location=files, file_format="tfrecords", output_path=output)
+    extractors = None
+    if engine == "batched":
+        from pipeline.evaluator_module import custom_extractors
+
+        extractors = custom_extractors(shared, tfma.utils.update_eval_config_with_defaults(config))
+    tfma.run_model_analysis(shared, config, data_location=files, file_format="tfrecords", output_path=output,
+                            extractors=extractors)
     return time.perf_counter() - started
 
 
@@ -35,7 +46,9 @@ _PROFILE_PARTS = {
     "beam_pipeline_construction": [("tensorflow_model_analysis/api/model_eval_lib.py", "ExtractEvaluateAndWriteResults"),
                                    ("apache_beam/pipeline.py", "to_runner_api")],
     "model_load": [("tensorflow_model_analysis/api/types.py", "load")],
-    "predict_batched": [("tensorflow_model_analysis/utils/model_util.py", "process")],
+    "predict_batched": [("tensorflow_model_analysis/utils/model_util.py", "process"),
+                        # evaluation.engine=batched: its prediction DoFn (the largest `process` there)
+                        ("pipeline/evaluator_module.py", "process")],
     "unbatch_to_examples": [("tensorflow_model_analysis/extractors/unbatch_extractor.py", "_extract_unbatched_inputs")],
     "slicing_per_example": [("tensorflow_model_analysis/extractors/slice_key_extractor.py", "process"),
                             ("tensorflow_model_analysis/slicer/slicer_lib.py", "process")],
@@ -45,13 +58,13 @@ _PROFILE_PARTS = {
 }
 
 
-def tfma_profile(model_path: str, files: str, output: str) -> Dict[str, float]:
+def tfma_profile(model_path: str, files: str, output: str, engine: str = "tfma") -> Dict[str, float]:
     """One TFMA run under cProfile: seconds per part of _PROFILE_PARTS (profiler overhead included)."""
     import cProfile
     import pstats
 
     profiler = cProfile.Profile()
-    total = profiler.runcall(tfma_seconds, model_path, files, output)
+    total = profiler.runcall(tfma_seconds, model_path, files, output, engine)
     stats = pstats.Stats(profiler).stats
 
     def seconds(suffix: str, function: str) -> float:
@@ -81,7 +94,8 @@ def run(data_dir: Optional[str], sizes: List[int] = (10_000, 20_000, 30_000, 40_
     with tempfile.TemporaryDirectory() as work:
         model = fixtures.trained_model(images[:10_000], config)  # weights do not change the cost
         model_path = fixtures.exported(model, work, images[:10_000])
-        tfma_times: Dict[int, List[float]] = {size: [] for size in sizes}
+        tfma_times: Dict[str, Dict[int, List[float]]] = {
+            engine: {size: [] for size in sizes} for engine in ENGINES}
         evaluate_times: Dict[int, List[float]] = {size: [] for size in sizes}
         evaluate_seconds(model, [fixtures.write_examples(images[:256], labels[:256], os.path.join(work, "w.gz"))],
                          config)  # warm-up: tracing
@@ -89,18 +103,28 @@ def run(data_dir: Optional[str], sizes: List[int] = (10_000, 20_000, 30_000, 40_
                  for size in sizes}
         for repeat in range(repeats):  # sizes interleaved: a slow spell of the machine hits every size
             for size in sizes:
-                output = os.path.join(work, f"tfma_{size}_{repeat}")
-                tfma_times[size].append(tfma_seconds(model_path, paths[size], output))
+                for engine in ENGINES:
+                    output = os.path.join(work, f"{engine}_{size}_{repeat}")
+                    tfma_times[engine][size].append(tfma_seconds(model_path, paths[size], output, engine))
                 evaluate_times[size].append(evaluate_seconds(model, [paths[size]], config))
         largest = paths[max(sizes)]
-        profile = tfma_profile(model_path, largest, os.path.join(work, "tfma_profile")) if profiled else None
-    ours, baseline = fit_line(tfma_times), fit_line(evaluate_times)
+        profiles = {engine: tfma_profile(model_path, largest, os.path.join(work, f"{engine}_profile"), engine)
+                    for engine in ENGINES} if profiled else {}
+    fits = {engine: fit_line(tfma_times[engine]) for engine in ENGINES}
+    baseline = fit_line(evaluate_times)
+    engines = {
+        engine: {"name": f"TFMA, evaluation.engine={engine} (pipeline EvalConfig)",
+                 "seconds": tfma_times[engine], **fits[engine],
+                 "ratio": safe_ratio(fits[engine]["per_example_ms"], baseline["per_example_ms"]),
+                 **({"profile_at_largest_size": profiles[engine]} if engine in profiles else {})}
+        for engine in ENGINES}
     return {
-        "description": "TFMA mean PSNR overall + per label vs model.evaluate on the same tf.Examples",
+        "description": "TFMA mean PSNR overall + per label (both evaluation engines) vs model.evaluate on "
+                       "the same tf.Examples",
         "sizes": {"records": list(sizes), "repeats": repeats, "dataset": dataset},
-        "ours": {"name": "TFMA (pipeline EvalConfig)", "seconds": tfma_times, **ours,
-                 **({"profile_at_largest_size": profile} if profile else {})},
+        "ours": engines["batched"],  # the pipeline's default engine
+        "engines": engines,
         "baseline": {"name": "model.evaluate via tf.data", "seconds": evaluate_times, **baseline},
-        "ratio": safe_ratio(ours["per_example_ms"], baseline["per_example_ms"]),  # None: not measurable
+        "ratio": engines["batched"]["ratio"],  # None: not measurable
         "goal": "per-example cost <= 3x baseline; fixed cost < 3 s",
     }

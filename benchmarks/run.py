@@ -25,7 +25,8 @@ def suites(full: bool, smoke: bool = False) -> Dict[str, Callable[[Optional[str]
         return {
             "train_step": lambda d: train_step.run(d, dataset=small, epochs=1, limit=1024),
             "example_gen": lambda d: example_gen.run(d, dataset=small),
-            "evaluator": lambda d: evaluator.run(d, sizes=[250, 500, 1000], dataset=small, repeats=1),
+            "evaluator": lambda d: evaluator.run(d, sizes=[250, 500, 1000], dataset=small, repeats=1,
+                                                 profiled=False),
             "serving": lambda d: serving.run(d, dataset=small),
         }
     table: Dict[str, Callable[[Optional[str]], dict]] = {

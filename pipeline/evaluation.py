@@ -22,20 +22,27 @@ TARGET_RATIO_METRIC = "activation_to_target"
 LINEAR_PSNR_METRIC = "linear_baseline_psnr"  # PCA of the same code size, scored per image by the model's signature
 GAIN_METRIC = "psnr_gain_over_linear"  # psnr - linear_baseline_psnr
 LABEL_FEATURE = "label"
+ENGINES = ("batched", "tfma")  # evaluation.engine (pipeline_config.EvaluationConfig)
+EVALUATOR_MODULE = "pipeline.evaluator_module"  # the Evaluator's module_path with evaluation.engine=batched
+# The metric classes of each engine: TFMA's, or the same means and count on whole batches
+# (pipeline/evaluator_module.py); the metric keys, and so the evaluation output, are the same.
+MEAN_CLASS = {"tfma": ("MeanPrediction", ""), "batched": ("BatchMean", EVALUATOR_MODULE)}
+COUNT_CLASS = {"tfma": ("ExampleCount", ""), "batched": ("BatchExampleCount", EVALUATOR_MODULE)}
 # Each metric is TFMA's MeanPrediction of the serving signature's output of the same name
 # (sparse_ae/export.py): the exported model computes every per-example figure itself.
 
 
 def mean_of_output(name: str, per_slice: List[tfma.PerSliceMetricThreshold] = (),
-                   candidate_only: bool = False) -> tfma.MetricsSpec:
-    """MeanPrediction of the signature output `name`, named `name`.
+                   candidate_only: bool = False, engine: str = "tfma") -> tfma.MetricsSpec:
+    """MeanPrediction (or BatchMean: engine) of the signature output `name`, named `name`.
 
     candidate_only: not computed for the baseline model, which needs only PSNR for the change
     threshold (and may predate the output).
     """
+    class_name, module = MEAN_CLASS[engine]
     return tfma.MetricsSpec(
         output_names=[name], model_names=["candidate"] if candidate_only else [],
-        metrics=[tfma.MetricConfig(class_name="MeanPrediction", config=f'"name": "{name}"',
+        metrics=[tfma.MetricConfig(class_name=class_name, module=module, config=f'"name": "{name}"',
                                    per_slice_thresholds=list(per_slice))])
 
 
@@ -53,9 +60,15 @@ def gate_threshold(gate: GateConfig) -> tfma.MetricThreshold:
             direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -gate.change_tolerance}))
 
 
-def eval_config(gate: GateConfig) -> tfma.EvalConfig:
+def eval_config(gate: GateConfig, engine: str = "tfma") -> tfma.EvalConfig:
     """Overall and per-label slices; the PSNR gate overall, and optionally: a floor on every class,
-    the mean latent activation within a tolerance of sparsity_target, a gain over PCA."""
+    the mean latent activation within a tolerance of sparsity_target, a gain over PCA.
+
+    engine: "tfma" (TFMA's metric classes) or "batched" (the same metrics on whole batches, for the
+    Evaluator with module_path=EVALUATOR_MODULE).
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     psnr_thresholds = overall(gate_threshold(gate))
     if gate.class_psnr_floor is not None:
         psnr_thresholds.append(tfma.PerSliceMetricThreshold(
@@ -68,12 +81,13 @@ def eval_config(gate: GateConfig) -> tfma.EvalConfig:
     gain = [] if gate.min_gain_over_linear is None else overall(tfma.MetricThreshold(
         value_threshold=tfma.GenericValueThreshold(lower_bound={"value": gate.min_gain_over_linear})))
     metrics_specs = [
-        mean_of_output(PSNR_METRIC, psnr_thresholds),
-        mean_of_output(MEAN_ACTIVATION_METRIC, candidate_only=True),
-        mean_of_output(TARGET_RATIO_METRIC, sparsity, candidate_only=True),
-        mean_of_output(LINEAR_PSNR_METRIC, candidate_only=True),
-        mean_of_output(GAIN_METRIC, gain, candidate_only=True),
-        tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="ExampleCount")]),
+        mean_of_output(PSNR_METRIC, psnr_thresholds, engine=engine),
+        mean_of_output(MEAN_ACTIVATION_METRIC, candidate_only=True, engine=engine),
+        mean_of_output(TARGET_RATIO_METRIC, sparsity, candidate_only=True, engine=engine),
+        mean_of_output(LINEAR_PSNR_METRIC, candidate_only=True, engine=engine),
+        mean_of_output(GAIN_METRIC, gain, candidate_only=True, engine=engine),
+        tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name=COUNT_CLASS[engine][0],
+                                                    module=COUNT_CLASS[engine][1])]),
     ]
     return tfma.EvalConfig(
         # tf_generic: the SavedModel is a plain tf.Module, so TFMA does not try Keras loading
@@ -104,7 +118,7 @@ def gate_bounds(config: tfma.EvalConfig) -> Dict[str, Optional[float]]:
     bounds: Dict[str, Optional[float]] = dict.fromkeys(GATE_KEYS)
     for spec in config.metrics_specs:
         for metric in spec.metrics:
-            if metric.class_name != "MeanPrediction":
+            if metric.class_name not in {class_name for class_name, _ in MEAN_CLASS.values()}:
                 continue
             name = _metric_name(metric)
             scoped = [(True, metric.threshold)] if metric.HasField("threshold") else []

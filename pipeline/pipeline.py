@@ -26,7 +26,7 @@ from components.serving_pusher import ServingPusher
 from components.strict_example_validator import StrictExampleValidator, not_constant
 from components.tfds_example_gen import TFDSExampleGen
 from pipeline.beam_args import beam_mode, beam_pipeline_args
-from pipeline.evaluation import eval_config
+from pipeline.evaluation import EVALUATOR_MODULE, eval_config
 from pipeline_config import PipelineConfig
 from sparse_ae.data import IMAGE_KEY
 
@@ -102,12 +102,15 @@ def create_pipeline(config: PipelineConfig,
         model=Channel(type=standard_artifacts.Model),
         model_blessing=Channel(type=standard_artifacts.ModelBlessing),
     ).with_id(RESOLVER_ID)
+    # evaluation.engine=batched: TFMA with this project's extractors and metrics on whole batches.
+    engine = config.evaluation.engine
     evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=baseline_resolver.outputs["model"],
-        eval_config=eval_config(config.gate),
-        example_splits=["eval"])
+        eval_config=eval_config(config.gate, engine),
+        example_splits=["eval"],
+        module_path=EVALUATOR_MODULE if engine == "batched" else None)
     pusher = ServingPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],

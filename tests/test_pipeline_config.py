@@ -34,11 +34,17 @@ def test_nested_overrides_reach_the_model_and_the_gate():
     ("pipeline_name=has space", "pipeline_name='has space'"),
     ("steps_per_epoch=0", "steps_per_epoch=0"),
     ("modle.latent_dim=3", "unknown key 'modle'"),
+    ("evaluation.engine=fast", "evaluation.engine='fast'"),
 ])
 def test_bad_values_are_one_line_errors(override, fragment):
     with pytest.raises(ConfigError) as caught:
         load_config([override])
     assert fragment in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_the_evaluation_engine_is_batched_unless_set():
+    assert PipelineConfig().evaluation.engine == "batched"
+    assert load_config(["evaluation.engine=tfma"]).evaluation.engine == "tfma"
 
 
 def test_absolute_paths_for_components():

@@ -360,6 +360,9 @@ def test_gate_bounds_read_back_both_eval_config_forms():
     assert gate_bounds(current) == {"psnr_threshold": 17.5, "change_tolerance": 0.25, "class_psnr_floor": 12.0,
                                     "sparsity_tolerance": 0.2, "min_gain_over_linear": 0.5}
     assert gate_bounds(eval_config(GateConfig(sparsity_tolerance=None)))["sparsity_tolerance"] is None
+    batched = eval_config(GateConfig(psnr_threshold=17.5, change_tolerance=0.25, class_psnr_floor=12.0,
+                                     sparsity_tolerance=0.2, min_gain_over_linear=0.5), engine="batched")
+    assert gate_bounds(batched) == gate_bounds(current)  # evaluation.engine=batched records the same gate
     earlier = tfma.EvalConfig(metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(
         class_name="MeanPrediction", config='"name": "psnr"', threshold=tfma.MetricThreshold(
             value_threshold=tfma.GenericValueThreshold(lower_bound={"value": 16.0}),
