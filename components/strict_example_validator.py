@@ -33,7 +33,8 @@ def anomaly_lines(anomalies_uri: str) -> List[str]:
     Through TFX's file layer: the uri is a gs:// path on Kubeflow and Vertex AI.
     """
     found = []
-    for path in sorted(fileio.glob(os.path.join(anomalies_uri, "Split-*", "SchemaDiff.pb"))):
+    for found_path in sorted(fileio.glob(os.path.join(anomalies_uri, "Split-*", "SchemaDiff.pb"))):
+        path = found_path.decode() if isinstance(found_path, bytes) else found_path
         split = os.path.basename(os.path.dirname(path))[len("Split-"):]
         anomalies = anomalies_pb2.Anomalies.FromString(io_utils.read_bytes_file(path))
         for feature, info in sorted(anomalies.anomaly_info.items()):

@@ -47,19 +47,21 @@ def fit_pca(batches: Iterable[np.ndarray], code_size: int) -> LinearBaseline:
     Accumulates the sum and the Gram matrix in float64 (memory D x D, flat in the image count),
     then takes the top code_size eigenvectors of the covariance.
     """
-    count, total, gram = 0, None, None
+    count = 0
+    total: Optional[np.ndarray] = None
+    gram: Optional[np.ndarray] = None
     for batch in batches:
         flat = scaled(np.asarray(batch)).reshape(len(batch), -1).astype(np.float64)
-        if total is None:
+        if total is None or gram is None:
             total, gram = np.zeros(flat.shape[1]), np.zeros((flat.shape[1], flat.shape[1]))
         count += len(flat)
         total += flat.sum(axis=0)
         gram += flat.T @ flat
-    if not count:
+    if not count or total is None or gram is None:
         raise ValueError("fit_pca: the split has no images")
     if code_size > len(total):
         raise ValueError(f"fit_pca: code_size {code_size} exceeds the {len(total)} pixels of an image")
-    mean = total / count
+    mean: np.ndarray = total / count
     covariance = gram / count - np.outer(mean, mean)
     _, vectors = np.linalg.eigh(covariance)  # eigenvalues ascending
     top = vectors[:, ::-1][:, :code_size]

@@ -1,14 +1,15 @@
 """Pictures: originals over reconstructions, and the run report's figures (matplotlib, no TFX)."""
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Any, BinaryIO, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 
-def save_reconstruction_grid(originals: np.ndarray, reconstructions: np.ndarray, path: str,
-                             titles: Optional[Sequence[str]] = None, scale: float = 1.2) -> str:
-    """Write a two-row grid (originals on top, reconstructions below) of uint8 images to path."""
+def save_reconstruction_grid(originals: np.ndarray, reconstructions: np.ndarray, path: Union[str, BinaryIO],
+                             titles: Optional[Sequence[str]] = None, scale: float = 1.2) -> Union[str, BinaryIO]:
+    """Write a two-row grid (originals on top, reconstructions below) of uint8 images to path (or a
+    binary file object)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -108,7 +109,7 @@ def plot_class_psnr(class_names: Sequence[str], values: Sequence[float], thresho
     offset = width / 2 if with_baseline else 0.0
     bars = axis.bar(positions - offset, values, width, color="tab:blue", label="this model", gid="candidate")
     axis.bar_label(bars, fmt="%.1f", fontsize=7)
-    if with_baseline:
+    if baseline is not None and with_baseline:
         heights = [np.nan if v is None else v for v in baseline]
         axis.bar(positions + offset, heights, width, color="tab:gray", label="baseline model", gid="baseline")
     if threshold is not None:
@@ -145,7 +146,7 @@ def plot_class_reconstructions(blocks: Sequence[Tuple[str, np.ndarray, np.ndarra
     block_w, block_h = label_w + per_block * cell_w + gap, title_h + 2 * cell_h + caption_h + gap
     rows = -(-len(blocks) // columns)
     mosaic = np.full((rows * block_h, columns * block_w), 255, np.uint8)
-    texts = []  # (x, y, text, keyword arguments) in mosaic pixels
+    texts: List[Tuple[float, float, str, Dict[str, Any]]] = []  # (x, y, text, keyword arguments), mosaic pixels
     for index, (title, originals, reconstructions, captions) in enumerate(blocks):
         top, left = (index // columns) * block_h, (index % columns) * block_w + label_w
         texts.append((left, top + title_h - 2, title, {"fontsize": 9, "weight": "bold", "va": "bottom"}))

@@ -142,9 +142,9 @@ def _batches_of(items: Iterator[Tuple[str, Optional[np.ndarray], int, Optional[s
     batch = Batch([], np.zeros([0, *shape], np.uint8), [])
     images: List[np.ndarray] = []
     for item_id, image, label, reason in items:
-        reason = reason or check_image(image, shape)
-        if reason:
-            batch.skipped.append((item_id, reason))
+        reason = reason or ("no image" if image is None else check_image(image, shape))
+        if reason or image is None:
+            batch.skipped.append((item_id, reason or "no image"))
             continue
         batch.ids.append(item_id)
         batch.labels.append(label)
@@ -294,7 +294,7 @@ class RowWriter:
     def write(self, ids: List[str], labels: List[int], mse: np.ndarray, psnr: np.ndarray, flags: np.ndarray,
               latent: Optional[np.ndarray]) -> None:
         columns = [ids, labels, mse, psnr, flags] + ([latent[:, i] for i in range(self.latent_size)]
-                                                     if self.latent_size else [])
+                                                     if self.latent_size and latent is not None else [])
         if self.parquet:
             import pyarrow as pa
 
@@ -309,7 +309,7 @@ class RowWriter:
             self._file.close()
             return
         self._writer.close()
-        if self._local != self.path:
+        if self._local is not None and self._local != self.path:
             tf.io.gfile.copy(self._local, self.path, overwrite=True)
             os.remove(self._local)
 
@@ -318,7 +318,8 @@ class Worst:
     """The `count` images with the largest MSE seen so far (a bounded heap: flat memory)."""
 
     def __init__(self, count: int = WORST_COUNT):
-        self.count, self._heap, self._seen = count, [], 0
+        self.count, self._seen = count, 0
+        self._heap: List[tuple] = []
 
     def add(self, ids, images, reconstructions, mse) -> None:
         for item_id, image, reconstruction, value in zip(ids, images, reconstructions, mse):
