@@ -9,7 +9,7 @@ model's metrics) with an INPUT event from the Model artifact and OUTPUT events t
 lets the pipeline's `LiveModelStrategy` resolve the live model as the next run's baseline; the
 blessing lets TFX's own `LatestBlessedModelStrategy` (gate.baseline=latest_blessed) see it too.
 
-Publishing reuses the ServingPusher's `publish()`: a staging folder and a rename, versions
+Publishing reuses the ServingPusher's `publish()` (components/serving_dir.py): a staging folder and a rename, versions
 strictly increasing, nothing ever deleted (a rollback re-publishes the older version's files
 under a new, higher version number, the one TF Serving then serves).
 """
@@ -25,19 +25,18 @@ from typing import Dict, List, Optional, Tuple
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
-
-from components.live_model_strategy import PUSHED_MODEL_TYPE, live_path, model_pushes
 from tfx.dsl.io import fileio
 from tfx.utils import io_utils
 
-from components.serving_pusher.executor import normalize_path, publish, same_saved_model, serving_versions
-from pipeline.run_summary import RunSummary, open_store, read_evaluation
+from components.live_model_strategy import PUSHED_MODEL_TYPE, model_pushes
+from components.serving_dir import live_path, normalize_path, publish, same_saved_model, serving_versions
+from pipeline.mlmd_reader import SERVING_MODEL_DIR, open_store, pipeline_models
+from pipeline.run_summary import RunSummary, read_evaluation
 from pipeline_config import PipelineConfig
 from sparse_ae.errors import ConfigError
 
 PROMOTION_TYPE = "sparse_ae.ManualPromotion"
 ROLLBACK_TYPE = "sparse_ae.Rollback"
-SERVING_MODEL_DIR = "Format-Serving"  # the Trainer's SavedModel inside its Model artifact
 _STRING, _INT, _DOUBLE = metadata_store_pb2.STRING, metadata_store_pb2.INT, metadata_store_pb2.DOUBLE
 _EXECUTION_PROPERTIES = {"action": _STRING, "user": _STRING, "reason": _STRING, "time": _STRING,
                          "model_id": _INT, "model_uri": _STRING, "version": _STRING, "from_version": _STRING,
@@ -99,10 +98,6 @@ def _store(config: PipelineConfig, writable: bool = False
     if context is None:
         raise PromotionRefused(f"no pipeline {config.pipeline_name!r} in ML Metadata at {path}")
     return store, context
-
-
-def _models(store, context) -> Dict[int, metadata_store_pb2.Artifact]:
-    return {a.id: a for a in store.get_artifacts_by_context(context.id) if a.type == "Model"}
 
 
 def _string(artifact_or_execution, key: str) -> str:
@@ -183,7 +178,7 @@ def inventory(config: PipelineConfig) -> Inventory:
     """Every version in the serving directory and every candidate model, from ML Metadata."""
     config = config.absolute()
     store, context = _store(config)
-    models = _models(store, context)
+    models = pipeline_models(store, context)
     versions = _serving_versions(store, config, models)
     pushes = model_pushes(store, models)
     return Inventory(versions=versions,
@@ -236,7 +231,7 @@ def _require_reason(reason: Optional[str], action: str) -> str:
 
 
 def _find_model(store, context, reference: str) -> metadata_store_pb2.Artifact:
-    models = _models(store, context)
+    models = pipeline_models(store, context)
     if reference.isdigit() and int(reference) in models:
         return models[int(reference)]
     path = normalize_path(reference if "://" in reference else os.path.abspath(reference))
@@ -371,7 +366,7 @@ def rollback(config: PipelineConfig, to: Optional[int], reason: Optional[str],
     reason = _require_reason(reason, "rollback")
     config = config.absolute()
     store, context = _store(config, writable=True)
-    models = _models(store, context)
+    models = pipeline_models(store, context)
     versions = _serving_versions(store, config, models)
     if not versions:
         raise PromotionRefused(f"nothing is serving in {config.serving_dir}")

@@ -14,11 +14,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from pipeline.promotion import SERVING_MODEL_DIR  # the SavedModel inside the Trainer's Model artifact
-from pipeline.report import metadata_file
-from pipeline.run_summary import (RunSummary, execution_outputs, format_drift, latest_run_id, node_executions, open_store,
-                                  summarize_run)
-from sparse_ae.errors import ConfigError
+from pipeline.mlmd_reader import SERVING_MODEL_DIR, execution_outputs, node_executions, open_store, resolve_run
+from pipeline.run_summary import RunSummary, format_drift, summarize_run
 from sparse_ae.train import METRICS_FILE  # the Trainer's, in its model_run artifact
 
 SAMPLE_SIZE = 1000  # eval examples run through the model for reconstructions and latent means
@@ -67,33 +64,6 @@ class ReportData:
         summary["baseline_class_psnr"] = {str(k): v for k, v in self.summary.baseline_class_psnr.items()}
         content["summary"] = summary
         return content
-
-
-def resolve_run(pipeline_root: str, run_id: Optional[str] = None, pipeline_name: Optional[str] = None,
-                metadata_path: Optional[str] = None) -> Tuple[str, str, str]:
-    """(metadata_path, pipeline_name, run_id) of a recorded run; ConfigError naming what is wrong.
-
-    Without pipeline_name, the store's only pipeline (or `sparse_ae` among several); without
-    run_id, the pipeline's latest run.
-    """
-    metadata_path = metadata_file(pipeline_root, metadata_path)
-    store = open_store(metadata_path)
-    names = sorted(c.name for c in store.get_contexts_by_type("pipeline"))
-    if pipeline_name is None:
-        pipeline_name = names[0] if len(names) == 1 else "sparse_ae"
-    if pipeline_name not in names:
-        raise ConfigError(f"no pipeline {pipeline_name!r} in {metadata_path} (recorded: {', '.join(names) or 'none'})")
-    if run_id is None:
-        try:
-            run_id = latest_run_id(store, pipeline_name)
-        except LookupError as error:
-            raise ConfigError(str(error)) from None
-    if store.get_context_by_type_and_name("pipeline_run", run_id) is None:
-        runs = sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: (c.create_time_since_epoch, c.id))
-        recent = ", ".join(c.name for c in runs[-5:]) or "none"
-        raise ConfigError(f"no run {run_id!r} of pipeline {pipeline_name!r} in {metadata_path} "
-                          f"(latest runs, newest last: {recent})")
-    return metadata_path, pipeline_name, run_id
 
 
 def gather(pipeline_root: str, run_id: Optional[str] = None, pipeline_name: Optional[str] = None,
