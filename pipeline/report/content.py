@@ -125,7 +125,7 @@ def gather(pipeline_root: str, run_id: Optional[str] = None, pipeline_name: Opti
                          "sample_count": int(len(data.sample.labels)), "split": split}
         data.reconstructions = pick_per_class(data.sample, names, per_class)
         if target is None:
-            data.missing.append("Sparsity target ρ: not recorded in the Trainer's metrics.json")
+            data.missing.append("sparsity_target: not recorded in the Trainer's metrics.json")
 
     statistics = outputs.get("StatisticsGen", {}).get("statistics")
     if statistics is not None:
