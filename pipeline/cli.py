@@ -49,7 +49,8 @@ def pipeline_config_from(args: argparse.Namespace):
     from sparse_ae.config import config_from_args
     from sparse_ae.presets import preset
 
-    return config_from_args(PipelineConfig, args, library_cli.DATASET_ALIAS, base={"model": preset(args.preset)})
+    base = {"model": preset(args.preset)}
+    return config_from_args(PipelineConfig, args, library_cli.DATASET_ALIAS, base=base)
 
 
 def cmd_pipeline_run(args: argparse.Namespace) -> int:

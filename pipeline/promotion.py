@@ -9,9 +9,9 @@ model's metrics) with an INPUT event from the Model artifact and OUTPUT events t
 lets the pipeline's `LiveModelStrategy` resolve the live model as the next run's baseline; the
 blessing lets TFX's own `LatestBlessedModelStrategy` (gate.baseline=latest_blessed) see it too.
 
-Publishing reuses the ServingPusher's `publish()` (components/serving_dir.py): a staging folder and a rename, versions
-strictly increasing, nothing ever deleted (a rollback re-publishes the older version's files
-under a new, higher version number, the one TF Serving then serves).
+Publishing reuses the ServingPusher's `publish()` (components/serving_dir.py): a staging folder
+and a rename, versions strictly increasing, nothing ever deleted (a rollback re-publishes the
+older version's files under a new, higher version number, the one TF Serving then serves).
 """
 from __future__ import annotations
 
