@@ -7,8 +7,6 @@ TFDS_DATA_DIR ?= $(CURDIR)/tfds_data
 OUTPUT ?= $(CURDIR)/artifacts
 EPOCHS ?= 5
 
-export TF_USE_LEGACY_KERAS := 1
-
 .PHONY: setup browser test demo run train bench bench-full experiments docs constraints clean
 
 setup: $(STAMP) browser
@@ -37,9 +35,10 @@ run: $(STAMP)
 
 # Standalone training without TFX, then a picture of reconstructions.
 train: $(STAMP)
-	$(VENV)/bin/sparse-ae train --dataset garment_shapes/full --data-dir $(TFDS_DATA_DIR) \
-		--epochs $(EPOCHS) --output $(OUTPUT)/standalone
-	$(VENV)/bin/sparse-ae reconstruct --dataset garment_shapes/full --data-dir $(TFDS_DATA_DIR) --offline \
+	$(VENV)/bin/sparse-ae train --dataset garment_shapes/full --set dataset.data_dir=$(TFDS_DATA_DIR) \
+		--set model.epochs=$(EPOCHS) --output $(OUTPUT)/standalone
+	$(VENV)/bin/sparse-ae reconstruct --dataset garment_shapes/full --set dataset.data_dir=$(TFDS_DATA_DIR) \
+		--set dataset.download=false \
 		--weights $(OUTPUT)/standalone/sparse_autoencoder.weights.h5 --output $(OUTPUT)/standalone/reconstructions.png
 
 # Benchmarks: each writes benchmarks/results/<name>.json and the table is printed at the end.

@@ -12,28 +12,10 @@ from typing import Dict, Iterable, List, Optional
 import pydantic
 from pydantic import Field
 
-from sparse_ae.config import SparseAEConfig, StrictModel, build_config, merge, parse_overrides
+from sparse_ae.config import DatasetConfig, SparseAEConfig, StrictModel, build_config, merge, parse_overrides
 from sparse_ae.tuning import TunerConfig
 
-
-class DatasetConfig(StrictModel):
-    """Which TFDS dataset ExampleGen reads, and how its splits map to TFX splits."""
-
-    name: str = Field("fashion_mnist", min_length=1, description="TFDS name[/config], e.g. garment_shapes/full.")
-    version: str = Field("", description="TFDS version, e.g. 3.0.1; empty for the builder's default.")
-    data_dir: Optional[str] = Field(
-        None, description="TFDS data_dir with the prepared datasets (the air-gapped path); none: TFDS's default "
-                          "(~/tensorflow_datasets).")
-    split_mapping: Dict[str, str] = Field(
-        {"train": "train", "test": "eval"}, description="TFDS split -> TFX split; the values must be exactly 'train' and 'eval'.")
-    download: bool = Field(True, description="Prepare the dataset when absent; false never touches the network.")
-
-    @pydantic.field_validator("split_mapping")
-    @classmethod
-    def _train_and_eval(cls, mapping: Dict[str, str]) -> Dict[str, str]:
-        if sorted(mapping.values()) != ["eval", "train"]:
-            raise ValueError("must map one TFDS split to 'train' and one to 'eval'")
-        return mapping
+METADATA_FILE = "metadata.sqlite"  # the sqlite ML Metadata store in pipeline_root, unless metadata_path says otherwise
 
 
 class GateConfig(StrictModel):
@@ -185,7 +167,7 @@ class PipelineConfig(StrictModel):
 
     @property
     def resolved_metadata_path(self) -> str:
-        return self.metadata_path or os.path.join(self.pipeline_root, "metadata.sqlite")
+        return self.metadata_path or os.path.join(self.pipeline_root, METADATA_FILE)
 
     def absolute(self) -> "PipelineConfig":
         """The same config with its paths made absolute (components run in other working dirs)."""

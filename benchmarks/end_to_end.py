@@ -125,8 +125,9 @@ def run(data_dir: Optional[str], dataset: str = "garment_shapes/full", epochs: i
     sparse_ae = os.path.join(os.path.dirname(sys.executable), "sparse-ae")
     data_dir = os.path.abspath(data_dir or "tfds_data")
     with tempfile.TemporaryDirectory() as work:
-        standalone = measured([sparse_ae, "train", "--dataset", dataset, "--data-dir", data_dir, "--offline",
-                               "--epochs", str(epochs), "--output", os.path.join(work, "standalone")])
+        standalone = measured([sparse_ae, "train", "--dataset", dataset,
+                               "--set", f"dataset.data_dir={data_dir}", "--set", "dataset.download=false", "--set", f"model.epochs={epochs}",
+                               "--output", os.path.join(work, "standalone")])
         pipeline = measured(pipeline_command(dataset, data_dir, epochs, work), f"{work}/root/metadata.sqlite")
         # The pipeline chooses Beam's mode (pipeline/beam_args.py); the same run in multi-processing
         # mode, one worker per core, shows what the other choice costs here.

@@ -11,9 +11,7 @@ import os
 import sys
 from typing import Callable, Dict, List, Optional, Sequence
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-from benchmarks.common import RESULTS_DIR, format_figure, write_result  # noqa: E402
+from benchmarks.common import RESULTS_DIR, format_figure, write_result
 
 
 def suites(full: bool, smoke: bool = False) -> Dict[str, Callable[[Optional[str]], dict]]:

@@ -2,23 +2,21 @@
 architecture with MSE loss, on the same tf.data pipeline and batch size, in one process.
 
 Epochs alternate between the two models so that drift (thermal, other load) hits both alike;
-the first epoch of each is a warm-up (tracing) and is not counted.
+the first epoch of each is a warm-up (tracing) and is not counted. Run alone with
+`python -m benchmarks.run --only train_step`.
 """
 from __future__ import annotations
 
-import os
 import time
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import numpy as np
+import tensorflow as tf  # benchmarks/__init__.py has set TF_USE_LEGACY_KERAS (Keras 2) by now
+import tf_keras as keras
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tf_keras as keras  # noqa: E402
-
-from benchmarks.common import positive, safe_ratio  # noqa: E402
-from sparse_ae.config import SparseAEConfig  # noqa: E402
-from sparse_ae.data import load_images, to_pairs  # noqa: E402
-from sparse_ae.model import build_decoder, build_encoder, build_model  # noqa: E402
+from benchmarks.common import positive, safe_ratio
+from sparse_ae.config import SparseAEConfig
+from sparse_ae.data import load_images, to_pairs
+from sparse_ae.model import build_decoder, build_encoder, build_model
 
 
 def plain_keras_model(config: SparseAEConfig) -> keras.Model:
@@ -69,12 +67,3 @@ def run(data_dir: str | None, dataset: str = "garment_shapes/full", epochs: int 
         "ratio_of_medians": safe_ratio(rate["sparse_autoencoder"], rate["baseline_plain_fit"]),
         "goal": ">= 0.95",
     }
-
-
-def main() -> None:
-    from benchmarks.run import main as run_main
-    run_main(["--only", "train_step"])
-
-
-if __name__ == "__main__":
-    main()

@@ -12,7 +12,6 @@ Kubeflow V2 compiles only the built-in strategies: `gate.baseline=latest_blessed
 """
 from __future__ import annotations
 
-import os
 from typing import Dict, Iterable, List, Optional
 
 import ml_metadata as mlmd
@@ -22,7 +21,7 @@ from tfx.dsl.components.common import resolver
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
 from tfx.types import standard_artifacts
 
-from components.serving_pusher.executor import normalize_path, serving_versions
+from components.serving_dir import live_path, normalize_path
 
 PUSHED_MODEL_TYPE = "PushedModel"
 STATISTICS_TYPE = "ExampleStatistics"
@@ -49,12 +48,6 @@ def model_pushes(store: mlmd.MetadataStore, model_ids: Iterable[int]
                 and artifact.custom_properties["pushed"].int_value == 1:
             result.setdefault(model_of_execution[event.execution_id], []).append(artifact)
     return result
-
-
-def live_path(serving_dir: str) -> Optional[str]:
-    """<serving_dir>/<highest version>, the version TF Serving serves; None when empty."""
-    versions = serving_versions(serving_dir)
-    return normalize_path(os.path.join(serving_dir, str(versions[-1]))) if versions else None
 
 
 def live_model_id(store: mlmd.MetadataStore, serving_dir: str, model_ids: Iterable[int]) -> Optional[int]:

@@ -9,12 +9,11 @@ import sys
 import time
 from typing import Dict, Optional, Sequence, Tuple
 
-# Before TensorFlow is imported anywhere: Keras 2 for TFX/TFMA. (TensorFlow's C++ log lines and
-# other library chatter: sparse_ae/quiet.py, set up in main() before the first TensorFlow import.)
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-from sparse_ae import cli as library_cli  # noqa: E402
-from sparse_ae import quiet  # noqa: E402
+# Keras 2 for TFX/TFMA: sparse_ae/__init__.py. TensorFlow's C++ log lines and other library chatter:
+# sparse_ae/quiet.py, set up in main() before the first TensorFlow import.
+from sparse_ae import cli as library_cli
+from sparse_ae import quiet
+from sparse_ae.config import add_set_argument
 
 
 class ComponentProgress(logging.Filter):
@@ -40,14 +39,18 @@ class ComponentProgress(logging.Filter):
         return True
 
 
-def cmd_pipeline_run(args: argparse.Namespace) -> int:
-    from pipeline_config import load_config
+def pipeline_config_from(args: argparse.Namespace):
+    """The PipelineConfig of `pipeline run`/`compile`: the preset's model, then --dataset and --set."""
+    from pipeline_config import PipelineConfig
+    from sparse_ae.config import config_from_args
     from sparse_ae.presets import preset
 
-    overrides = list(args.set or [])
-    if args.dataset:
-        overrides.insert(0, f"dataset.name={args.dataset}")
-    config = load_config(overrides, base={"model": preset(args.preset)})  # validated before the slow TFX import
+    base = {"model": preset(args.preset)}
+    return config_from_args(PipelineConfig, args, library_cli.DATASET_ALIAS, base=base)
+
+
+def cmd_pipeline_run(args: argparse.Namespace) -> int:
+    config = pipeline_config_from(args)  # validated before the slow TFX import
     from pipeline.run_lock import PipelineRootBusy, run_lock
 
     try:
@@ -118,17 +121,16 @@ def add_pipeline_commands(subparsers) -> dict:
     pipeline = subparsers.add_parser("pipeline", help="the TFX pipeline")
     actions = pipeline.add_subparsers(dest="pipeline_command", required=True, parser_class=type(pipeline))
     run = actions.add_parser("run", help="run the whole pipeline locally (LocalDagRunner, sqlite ML Metadata)")
-    run.add_argument("--dataset", help="TFDS name[/config] (sets dataset.name)")
-    run.add_argument("--set", action="append", metavar="KEY=VALUE",
-                     help="config override, repeatable; nested keys dotted: model.sparsity_target=0.02")
+    run.add_argument("--dataset", help="TFDS name[/config], short for --set dataset.name=NAME")
+    add_set_argument(run, "model.sparsity_target=0.02, gate.psnr_threshold=20")
     library_cli.add_preset_argument(run)
     compile_ = actions.add_parser(
         "compile", help="compile for another orchestrator: a Kubeflow/Vertex spec or an Airflow DAG file")
     compile_.add_argument("--runner", required=True, choices=["kubeflow", "airflow"])
     compile_.add_argument("--output", required=True,
                           help="kubeflow: the spec FILE.json; airflow: the dags_folder (or a FILE.py)")
-    compile_.add_argument("--dataset", help="TFDS name[/config] (sets dataset.name)")
-    compile_.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, repeatable")
+    compile_.add_argument("--dataset", help="TFDS name[/config], short for --set dataset.name=NAME")
+    add_set_argument(compile_, "container_image=REGISTRY/sparse-ae-tfx:TAG")
     library_cli.add_preset_argument(compile_)
     return {"pipeline": lambda args: {"run": cmd_pipeline_run, "compile": cmd_pipeline_compile}[
         args.pipeline_command](args)}
@@ -136,13 +138,7 @@ def add_pipeline_commands(subparsers) -> dict:
 
 def cmd_pipeline_compile(args: argparse.Namespace) -> int:
     """Write the same pipeline for Kubeflow Pipelines v2 / Vertex AI, or as an Airflow DAG module."""
-    from pipeline_config import load_config
-    from sparse_ae.presets import preset
-
-    overrides = list(args.set or [])
-    if args.dataset:
-        overrides.insert(0, f"dataset.name={args.dataset}")
-    config = load_config(overrides, base={"model": preset(args.preset)})
+    config = pipeline_config_from(args)
     if args.runner == "kubeflow":
         from pipeline.kubeflow_runner import compile_kubeflow, kubeflow_ready
 
@@ -159,7 +155,16 @@ def cmd_pipeline_compile(args: argparse.Namespace) -> int:
 
 
 def run_benchmarks(args: argparse.Namespace) -> int:
-    from benchmarks.run import main as bench_main
+    """`sparse-ae bench`: the benchmarks of a source checkout (the Docker image leaves benchmarks/ out)."""
+    from sparse_ae.errors import ConfigError
+
+    try:
+        from benchmarks.run import main as bench_main  # the only import of benchmarks/ by the command line
+    except ModuleNotFoundError as error:
+        if error.name not in ("benchmarks", "benchmarks.run"):
+            raise
+        raise ConfigError("`sparse-ae bench` needs the benchmarks/ folder of a source checkout, which this "
+                          "installation lacks (the Docker image leaves it out)") from None
     return bench_main(args.bench_args)
 
 

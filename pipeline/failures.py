@@ -17,6 +17,8 @@ from google.protobuf import json_format
 from ml_metadata.proto import metadata_store_pb2
 from tfx.proto.orchestration import execution_result_pb2
 
+from pipeline.mlmd_reader import latest_run_id, open_store
+
 EXECUTION_RESULT = "__execution_result__"  # tfx.orchestration.portable.mlmd.execution_lib._EXECUTION_RESULT
 _UNKNOWN = 2  # google.rpc.Code.UNKNOWN, what TFX records for executor exceptions
 _BEAM_STEP = re.compile(r" \[while running '.*'\]$")
@@ -44,8 +46,6 @@ def record_failure(metadata_path: str, pipeline_name: str, error: BaseException)
 
     Best effort: a store that cannot be opened or written leaves the original error to speak.
     """
-    from pipeline.run_summary import latest_run_id, open_store  # pipeline/ reads MLMD there
-
     try:
         store = open_store(metadata_path, writable=True)
         run = store.get_context_by_type_and_name("pipeline_run", latest_run_id(store, pipeline_name))

@@ -9,9 +9,9 @@ model's metrics) with an INPUT event from the Model artifact and OUTPUT events t
 lets the pipeline's `LiveModelStrategy` resolve the live model as the next run's baseline; the
 blessing lets TFX's own `LatestBlessedModelStrategy` (gate.baseline=latest_blessed) see it too.
 
-Publishing reuses the ServingPusher's `publish()`: a staging folder and a rename, versions
-strictly increasing, nothing ever deleted (a rollback re-publishes the older version's files
-under a new, higher version number, the one TF Serving then serves).
+Publishing reuses the ServingPusher's `publish()` (components/serving_dir.py): a staging folder
+and a rename, versions strictly increasing, nothing ever deleted (a rollback re-publishes the
+older version's files under a new, higher version number, the one TF Serving then serves).
 """
 from __future__ import annotations
 
@@ -25,19 +25,18 @@ from typing import Dict, List, Optional, Tuple
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
-
-from components.live_model_strategy import PUSHED_MODEL_TYPE, live_path, model_pushes
 from tfx.dsl.io import fileio
 from tfx.utils import io_utils
 
-from components.serving_pusher.executor import normalize_path, publish, same_saved_model, serving_versions
-from pipeline.run_summary import RunSummary, open_store, read_evaluation
+from components.live_model_strategy import PUSHED_MODEL_TYPE, model_pushes
+from components.serving_dir import live_path, normalize_path, publish, same_saved_model, serving_versions
+from pipeline.mlmd_reader import SERVING_MODEL_DIR, open_store, pipeline_models
+from pipeline.run_summary import RunSummary, read_evaluation
 from pipeline_config import PipelineConfig
 from sparse_ae.errors import ConfigError
 
 PROMOTION_TYPE = "sparse_ae.ManualPromotion"
 ROLLBACK_TYPE = "sparse_ae.Rollback"
-SERVING_MODEL_DIR = "Format-Serving"  # the Trainer's SavedModel inside its Model artifact
 _STRING, _INT, _DOUBLE = metadata_store_pb2.STRING, metadata_store_pb2.INT, metadata_store_pb2.DOUBLE
 _EXECUTION_PROPERTIES = {"action": _STRING, "user": _STRING, "reason": _STRING, "time": _STRING,
                          "model_id": _INT, "model_uri": _STRING, "version": _STRING, "from_version": _STRING,
@@ -99,10 +98,6 @@ def _store(config: PipelineConfig, writable: bool = False
     if context is None:
         raise PromotionRefused(f"no pipeline {config.pipeline_name!r} in ML Metadata at {path}")
     return store, context
-
-
-def _models(store, context) -> Dict[int, metadata_store_pb2.Artifact]:
-    return {a.id: a for a in store.get_artifacts_by_context(context.id) if a.type == "Model"}
 
 
 def _string(artifact_or_execution, key: str) -> str:
@@ -183,7 +178,7 @@ def inventory(config: PipelineConfig) -> Inventory:
     """Every version in the serving directory and every candidate model, from ML Metadata."""
     config = config.absolute()
     store, context = _store(config)
-    models = _models(store, context)
+    models = pipeline_models(store, context)
     versions = _serving_versions(store, config, models)
     pushes = model_pushes(store, models)
     return Inventory(versions=versions,
@@ -241,7 +236,7 @@ def _require_reason(reason: Optional[str], action: str) -> str:
 
 
 def _find_model(store, context, reference: str) -> metadata_store_pb2.Artifact:
-    models = _models(store, context)
+    models = pipeline_models(store, context)
     if reference.isdigit() and int(reference) in models:
         return models[int(reference)]
     path = normalize_path(reference if "://" in reference else os.path.abspath(reference))
@@ -266,62 +261,84 @@ def _event(kind, key: str) -> metadata_store_pb2.Event:
     return event
 
 
-def _record(store, context, config: PipelineConfig, action: str, model, destination: str, reason: str,
-            user: str, metrics: Dict[str, object], from_version: str = "") -> int:
+@dataclasses.dataclass(frozen=True)
+class ManualAction:
+    """A promotion or rollback to record: what was published for which model, by whom and why."""
+
+    action: str  # promote | rollback
+    model: metadata_store_pb2.Artifact
+    destination: str  # the version folder it published
+    reason: str
+    user: str
+    metrics: Dict[str, object]  # the model's evaluation (and a rollback's versions)
+    from_version: str = ""  # rollback: the version that was live before
+
+    @property
+    def type_name(self) -> str:
+        return PROMOTION_TYPE if self.action == "promote" else ROLLBACK_TYPE
+
+
+def _record(store, context, config: PipelineConfig, done: ManualAction) -> int:
     """One execution with its input model and output push and blessing, in one transaction."""
-    type_name = PROMOTION_TYPE if action == "promote" else ROLLBACK_TYPE
-    execution_type = metadata_store_pb2.ExecutionType(name=type_name)
-    for key, kind in _EXECUTION_PROPERTIES.items():
-        execution_type.properties[key] = kind
-    type_id = store.put_execution_type(execution_type, can_add_fields=True)
     now = time.time()
-    version = os.path.basename(destination)
-    execution = metadata_store_pb2.Execution(type_id=type_id, last_known_state=metadata_store_pb2.Execution.COMPLETE)
-    values = {"action": action, "user": user, "reason": reason, "time": _when(now), "model_id": model.id,
-              "model_uri": model.uri, "version": version, "from_version": from_version,
-              "metrics": json.dumps(metrics)}
-    for key, value in values.items():
-        if isinstance(value, int):
-            execution.properties[key].int_value = value
-        else:
-            execution.properties[key].string_value = value
-    if metrics.get("psnr") is not None:
-        execution.properties["psnr"].double_value = float(metrics["psnr"])
-
-    def artifact(type_name: str, uri: str, custom: Dict[str, object]) -> metadata_store_pb2.Artifact:
-        result = metadata_store_pb2.Artifact(type_id=_artifact_type_id(store, type_name), uri=uri,
-                                             state=metadata_store_pb2.Artifact.LIVE)
-        custom = {**custom, "manual": 1, "action": action, "user": user, "reason": reason,
-                  "state": "published"}  # TFX's own artifact state, as on pipeline outputs
-        for key, value in custom.items():
-            if isinstance(value, int):
-                result.custom_properties[key].int_value = value
-            elif isinstance(value, float):
-                result.custom_properties[key].double_value = value
-            else:
-                result.custom_properties[key].string_value = str(value)
-        return result
-
     # The artifacts' own folders live under pipeline_root, like components' outputs: never the
     # serving folder, which artifact garbage collection must not be able to delete. The blessing's
     # holds TFX's BLESSED marker, as the Evaluator writes it; no archive copy of the model is kept.
-    folder = os.path.join(config.pipeline_root, type_name, str(int(now * 1000)))
+    folder = os.path.join(config.pipeline_root, done.type_name, str(int(now * 1000)))
     blessing_uri = os.path.join(folder, "blessing")
     fileio.makedirs(blessing_uri)  # pipeline_root may be remote (gs://)
     fileio.makedirs(os.path.join(folder, "pushed_model"))
     # write_string_file writes "", which creates the file (a GFile opened and closed unwritten creates nothing).
     io_utils.write_string_file(os.path.join(blessing_uri, "BLESSED"), "")
-    pushed = artifact(PUSHED_MODEL_TYPE, os.path.join(folder, "pushed_model"),
-                      {"pushed": 1, "pushed_destination": destination, "pushed_version": version,
-                       **_calibration_properties(destination)})
-    blessing = artifact("ModelBlessing", blessing_uri,
-                        {"blessed": 1, "current_model": model.uri, "current_model_id": model.id})
+    version = os.path.basename(done.destination)
+    pushed = _manual_artifact(store, done, PUSHED_MODEL_TYPE, os.path.join(folder, "pushed_model"),
+                              {"pushed": 1, "pushed_destination": done.destination, "pushed_version": version,
+                               **_calibration_properties(done.destination)})
+    blessing = _manual_artifact(store, done, "ModelBlessing", blessing_uri,
+                                {"blessed": 1, "current_model": done.model.uri, "current_model_id": done.model.id})
     execution_id, _, _ = store.put_execution(
-        execution, [(model, _event(metadata_store_pb2.Event.INPUT, "model")),
-                    (pushed, _event(metadata_store_pb2.Event.OUTPUT, "pushed_model")),
-                    (blessing, _event(metadata_store_pb2.Event.OUTPUT, "blessing"))],
+        _manual_execution(store, done, now), [(done.model, _event(metadata_store_pb2.Event.INPUT, "model")),
+                                              (pushed, _event(metadata_store_pb2.Event.OUTPUT, "pushed_model")),
+                                              (blessing, _event(metadata_store_pb2.Event.OUTPUT, "blessing"))],
         [context], reuse_context_if_already_exist=True)
     return execution_id
+
+
+def _manual_execution(store, done: ManualAction, now: float) -> metadata_store_pb2.Execution:
+    """The action's execution, COMPLETE, with who, when, why and the model's metrics as properties."""
+    execution_type = metadata_store_pb2.ExecutionType(name=done.type_name)
+    for key, kind in _EXECUTION_PROPERTIES.items():
+        execution_type.properties[key] = kind
+    type_id = store.put_execution_type(execution_type, can_add_fields=True)
+    execution = metadata_store_pb2.Execution(type_id=type_id, last_known_state=metadata_store_pb2.Execution.COMPLETE)
+    values = {"action": done.action, "user": done.user, "reason": done.reason, "time": _when(now),
+              "model_id": done.model.id, "model_uri": done.model.uri, "version": os.path.basename(done.destination),
+              "from_version": done.from_version, "metrics": json.dumps(done.metrics)}
+    for key, value in values.items():
+        if isinstance(value, int):
+            execution.properties[key].int_value = value
+        else:
+            execution.properties[key].string_value = value
+    if done.metrics.get("psnr") is not None:
+        execution.properties["psnr"].double_value = float(done.metrics["psnr"])
+    return execution
+
+
+def _manual_artifact(store, done: ManualAction, type_name: str, uri: str,
+                     custom: Dict[str, object]) -> metadata_store_pb2.Artifact:
+    """An output artifact of the action, marked manual with who and why, published like a component's."""
+    result = metadata_store_pb2.Artifact(type_id=_artifact_type_id(store, type_name), uri=uri,
+                                         state=metadata_store_pb2.Artifact.LIVE)
+    custom = {**custom, "manual": 1, "action": done.action, "user": done.user, "reason": done.reason,
+              "state": "published"}  # TFX's own artifact state, as on pipeline outputs
+    for key, value in custom.items():
+        if isinstance(value, int):
+            result.custom_properties[key].int_value = value
+        elif isinstance(value, float):
+            result.custom_properties[key].double_value = value
+        else:
+            result.custom_properties[key].string_value = str(value)
+    return result
 
 
 def _calibration_properties(model_dir: str) -> Dict[str, object]:
@@ -361,7 +378,7 @@ def promote(config: PipelineConfig, model_reference: str, reason: Optional[str],
         raise PromotionRefused(f"model {model.id} was never evaluated; only evaluated candidates can be promoted")
     destination = publish(model_path, config.serving_dir)
     user = user or _user()
-    _record(store, context, config, "promote", model, destination, reason, user, _metrics(found))
+    _record(store, context, config, ManualAction("promote", model, destination, reason, user, _metrics(found)))
     return ServingVersion(version=int(os.path.basename(destination)), path=destination, live=True,
                           model_id=model.id, action="promote", when=time.time(), user=user, reason=reason)
 
@@ -376,7 +393,7 @@ def rollback(config: PipelineConfig, to: Optional[int], reason: Optional[str],
     reason = _require_reason(reason, "rollback")
     config = config.absolute()
     store, context = _store(config, writable=True)
-    models = _models(store, context)
+    models = pipeline_models(store, context)
     versions = _serving_versions(store, config, models)
     if not versions:
         raise PromotionRefused(f"nothing is serving in {config.serving_dir}")
@@ -401,8 +418,8 @@ def rollback(config: PipelineConfig, to: Optional[int], reason: Optional[str],
     found = _candidate(store, model, {}, [])
     destination = publish(target.path, config.serving_dir)
     user = user or _user()
-    _record(store, context, config, "rollback", model, destination, reason, user,
-            {**_metrics(found), "rolled_back_from": live.version, "republished": target.version},
-            from_version=str(live.version))
+    metrics = {**_metrics(found), "rolled_back_from": live.version, "republished": target.version}
+    _record(store, context, config, ManualAction("rollback", model, destination, reason, user, metrics,
+                                                 from_version=str(live.version)))
     return target, ServingVersion(version=int(os.path.basename(destination)), path=destination, live=True,
                                   model_id=model.id, action="rollback", when=time.time(), user=user, reason=reason)

@@ -5,14 +5,14 @@ import argparse
 import sys
 from typing import Any, Callable, Dict
 
+from sparse_ae.config import add_set_argument
+
 
 def _config(args: argparse.Namespace):
-    from pipeline_config import load_config
+    from pipeline_config import PipelineConfig
+    from sparse_ae.config import config_from_args
 
-    overrides = list(args.set or [])
-    if args.pipeline_root:
-        overrides.insert(0, f"pipeline_root={args.pipeline_root}")
-    return load_config(overrides).absolute()
+    return config_from_args(PipelineConfig, args, {"pipeline_root": "pipeline_root"}).absolute()
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -57,7 +57,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def _published(action: Callable[[], Any]) -> Any:
     """The action's result, or None after one line on stderr when the copy into serving failed
     (disk full, unwritable folder): nothing was published or recorded."""
-    from components.serving_pusher.executor import PublishError
+    from components.serving_dir import PublishError
 
     try:
         return action()
@@ -75,8 +75,7 @@ def _require_reason(args: argparse.Namespace, action: str) -> None:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipeline-root", help="the pipeline's root (sets pipeline_root; the metadata store is in it)")
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
-                        help="pipeline config override, repeatable (serving_dir=..., pipeline_name=...)")
+    add_set_argument(parser, "serving_dir=DIR, pipeline_name=NAME")
 
 
 def add_promotion_commands(subparsers) -> Dict[str, Callable[[argparse.Namespace], int]]:

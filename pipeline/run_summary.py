@@ -6,7 +6,6 @@ import json
 import os
 from typing import Dict, List, Optional, Tuple
 
-from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.dsl.io import fileio
 from tfx.utils import io_utils
@@ -14,6 +13,7 @@ from tfx.utils import io_utils
 from pipeline.evaluation import (GAIN_METRIC, LABEL_FEATURE, LINEAR_PSNR_METRIC, MEAN_ACTIVATION_METRIC,
                                  PSNR_METRIC, TARGET_RATIO_METRIC)
 from pipeline.failures import recorded_failure
+from pipeline.mlmd_reader import SERVING_MODEL_DIR, execution_outputs, latest_run_id, node_executions, open_store
 
 _STATES = {value: name.lower() for name, value in metadata_store_pb2.Execution.State.items()}
 
@@ -52,50 +52,6 @@ class RunSummary:
     @property
     def failed(self) -> bool:
         return any(state == "failed" for _, state in self.components)
-
-
-def open_store(metadata_path: str, writable: bool = False) -> metadata_store.MetadataStore:
-    """A connection to an existing sqlite store (never creates one); read-only unless writable."""
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = metadata_path
-    mode = metadata_store_pb2.SqliteMetadataSourceConfig
-    config.sqlite.connection_mode = mode.READWRITE if writable else mode.READONLY
-    return metadata_store.MetadataStore(config)
-
-
-def latest_run_id(store: metadata_store.MetadataStore, pipeline_name: str) -> str:
-    """The newest pipeline_run context of the pipeline."""
-    pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
-    if pipeline is None:
-        raise LookupError(f"no pipeline {pipeline_name!r} in ML Metadata")
-    runs = [c for c in store.get_children_contexts_by_context(pipeline.id) if c.type == "pipeline_run"] or \
-        [c for c in store.get_contexts_by_type("pipeline_run")]
-    if not runs:
-        raise LookupError(f"pipeline {pipeline_name!r} has no recorded run")
-    return max(runs, key=lambda c: (c.create_time_since_epoch, c.id)).name
-
-
-def node_executions(store, pipeline_name: str, run_id: str) -> Dict[str, metadata_store_pb2.Execution]:
-    """node id -> its execution in this run."""
-    run = store.get_context_by_type_and_name("pipeline_run", run_id)
-    in_run = {e.id: e for e in store.get_executions_by_context(run.id)}
-    result = {}
-    for node in store.get_contexts_by_type("node"):
-        prefix = f"{pipeline_name}."
-        if not node.name.startswith(prefix):
-            continue
-        for execution in store.get_executions_by_context(node.id):
-            if execution.id in in_run:
-                result[node.name[len(prefix):]] = execution
-    return result
-
-
-def execution_outputs(store, execution_id: int) -> Dict[str, metadata_store_pb2.Artifact]:
-    """Output key -> artifact of an execution."""
-    events = [e for e in store.get_events_by_execution_ids([execution_id])
-              if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)]
-    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
-    return {e.path.steps[0].key: artifacts[e.artifact_id] for e in events if e.path.steps}
 
 
 # Candidate-only figures of the overall slice: metric name -> RunSummary field.
@@ -223,8 +179,8 @@ def summarize_run(metadata_path: str, pipeline_name: str, run_id: Optional[str] 
 def describe_baseline(store, run_execution_ids: List[int], evaluator_execution_id: int, summary: RunSummary) -> None:
     """Which model the no-regression check used, whether it is live and how it got there; and the
     manual promotions or rollbacks of this run's candidate (`sparse-ae promote` / `rollback`)."""
-    from components.live_model_strategy import live_path, model_pushes
-    from components.serving_pusher.executor import normalize_path
+    from components.live_model_strategy import model_pushes
+    from components.serving_dir import live_path, normalize_path
 
     events = [e for e in store.get_events_by_execution_ids(run_execution_ids) if e.path.steps]
     inputs = {e.path.steps[0].key: e.artifact_id for e in events
@@ -339,7 +295,7 @@ def count_flagged(inference_uri: str, model_uri: str) -> Optional[dict]:
 
     from sparse_ae.calibration import read_calibration
 
-    calibration = read_calibration(os.path.join(model_uri, "Format-Serving"))
+    calibration = read_calibration(os.path.join(model_uri, SERVING_MODEL_DIR))
     files = tf.io.gfile.glob(os.path.join(inference_uri, "prediction_logs-*.gz"))
     if calibration is None or not files:
         return None

@@ -5,20 +5,24 @@ import argparse
 import os
 from typing import Callable, Dict
 
+from sparse_ae.cli import Replaced
+from sparse_ae.config import add_set_argument
+
 
 def cmd_score(args: argparse.Namespace) -> int:
     from sparse_ae.errors import ConfigError
 
+    from pipeline_config import PipelineConfig
+    from sparse_ae.config import config_from_args
+
+    config = config_from_args(PipelineConfig, args, {"serving_dir": "serving_dir", "dataset": "dataset.name"})
+    config = config.absolute()
     if args.model_dir:
         model_dir = args.model_dir
     else:
-        from pipeline_config import load_config
-
-        overrides = list(args.set or []) + ([f"serving_dir={args.serving_dir}"] if args.serving_dir else [])
-        serving_dir = load_config(overrides).absolute().serving_dir
         from sparse_ae.scoring import resolve_model_dir
 
-        model_dir = resolve_model_dir(serving_dir, args.version)
+        model_dir = resolve_model_dir(config.serving_dir, args.version)
     if not args.output.lower().endswith((".csv", ".parquet", ".pq")):
         raise ConfigError(f"--output {args.output!r}: name a .csv or .parquet file")
     from sparse_ae import scoring
@@ -26,9 +30,11 @@ def cmd_score(args: argparse.Namespace) -> int:
     scorer = scoring.Scorer(model_dir)
     shape = scorer.image_shape
     if args.dataset:
-        batches, total = scoring.tfds_batches(args.dataset, args.split, shape, args.data_dir,
-                                              download=not args.offline, batch_size=args.batch_size)
-        source = f"TFDS {args.dataset} split {args.split}"
+        dataset = config.dataset
+        split = args.split or dataset.split_for("eval")
+        batches, total = scoring.tfds_batches(dataset.tfds_name, split, shape, dataset.data_dir,
+                                              download=dataset.download, batch_size=args.batch_size)
+        source = f"TFDS {dataset.tfds_name} split {split}"
     elif args.images:
         batches, total = scoring.folder_batches(args.images, shape, args.batch_size)
         source = f"images in {args.images}"
@@ -50,18 +56,19 @@ def add_score_command(subparsers) -> Dict[str, Callable[[argparse.Namespace], in
     score = subparsers.add_parser(
         "score", help="score images with a pushed model: per-image MSE, PSNR, anomaly flag (and latent code)")
     source = score.add_mutually_exclusive_group(required=True)
-    source.add_argument("--dataset", help="TFDS name[/config] (with --split, --data-dir)")
+    source.add_argument("--dataset", help="TFDS name[/config], short for --set dataset.name=NAME (with --split; "
+                                          "dataset.data_dir and dataset.download apply)")
     source.add_argument("--images", metavar="FOLDER", help="a folder of PNG/JPEG files")
     source.add_argument("--examples", metavar="PATTERN",
                         help="TFRecords of tf.Examples as the pipeline writes them (a glob or a folder; .gz: gzipped)")
-    score.add_argument("--split", default="test", help="TFDS split (default %(default)s)")
-    score.add_argument("--data-dir", default=None, help="TFDS data_dir")
-    score.add_argument("--offline", action="store_true", help="never prepare the TFDS dataset")
+    score.add_argument("--split", help="TFDS split (default: the one dataset.split_mapping maps to 'eval')")
+    score.add_argument("--data-dir", action=Replaced, replacement="--set dataset.data_dir=DIR")
+    score.add_argument("--offline", action=Replaced, nargs=0, replacement="--set dataset.download=false")
     which = score.add_mutually_exclusive_group()
     which.add_argument("--version", type=int, help="a version in serving_dir (default: the live one, the highest)")
     which.add_argument("--model-dir", help="a SavedModel folder instead of serving_dir's versions")
     score.add_argument("--serving-dir", help="sets serving_dir (default: the pipeline config's)")
-    score.add_argument("--set", action="append", metavar="KEY=VALUE", help="pipeline config override, repeatable")
+    add_set_argument(score, "dataset.data_dir=tfds_data, dataset.download=false, serving_dir=DIR")
     score.add_argument("--output", required=True, help="FILE.csv or FILE.parquet: one row per image; the summary "
                                                        "(FILE_summary.json) and worst reconstructions (FILE_worst.png) "
                                                        "go beside it")

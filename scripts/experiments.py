@@ -31,19 +31,19 @@ class Experiment:
 
 
 EXPERIMENTS = (
-    Experiment("baseline", "the defaults (sigmoid latent, ρ = 0.05, β = 0.01)", ()),
-    Experiment("rho_0.02", "1. lower the sparsity target ρ to 0.02", ("sparsity_target=0.02",)),
-    Experiment("relu_latent", "2. relu latent activation (KL on tanh of the mean)", ("latent_activation=relu",)),
+    Experiment("baseline", "the defaults (sigmoid latent, sparsity_target 0.05, sparsity_weight 0.01)", ()),
+    Experiment("rho_0.02", "1. lower sparsity_target to 0.02", ("model.sparsity_target=0.02",)),
+    Experiment("relu_latent", "2. relu latent activation (KL on tanh of the mean)", ("model.latent_activation=relu",)),
     # 0.2 is a tenth of the [-1, 1] pixel range; validation inputs stay clean.
-    Experiment("denoising", "3. denoising: Gaussian noise (σ = 0.2) on the inputs", ("noise_stddev=0.2",)),
+    Experiment("denoising", "3. denoising: Gaussian noise (σ = 0.2) on the inputs", ("model.noise_stddev=0.2",)),
 )
 
 
 def command(experiment: Experiment, dataset: str, data_dir: str, epochs: int, output: str) -> List[str]:
     """The `sparse-ae train` command line of one experiment."""
     sets = [part for override in experiment.overrides for part in ("--set", override)]
-    return ["sparse-ae", "train", "--dataset", dataset, "--data-dir", data_dir, "--epochs", str(epochs),
-            *sets, "--output", os.path.join(output, experiment.name)]
+    return ["sparse-ae", "train", "--dataset", dataset, "--set", f"dataset.data_dir={data_dir}",
+            "--set", f"model.epochs={epochs}", *sets, "--output", os.path.join(output, experiment.name)]
 
 
 def run(argv: List[str]) -> None:
@@ -60,7 +60,7 @@ def table(experiments: Sequence[Experiment], output: str, dataset: str, epochs: 
     rows = [f"`{dataset}`, {epochs} epochs, measured {date}; final epoch on the validation split (`test`, clean "
             "inputs); KL = Σ_j KL(ρ ‖ ρ̂_j), unweighted.",
             "",
-            "| Experiment | Prompt | `--set` | PSNR (dB) | Recon loss (MSE) | KL penalty | Mean activation | ρ |",
+            "| Experiment | Prompt | `--set` | PSNR (dB) | Recon loss (MSE) | KL penalty | Mean activation | sparsity_target |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for experiment in experiments:
         metrics = json.load(open(os.path.join(output, experiment.name, METRICS_FILE)))

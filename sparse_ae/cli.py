@@ -1,4 +1,9 @@
-"""The model library's commands: prepare, train, reconstruct (no TFX involved)."""
+"""The model library's commands: prepare, train, reconstruct, baseline, tune (no TFX involved).
+
+They take the pipeline's own keys: `--set model.sparsity_target=0.02`, `--set dataset.name=...`,
+`--set dataset.data_dir=DIR`, `--set dataset.download=false`; `--dataset NAME` is kept as the short
+form of `--set dataset.name=NAME` (as on `pipeline run`).
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,8 +12,9 @@ import os
 import sys
 from typing import Callable, Dict, Optional, Sequence
 
-from sparse_ae.config import SparseAEConfig, build_config, merge, parse_overrides
+from sparse_ae.config import DatasetConfig, SparseAEConfig, StrictModel, add_set_argument, config_from_args
 from sparse_ae.errors import ConfigError, DatasetUnavailableError, DataValidationError, TrainingDivergedError
+from sparse_ae.tuning import TRIALS_FILE, TunerConfig
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -20,19 +26,47 @@ class OneLineErrorParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def model_config_from(args: argparse.Namespace, base: Optional[dict] = None) -> SparseAEConfig:
-    """Defaults (or base), then --epochs, then --set overrides, validated."""
-    values = dict(base or {})
-    if getattr(args, "epochs", None) is not None:
-        values["epochs"] = args.epochs
-    return build_config(SparseAEConfig, merge(values, parse_overrides(args.set or [])))
+DATASET_ALIAS = {"dataset": "dataset.name"}  # --dataset NAME is --set dataset.name=NAME
+SET_EXAMPLE = "model.sparsity_target=0.02, dataset.data_dir=tfds_data, dataset.download=false"
+
+
+class CommandConfig(StrictModel):
+    """What prepare, train, reconstruct and baseline read: the pipeline's `model.*` and `dataset.*` keys."""
+
+    model: SparseAEConfig = SparseAEConfig()
+    dataset: DatasetConfig = DatasetConfig()
+
+
+class TuneConfig(CommandConfig):
+    """`sparse-ae tune`'s configuration: also the pipeline's `tuner.*` keys."""
+
+    tuner: TunerConfig = TunerConfig()
+
+
+def command_config(args: argparse.Namespace, kind: type[CommandConfig] = CommandConfig,
+                   model: Optional[dict] = None) -> CommandConfig:
+    """Defaults, then model values (a preset, or the config recorded beside the weights), then
+    --dataset and the --set overrides; validated (ConfigError)."""
+    return config_from_args(kind, args, DATASET_ALIAS, {"model": model} if model else None)
+
+
+class Replaced(argparse.Action):
+    """A flag that a config key replaced: using it ends with one line naming the key."""
+
+    def __init__(self, option_strings, dest, replacement: str, nargs=None, **kwargs):
+        super().__init__(option_strings, dest, nargs=nargs, help=argparse.SUPPRESS, **kwargs)
+        self.replacement = replacement
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error(f"{option_string} was replaced by {self.replacement}")
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
+    config = command_config(args)
     from sparse_ae.data import tfds_builder
 
-    builder = tfds_builder(args.dataset, data_dir=args.data_dir, download=True)
-    print(f"{args.dataset} prepared in {builder.data_dir}")
+    builder = tfds_builder(config.dataset.tfds_name, data_dir=config.dataset.data_dir, download=True)
+    print(f"{config.dataset.tfds_name} prepared in {builder.data_dir}")
     return 0
 
 
@@ -47,15 +81,18 @@ def add_preset_argument(parser: argparse.ArgumentParser) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from sparse_ae.presets import preset
 
-    config = model_config_from(args, preset(args.preset))  # validated before the slow TensorFlow import
+    settings = command_config(args, model=preset(args.preset))  # validated before the slow TensorFlow import
+    config, dataset = settings.model, settings.dataset
     from sparse_ae.train import METRICS_FILE, WEIGHTS_FILE, train
 
-    summary = train(config, args.dataset, args.output, data_dir=args.data_dir, download=not args.offline)
+    summary = train(config, dataset.tfds_name, args.output, data_dir=dataset.data_dir,
+                    train_split=dataset.split_for("train"), val_split=dataset.split_for("eval"),
+                    download=dataset.download)
     print(f"best epoch {summary['best_epoch']} of {summary['epochs_run']} (val_loss {summary['best_val_loss']:.5f}): "
           f"val_psnr {summary['best_val_psnr']:.2f} dB, val_kl_penalty {summary['best_val_kl_penalty']:.4f}, "
           f"mean activation {summary['best_val_mean_activation']:.4f} (sparsity_target {config.sparsity_target})")
     linear = summary["linear_baseline"]
-    print(f"linear baseline on {args.dataset}: PCA-{linear['code_size']} val_psnr {linear['eval_psnr']:.2f} dB; "
+    print(f"linear baseline on {dataset.tfds_name}: PCA-{linear['code_size']} val_psnr {linear['eval_psnr']:.2f} dB; "
           f"the model {summary['best_val_psnr'] - linear['eval_psnr']:+.2f} dB")
     print(f"wrote {os.path.join(args.output, WEIGHTS_FILE)} and {os.path.join(args.output, METRICS_FILE)}")
     return 0
@@ -74,8 +111,10 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     base = json.load(open(recorded))["config"] if os.path.exists(recorded) else {}
     if not os.path.exists(args.weights):
         raise ConfigError(f"--weights {args.weights!r}: no such file")
-    config = model_config_from(args, base)
-    images = np.stack(list(load_images(args.dataset, args.split, args.data_dir, not args.offline)
+    settings = command_config(args, model=base)
+    config, dataset = settings.model, settings.dataset
+    split = args.split or dataset.split_for("eval")
+    images = np.stack(list(load_images(dataset.tfds_name, split, dataset.data_dir, dataset.download)
                            .take(args.count).as_numpy_iterator()))
     model = load_model(args.weights, config)
     save_reconstruction_grid(images, to_uint8(reconstruct(model, images)), args.output)
@@ -84,59 +123,88 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
+    settings = command_config(args)
+    dataset = settings.dataset
+    code_size = settings.model.latent_dim if args.code_size is None else args.code_size
+    fit_split, eval_split = args.fit_split or dataset.split_for("train"), args.eval_split or dataset.split_for("eval")
     from sparse_ae.linear_baseline import compute
 
-    if args.code_size <= 0:
-        raise ConfigError(f"--code-size {args.code_size}: must be > 0")
+    if code_size <= 0:
+        raise ConfigError(f"--code-size {code_size}: must be > 0")
     try:
-        result = compute(args.dataset, args.fit_split, args.eval_split, args.code_size, data_dir=args.data_dir,
-                         download=not args.offline)
+        result = compute(dataset.tfds_name, fit_split, eval_split, code_size, data_dir=dataset.data_dir,
+                         download=dataset.download)
     except ValueError as error:  # a code size beyond the pixel count, an empty split
         raise ConfigError(str(error)) from None
-    print(f"{args.dataset}: PCA-{result['code_size']} (fitted on {args.fit_split}, {result['fitted_on_images']} "
-          f"images) eval PSNR on {args.eval_split} ({result['eval_images']} images) {result['eval_psnr']:.2f} dB, "
+    print(f"{dataset.tfds_name}: PCA-{result['code_size']} (fitted on {fit_split}, {result['fitted_on_images']} "
+          f"images) eval PSNR on {eval_split} ({result['eval_images']} images) {result['eval_psnr']:.2f} dB, "
           f"MSE {result['eval_mse']:.5f}")
     return 0
 
 
-def _dataset_arguments(parser: argparse.ArgumentParser, default: str = "fashion_mnist") -> None:
-    parser.add_argument("--dataset", default=default, help="TFDS name[/config][:version] (default %(default)s)")
-    parser.add_argument("--data-dir", default=None, help="TFDS data_dir (default: TFDS's own)")
-    parser.add_argument("--offline", action="store_true", help="never download; fail if not prepared")
+def cmd_tune(args: argparse.Namespace) -> int:
+    """Run the search standalone (no TFX) and print the trials table."""
+    import time
+
+    config = command_config(args, TuneConfig)  # validated before the slow TensorFlow import
+    from sparse_ae.tuner import search
+    from sparse_ae.tuning import format_trials_table
+
+    dataset = config.dataset
+    started = time.time()
+    trials = search(config.model, config.tuner, dataset.tfds_name, args.output, data_dir=dataset.data_dir,
+                    download=dataset.download, train_split=dataset.split_for("train"),
+                    val_split=dataset.split_for("eval"))
+    took = time.time() - started
+    print(f"\nTuning on {dataset.tfds_name}: {len(trials)} trials, {config.tuner.epochs_per_trial} epoch(s) each, "
+          f"in {took:.0f} s")
+    print(format_trials_table(trials, config.tuner.sparsity_tolerance))
+    print(f"wrote {os.path.join(args.output, TRIALS_FILE)}")
+    return 0
+
+
+def dataset_arguments(parser: argparse.ArgumentParser, example: str = SET_EXAMPLE) -> None:
+    """--dataset (short for --set dataset.name=...), --set, and the replaced flags' pointers."""
+    parser.add_argument("--dataset", help=f"TFDS name[/config], short for --set dataset.name=NAME "
+                                          f"(default {DatasetConfig().name})")
+    add_set_argument(parser, example)
+    parser.add_argument("--data-dir", action=Replaced, replacement="--set dataset.data_dir=DIR")
+    parser.add_argument("--offline", action=Replaced, nargs=0, replacement="--set dataset.download=false")
 
 
 def add_library_commands(subparsers) -> Dict[str, Handler]:
     """Register prepare/train/reconstruct/tune; return the handler of each command name."""
     prepare = subparsers.add_parser("prepare", help="prepare a TFDS dataset (for offline or air-gapped use)")
-    prepare.add_argument("--dataset", required=True)
-    prepare.add_argument("--data-dir", default=None)
+    dataset_arguments(prepare, "dataset.data_dir=/shared/tfds")
 
     train = subparsers.add_parser("train", help="train the model standalone (no TFX)")
-    _dataset_arguments(train)
-    train.add_argument("--epochs", type=int, default=None, help="overrides the config's epochs")
+    dataset_arguments(train)
+    train.add_argument("--epochs", action=Replaced, replacement="--set model.epochs=N")
     train.add_argument("--output", required=True, help="folder for weights, metrics.json and logs/")
-    train.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, repeatable")
     add_preset_argument(train)
 
     baseline = subparsers.add_parser(
         "baseline", help="the linear baseline: PCA of a code size, fitted on one split, PSNR on another")
-    _dataset_arguments(baseline)
-    baseline.add_argument("--code-size", type=int, default=SparseAEConfig().latent_dim,
-                          help="PCA components, the model's latent_dim (default %(default)s)")
-    baseline.add_argument("--fit-split", default="train")
-    baseline.add_argument("--eval-split", default="test")
+    dataset_arguments(baseline, "dataset.data_dir=tfds_data, model.latent_dim=16")
+    baseline.add_argument("--code-size", type=int, default=None,
+                          help=f"PCA components (default: model.latent_dim, {SparseAEConfig().latent_dim})")
+    baseline.add_argument("--fit-split", help="default: the TFDS split dataset.split_mapping maps to 'train'")
+    baseline.add_argument("--eval-split", help="default: the TFDS split dataset.split_mapping maps to 'eval'")
 
     recon = subparsers.add_parser("reconstruct", help="write a grid of originals over reconstructions")
-    _dataset_arguments(recon)
+    dataset_arguments(recon)
     recon.add_argument("--weights", required=True, help="sparse_autoencoder.weights.h5")
-    recon.add_argument("--split", default="test")
+    recon.add_argument("--split", help="default: the TFDS split dataset.split_mapping maps to 'eval'")
     recon.add_argument("--count", type=int, default=10)
     recon.add_argument("--output", required=True, help="PNG file to write")
-    recon.add_argument("--set", action="append", metavar="KEY=VALUE")
-    from sparse_ae.tuning import add_tune_command  # tune (issue 8)
 
+    tune = subparsers.add_parser(
+        "tune", help="search sparsity_target, sparsity_weight and latent_dim standalone (no TFX)")
+    dataset_arguments(tune, "tuner.max_trials=6, tuner.sparsity_weight_range=0.01,1, model.epochs=3, "
+                            "dataset.download=false")
+    tune.add_argument("--output", default="tuning", help="folder for KerasTuner's trials and trials.json")
     return {"prepare": cmd_prepare, "train": cmd_train, "reconstruct": cmd_reconstruct, "baseline": cmd_baseline,
-            **add_tune_command(subparsers)}
+            "tune": cmd_tune}
 
 
 def run(parser: argparse.ArgumentParser, handlers: Dict[str, Handler], argv: Optional[Sequence[str]]) -> int:

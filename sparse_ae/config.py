@@ -1,8 +1,9 @@
 """Typed, validated hyperparameters of the sparse autoencoder, and device visibility."""
 from __future__ import annotations
 
+import argparse
 import json
-from typing import Any, Iterable, Literal, Optional, Tuple, TypeVar
+from typing import Any, Dict, Iterable, Literal, Optional, Tuple, TypeVar
 
 import pydantic
 from annotated_types import Ge, Gt, Le, Lt
@@ -34,8 +35,8 @@ class SparseAEConfig(StrictModel):
         "sigmoid", description="sigmoid: KL on the batch-mean activation; relu: KL on tanh of it (docs/model-library.md).")
     encoder_activation: Literal["sigmoid", "relu", "tanh", "elu"] = Field("elu", description="Activation of encoder hidden layers.")
     decoder_activation: Literal["sigmoid", "relu", "tanh", "elu"] = Field("elu", description="Activation of decoder hidden layers.")
-    sparsity_target: float = Field(0.05, gt=0.0, lt=1.0, description="Target mean activation rho of each latent unit.")
-    sparsity_weight: float = Field(0.01, ge=0.0, description="Weight beta of the KL sparsity penalty.")
+    sparsity_target: float = Field(0.05, gt=0.0, lt=1.0, description="Target mean activation of each latent unit.")
+    sparsity_weight: float = Field(0.01, ge=0.0, description="Weight of the KL sparsity penalty in the loss.")
     batch_norm: bool = Field(True, description="Batch normalization between each hidden Dense layer and its activation.")
     kernel_initializer: Literal["glorot_uniform", "he_normal", "lecun_normal"] = Field(
         "he_normal", description="Initial weights of every Dense layer (he_normal suits elu/relu layers).")
@@ -76,6 +77,36 @@ class SparseAEConfig(StrictModel):
         return self.noise_stddev > 0 or self.mask_fraction > 0
 
 
+class DatasetConfig(StrictModel):
+    """Which TFDS dataset to read (the pipeline's ExampleGen and the library's commands alike), and
+    which TFDS split is for training ('train') and which for evaluation ('eval')."""
+
+    name: str = Field("fashion_mnist", min_length=1, description="TFDS name[/config], e.g. garment_shapes/full.")
+    version: str = Field("", description="TFDS version, e.g. 3.0.1; empty for the builder's default.")
+    data_dir: Optional[str] = Field(
+        None, description="TFDS data_dir with the prepared datasets (the air-gapped path); none: TFDS's default "
+                          "(~/tensorflow_datasets).")
+    split_mapping: Dict[str, str] = Field(
+        {"train": "train", "test": "eval"}, description="TFDS split -> TFX split; the values must be exactly 'train' and 'eval'.")
+    download: bool = Field(True, description="Prepare the dataset when absent; false never touches the network.")
+
+    @pydantic.field_validator("split_mapping")
+    @classmethod
+    def _train_and_eval(cls, mapping: Dict[str, str]) -> Dict[str, str]:
+        if sorted(mapping.values()) != ["eval", "train"]:
+            raise ValueError("must map one TFDS split to 'train' and one to 'eval'")
+        return mapping
+
+    @property
+    def tfds_name(self) -> str:
+        """name[/config][:version], what TFDS's builder takes."""
+        return f"{self.name}:{self.version}" if self.version else self.name
+
+    def split_for(self, role: str) -> str:
+        """The TFDS split mapped to 'train' or 'eval'."""
+        return next(split for split, mapped in self.split_mapping.items() if mapped == role)
+
+
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 
@@ -107,6 +138,13 @@ def _locate(model: type[BaseModel], loc: Tuple[Any, ...]) -> Tuple[type[BaseMode
     return current, str(loc[-1]) if loc else ""
 
 
+def _sections_with(model: type[BaseModel], field: str) -> list[str]:
+    """The nested sections of model that have a key named field (`sparsity_target` -> ['model'])."""
+    return [name for name, info in model.model_fields.items()
+            if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
+            and field in info.annotation.model_fields]
+
+
 def validation_error_message(model: type[BaseModel], error: pydantic.ValidationError) -> str:
     """One line per problem: key=value: what is wrong (allowed: ...)."""
     lines = []
@@ -114,7 +152,8 @@ def validation_error_message(model: type[BaseModel], error: pydantic.ValidationE
         key = ".".join(str(part) for part in item["loc"] if not isinstance(part, int)) or "<config>"
         owner, field = _locate(model, tuple(p for p in item["loc"] if not isinstance(p, int)))
         if item["type"] == "extra_forbidden":
-            lines.append(f"unknown key {key!r} ({_allowed(owner, '__unknown__')})")
+            hint = "".join(f"did you mean {section}.{field}? " for section in _sections_with(owner, field))
+            lines.append(f"unknown key {key!r} ({hint}{_allowed(owner, '__unknown__')})")
             continue
         if not item["loc"]:  # a check across keys (conflicting settings) names them in its own words
             lines.append(str(item["msg"]).removeprefix("Value error, "))
@@ -160,6 +199,34 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
                 raise ConfigError(f"--set {pair!r}: {part!r} is both a value and a section")
         target[parts[-1]] = parse_value(text.strip())
     return result
+
+
+def add_set_argument(parser: argparse.ArgumentParser, example: str) -> None:
+    """The repeatable `--set KEY=VALUE` option every command reads its config overrides from."""
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help=f"config override, repeatable; nested keys dotted, e.g. {example}")
+
+
+def command_overrides(args: argparse.Namespace, aliases: Optional[Dict[str, str]] = None) -> dict[str, Any]:
+    """A command's overrides as a nested dictionary: its alias flags (flag dest -> dotted key, e.g.
+    {"dataset": "dataset.name"}) first, then its --set pairs, which win."""
+    values: dict[str, Any] = {}
+    for dest, key in (aliases or {}).items():
+        value = getattr(args, dest, None)
+        if value is not None:  # taken as given: a flag's value is never parsed as JSON or a list
+            *sections, name = key.split(".")
+            target = values
+            for section in sections:
+                target = target.setdefault(section, {})
+            target[name] = value
+    return merge(values, parse_overrides(getattr(args, "set", None) or []))
+
+
+def config_from_args(model: type[ConfigT], args: argparse.Namespace, aliases: Optional[Dict[str, str]] = None,
+                     base: Optional[dict[str, Any]] = None) -> ConfigT:
+    """The config a command runs with: defaults, then base (a preset), then its flags and --set
+    overrides; validated (ConfigError with a one-line message)."""
+    return build_config(model, merge(dict(base or {}), command_overrides(args, aliases)))
 
 
 def merge(base: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:

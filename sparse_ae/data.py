@@ -98,7 +98,7 @@ def tfds_builder(name: str, data_dir: Optional[str] = None, download: bool = Tru
         if not download:
             raise DatasetUnavailableError(
                 f"dataset {name!r} is not prepared in data_dir={where!r} and download is off; "
-                f"prepare it where it can be built (e.g. `sparse-ae prepare --dataset {name} --data-dir DIR`) "
+                f"prepare it where it can be built (e.g. `sparse-ae prepare --dataset {name} --set dataset.data_dir=DIR`) "
                 f"and copy DIR here")
         check_download_hosts(builder, name, where)
         try:

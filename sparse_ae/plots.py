@@ -63,7 +63,7 @@ def plot_training_curves(history: Dict[str, Sequence[float]], sparsity_target: O
             if values:
                 axis.plot(range(1, len(values) + 1), values, style, label=label, gid=key)
         if name == "mean_activation" and sparsity_target is not None:
-            axis.axhline(sparsity_target, color="tab:red", linestyle=":", label=f"target ρ = {sparsity_target:g}",
+            axis.axhline(sparsity_target, color="tab:red", linestyle=":", label=f"sparsity_target = {sparsity_target:g}",
                          gid="sparsity_target")
         axis.set_title(title, fontsize=10)
         axis.set_xlabel("epoch", fontsize=8)
@@ -82,7 +82,7 @@ def plot_unit_activation(unit_means: Sequence[float], sparsity_target: float):
     figure = _figure(12, 3.6)
     axis = figure.subplots()
     axis.bar(np.arange(len(means)), means, color="tab:blue", label="mean activation of the unit", gid="units")
-    axis.axhline(sparsity_target, color="tab:red", linestyle="--", label=f"target ρ = {sparsity_target:g}",
+    axis.axhline(sparsity_target, color="tab:red", linestyle="--", label=f"sparsity_target = {sparsity_target:g}",
                  gid="sparsity_target", zorder=3)
     axis.axhline(float(means.mean()), color="black", linestyle=":", label=f"mean over units = {means.mean():.3f}",
                  gid="mean_over_units")

@@ -56,8 +56,9 @@ class SparsityTuner(keras_tuner.engine.base_tuner.BaseTuner):
         config = apply_hyperparameters(self.base_config, values).model_copy(
             update={"epochs": self.tuner_config.epochs_per_trial})
         number = len(self.oracle.trials)
-        print(f"[tuner] trial {trial.trial_id} ({number} of {self.tuner_config.max_trials}): rho={config.sparsity_target:.4f} "
-              f"beta={config.sparsity_weight:.3g} latent={config.latent_dim}", flush=True)
+        print(f"[tuner] trial {trial.trial_id} ({number} of {self.tuner_config.max_trials}): "
+              f"sparsity_target={config.sparsity_target:.4f} sparsity_weight={config.sparsity_weight:.3g} "
+              f"latent_dim={config.latent_dim}", flush=True)
         keras.backend.clear_session()  # each trial's graph would otherwise stay in memory
         keras.utils.set_random_seed(config.seed)  # every trial starts from the same seeded weights
         model = build_model(config)
@@ -67,7 +68,7 @@ class SparsityTuner(keras_tuner.engine.base_tuner.BaseTuner):
         metrics = {name: float(history[name][-1]) for name in ("val_psnr", "val_mean_activation", "val_kl_penalty")}
         result = TrialResult.from_metrics(trial.trial_id, values, metrics, self.tuner_config.sparsity_tolerance)
         print(f"[tuner] trial {trial.trial_id} done: PSNR {result.psnr:.2f} dB, mean activation {result.mean_activation:.4f} "
-              f"({'meets' if result.meets_sparsity else 'misses'} rho within {self.tuner_config.sparsity_tolerance:g}), "
+              f"({'meets' if result.meets_sparsity else 'misses'} sparsity_target within {self.tuner_config.sparsity_tolerance:g}), "
               f"KL {result.kl_penalty:.4f}, objective {result.score:.2f}", flush=True)
         return {OBJECTIVE: result.score, **metrics}
 
@@ -85,13 +86,15 @@ class SparsityTuner(keras_tuner.engine.base_tuner.BaseTuner):
 
 
 def search(base_config: SparseAEConfig, tuner_config: TunerConfig, dataset: str, output_dir: str,
-           data_dir: Optional[str] = None, download: bool = True, verbose: int = 2) -> List[TrialResult]:
-    """Standalone search on a TFDS dataset (train split / test split); writes trials.json; ranked trials."""
+           data_dir: Optional[str] = None, download: bool = True, verbose: int = 2, train_split: str = "train",
+           val_split: str = "test") -> List[TrialResult]:
+    """Standalone search on a TFDS dataset (fit on train_split, scored on val_split); writes trials.json;
+    returns the ranked trials."""
     from sparse_ae import data
 
     configure_devices(base_config)
-    train = data.tfds_pairs(dataset, "train", base_config, training=True, data_dir=data_dir, download=download)
-    val = data.tfds_pairs(dataset, "test", base_config, training=False, data_dir=data_dir, download=download)
+    train = data.tfds_pairs(dataset, train_split, base_config, training=True, data_dir=data_dir, download=download)
+    val = data.tfds_pairs(dataset, val_split, base_config, training=False, data_dir=data_dir, download=download)
     if tuner_config.steps_per_epoch:
         train = train.repeat()
     tf.io.gfile.makedirs(output_dir)  # output_dir may be remote (gs://)

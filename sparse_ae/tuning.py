@@ -2,11 +2,10 @@
 
 Light on purpose (pydantic only, no TensorFlow, no TFX): `pipeline_config.py` embeds `TunerConfig`,
 and the objective and table are shared by the standalone search (`sparse_ae/tuner.py`,
-`sparse-ae tune`), the pipeline's Tuner (`pipeline/tuner_module.py`) and the run summary.
+`sparse-ae tune` in sparse_ae/cli.py), the pipeline's Tuner (`pipeline/tuner_module.py`) and the run summary.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -16,7 +15,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 import pydantic
 from pydantic import Field
 
-from sparse_ae.config import SparseAEConfig, StrictModel, build_config, merge, parse_overrides
+from sparse_ae.config import SparseAEConfig, StrictModel, build_config, merge
 
 # The hyperparameters the search varies; everything else comes from the model config.
 TUNED_KEYS = ("sparsity_target", "sparsity_weight", "latent_dim")
@@ -31,22 +30,22 @@ OBJECTIVE = "sparsity_constrained_psnr"
 
 
 class TunerConfig(StrictModel):
-    """The search: ranges of rho, beta and the latent size, the budget, the sparsity requirement."""
+    """The search: ranges of sparsity_target, sparsity_weight and latent_dim, the budget, the sparsity requirement."""
 
     enabled: bool = Field(False, description="Pipeline: run a Tuner before the Trainer and train with its best hyperparameters.")
     sparsity_target_range: Tuple[float, float] = Field(
-        (0.02, 0.2), description="min,max of the target mean activation rho, 0 < min <= max < 1 (sampled uniformly).")
+        (0.02, 0.2), description="min,max of model.sparsity_target, 0 < min <= max < 1 (sampled uniformly).")
     # Up to 0.1: on garment_shapes/full, beta 0.3 and above collapsed the code to a constant rho in
     # 2 epochs (every unit at rho, KL 0, 13.5 dB: the mean image), while beta 0.03 met rho at 15 dB.
     sparsity_weight_range: Tuple[float, float] = Field(
-        (1e-3, 0.1), description="min,max of the penalty weight beta, 0 < min <= max (sampled on a log scale).")
+        (1e-3, 0.1), description="min,max of model.sparsity_weight, 0 < min <= max (sampled on a log scale).")
     latent_dims: Tuple[int, ...] = Field((32, 64, 128), min_length=1, description="Latent sizes to choose from, each > 0.")
     max_trials: int = Field(4, gt=0, description="Trials (models trained) in the search.")
     epochs_per_trial: int = Field(2, gt=0, description="Training epochs of each trial.")
     steps_per_epoch: Optional[int] = Field(None, gt=0, description="Training steps per trial epoch; none: the whole split.")
     eval_steps: Optional[int] = Field(None, gt=0, description="Validation steps per trial epoch; none: the whole split.")
     sparsity_tolerance: float = Field(
-        0.02, gt=0.0, description="A trial counts only when |val mean activation - rho| <= this (absolute).")
+        0.02, gt=0.0, description="A trial counts only when |val mean activation - sparsity_target| <= this (absolute).")
     seed: int = Field(42, ge=0, description="Seed of the random search.")
 
     @pydantic.field_validator("latent_dims", mode="before")
@@ -75,13 +74,6 @@ class TunerConfig(StrictModel):
         if any(dim <= 0 for dim in dims):
             raise ValueError("every latent size must be > 0")
         return tuple(dict.fromkeys(dims))  # KerasTuner's Choice rejects duplicates
-
-
-class TuneConfig(StrictModel):
-    """`sparse-ae tune`'s configuration: the same `model.*` and `tuner.*` keys as the pipeline."""
-
-    model: SparseAEConfig = SparseAEConfig()
-    tuner: TunerConfig = TunerConfig()
 
 
 def meets_sparsity(mean_activation: float, target: float, tolerance: float) -> bool:
@@ -138,18 +130,18 @@ def apply_hyperparameters(config: SparseAEConfig, values: Dict[str, Any]) -> Spa
 def format_trials_table(trials: Iterable[TrialResult], tolerance: Optional[float] = None) -> str:
     """The trials sorted by the objective, one line each."""
     ranked = rank_trials(trials)
-    header = (f"{'rank':>4} {'trial':>5} {'rho':>7} {'beta':>9} {'latent':>6} {'PSNR dB':>8} "
-              f"{'mean act':>9} {'KL':>8} {'rho met':>7}")
+    header = (f"{'rank':>4} {'trial':>5} {'sparsity_target':>15} {'sparsity_weight':>15} {'latent_dim':>10} "
+              f"{'PSNR dB':>8} {'mean act':>9} {'KL':>8} {'target met':>10}")
     lines = [header]
     for rank, trial in enumerate(ranked, 1):
-        lines.append(f"{rank:>4} {trial.trial_id:>5} {trial.sparsity_target:>7.4f} {trial.sparsity_weight:>9.3g} "
-                     f"{trial.latent_dim:>6} {trial.psnr:>8.2f} {trial.mean_activation:>9.4f} "
-                     f"{trial.kl_penalty:>8.4f} {'yes' if trial.meets_sparsity else 'NO':>7}")
+        lines.append(f"{rank:>4} {trial.trial_id:>5} {trial.sparsity_target:>15.4f} {trial.sparsity_weight:>15.3g} "
+                     f"{trial.latent_dim:>10} {trial.psnr:>8.2f} {trial.mean_activation:>9.4f} "
+                     f"{trial.kl_penalty:>8.4f} {'yes' if trial.meets_sparsity else 'NO':>10}")
     if ranked and not any(trial.meets_sparsity for trial in ranked):
-        lines.append("WARNING: no trial met its rho within the tolerance; rank 1 is only the best of the misses "
+        lines.append("WARNING: no trial met its sparsity_target within the tolerance; rank 1 is only the best of the misses "
                      "(widen tuner.sparsity_weight_range upwards, or give trials more epochs)")
     if tolerance is not None:
-        lines.append(f"(objective: val PSNR; a trial whose mean activation is further than {tolerance:g} from rho "
+        lines.append(f"(objective: val PSNR; a trial whose mean activation is further than {tolerance:g} from its sparsity_target "
                      f"ranks below every trial within it)")
     return "\n".join(lines)
 
@@ -173,38 +165,3 @@ def load_trials(text: str) -> Tuple[List[TrialResult], Optional[float]]:
     """Trials and tolerance back from trials_json's text."""
     content = json.loads(text)
     return [TrialResult(**item) for item in content["trials"]], content.get("sparsity_tolerance")
-
-
-def tune_config_from(args: argparse.Namespace) -> TuneConfig:
-    """Defaults, then --set model.*/tuner.* overrides, validated (ConfigError on bad input)."""
-    return build_config(TuneConfig, parse_overrides(args.set or []))
-
-
-def cmd_tune(args: argparse.Namespace) -> int:
-    """Run the search standalone (no TFX) and print the trials table."""
-    import time
-
-    config = tune_config_from(args)  # validated before the slow TensorFlow import
-    from sparse_ae.tuner import search
-
-    started = time.time()
-    trials = search(config.model, config.tuner, args.dataset, args.output, data_dir=args.data_dir,
-                    download=not args.offline)
-    took = time.time() - started
-    print(f"\nTuning on {args.dataset}: {len(trials)} trials, {config.tuner.epochs_per_trial} epoch(s) each, "
-          f"in {took:.0f} s")
-    print(format_trials_table(trials, config.tuner.sparsity_tolerance))
-    print(f"wrote {os.path.join(args.output, TRIALS_FILE)}")
-    return 0
-
-
-def add_tune_command(subparsers) -> Dict[str, Any]:
-    """Register `tune`; return its handler."""
-    tune = subparsers.add_parser("tune", help="search rho, beta and the latent size standalone (no TFX)")
-    tune.add_argument("--dataset", default="fashion_mnist", help="TFDS name[/config] (default %(default)s)")
-    tune.add_argument("--data-dir", default=None, help="TFDS data_dir (default: TFDS's own)")
-    tune.add_argument("--offline", action="store_true", help="never download; fail if not prepared")
-    tune.add_argument("--output", default="tuning", help="folder for KerasTuner's trials and trials.json")
-    tune.add_argument("--set", action="append", metavar="KEY=VALUE",
-                      help="override, repeatable: tuner.max_trials=6, tuner.sparsity_weight_range=0.01,1, model.epochs=...")
-    return {"tune": cmd_tune}

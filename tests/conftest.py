@@ -2,12 +2,11 @@
 import hashlib
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
-from sparse_ae.config import SparseAEConfig  # noqa: E402
+from sparse_ae.config import SparseAEConfig  # noqa: E402  (its package sets TF_USE_LEGACY_KERAS)
 
 
 @pytest.fixture

@@ -17,8 +17,9 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_train_then_reconstruct(garment_data_dir, tmp_path):
     output = tmp_path / "run"
-    result = run_cli("train", "--dataset", "garment_shapes/small", "--data-dir", garment_data_dir, "--offline",
-                     "--epochs", "2", "--output", str(output), "--set", "hidden_dims=64", "--set", "latent_dim=16")
+    result = run_cli("train", "--dataset", "garment_shapes/small", "--set", f"dataset.data_dir={garment_data_dir}",
+                     "--set", "dataset.download=false", "--set", "model.epochs=2", "--output", str(output),
+                     "--set", "model.hidden_dims=64", "--set", "model.latent_dim=16")
     assert result.returncode == 0, result.stderr
     assert "Epoch 2/2" in result.stdout  # Keras's progress output
     metrics = json.load(open(output / "metrics.json"))
@@ -26,20 +27,26 @@ def test_train_then_reconstruct(garment_data_dir, tmp_path):
     assert (output / "sparse_autoencoder.weights.h5").stat().st_size > 0
 
     png = tmp_path / "grid.png"
-    result = run_cli("reconstruct", "--weights", str(output / "sparse_autoencoder.weights.h5"), "--offline",
-                     "--dataset", "garment_shapes/small", "--data-dir", garment_data_dir, "--output", str(png))
+    result = run_cli("reconstruct", "--weights", str(output / "sparse_autoencoder.weights.h5"),
+                     "--set", "dataset.name=garment_shapes/small", "--set", f"dataset.data_dir={garment_data_dir}",
+                     "--set", "dataset.download=false", "--output", str(png))
     assert result.returncode == 0, result.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["train", "--dataset", "garment_shapes/small", "--output", "x", "--set", "sparsity_target=1.5"],
-     "sparsity_target=1.5"),
+    (["train", "--dataset", "garment_shapes/small", "--output", "x", "--set", "model.sparsity_target=1.5"],
+     "model.sparsity_target=1.5"),
     (["train", "--dataset", "garment_shapes/small", "--output", "x", "--set", "no_such_key=1"],
      "unknown key 'no_such_key'"),
-    (["train", "--epochs", "many", "--output", "x"], "invalid int value"),
-    (["train", "--dataset", "fashion_mnist", "--offline", "--data-dir", "/nonexistent/tfds", "--output", "x"],
-     "not prepared in data_dir='/nonexistent/tfds'"),
+    (["train", "--output", "x", "--set", "sparsity_target=0.02"],
+     "unknown key 'sparsity_target' (did you mean model.sparsity_target?"),
+    (["train", "--set", "model.epochs=many", "--output", "x"], "model.epochs='many': Input should be a valid integer"),
+    (["train", "--set", "dataset.name=fashion_mnist", "--set", "dataset.download=false",
+      "--set", "dataset.data_dir=/nonexistent/tfds", "--output", "x"], "not prepared in data_dir='/nonexistent/tfds'"),
+    (["train", "--offline", "--output", "x"], "--offline was replaced by --set dataset.download=false"),
+    (["train", "--data-dir", "d", "--output", "x"], "--data-dir was replaced by --set dataset.data_dir=DIR"),
+    (["train", "--epochs", "2", "--output", "x"], "--epochs was replaced by --set model.epochs=N"),
 ])
 def test_bad_input_is_one_line_and_exit_status_2(args, fragment):
     result = run_cli(*args)
@@ -52,20 +59,19 @@ def test_bad_input_is_one_line_and_exit_status_2(args, fragment):
 def test_baseline_prints_pca_of_any_tfds_split_and_train_prints_it_beside_the_model(garment_data_dir, tmp_path):
     from sparse_ae.linear_baseline import compute
 
-    result = run_cli("baseline", "--dataset", "garment_shapes/small", "--data-dir", garment_data_dir, "--offline",
-                     "--code-size", "16")
+    offline = ["--set", f"dataset.data_dir={garment_data_dir}", "--set", "dataset.download=false"]
+    result = run_cli("baseline", "--dataset", "garment_shapes/small", *offline, "--set", "model.latent_dim=16")
     assert result.returncode == 0, result.stderr
     expected = compute("garment_shapes/small", "train", "test", 16, data_dir=garment_data_dir, download=False)
     assert result.stdout.strip().splitlines()[-1] == (
         f"garment_shapes/small: PCA-16 (fitted on train, 2000 images) eval PSNR on test (500 images) "
         f"{expected['eval_psnr']:.2f} dB, MSE {expected['eval_mse']:.5f}")
-    bad = run_cli("baseline", "--dataset", "garment_shapes/small", "--data-dir", garment_data_dir, "--offline",
-                  "--code-size", "1000")
+    bad = run_cli("baseline", "--dataset", "garment_shapes/small", *offline, "--code-size", "1000")
     assert bad.returncode == 2 and "exceeds the 784 pixels" in bad.stderr
 
     output = tmp_path / "run"
-    trained = run_cli("train", "--dataset", "garment_shapes/small", "--data-dir", garment_data_dir, "--offline",
-                      "--epochs", "1", "--output", str(output), "--set", "hidden_dims=64", "--set", "latent_dim=16")
+    trained = run_cli("train", "--dataset", "garment_shapes/small", *offline, "--set", "model.epochs=1",
+                      "--output", str(output), "--set", "model.hidden_dims=64", "--set", "model.latent_dim=16")
     assert trained.returncode == 0, trained.stderr
     metrics = json.load(open(output / "metrics.json"))
     assert f"linear baseline on garment_shapes/small: PCA-16 val_psnr {expected['eval_psnr']:.2f} dB; the model " \

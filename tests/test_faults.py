@@ -30,8 +30,7 @@ import time
 
 import pytest
 
-from components.serving_pusher.executor import (PublishError, STAGING_PREFIX, publish, remove_stale_staging,
-                                                serving_versions)
+from components.serving_dir import PublishError, STAGING_PREFIX, publish, remove_stale_staging, serving_versions
 from pipeline.run_lock import LOCK_FILE
 from pipeline.run_summary import latest_run_id, open_store, summarize_run
 

@@ -20,7 +20,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from ml_metadata.proto import metadata_store_pb2
 
-from components.serving_pusher.executor import same_saved_model, serving_versions
+from components.serving_dir import same_saved_model, serving_versions
 from pipeline import cli
 from pipeline.local_runner import run_local
 from pipeline.run_summary import format_summary, open_store, summarize_run

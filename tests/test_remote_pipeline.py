@@ -11,7 +11,7 @@ from remote_fs import register_ram_for_beam
 
 
 def test_a_whole_run_with_pipeline_root_and_serving_dir_on_a_remote_filesystem(garment_data_dir, ram_root, tmp_path):
-    from components.serving_pusher.executor import serving_versions
+    from components.serving_dir import serving_versions
     from pipeline.local_runner import run_local
     from pipeline.run_summary import summarize_run
     from pipeline_config import load_config

@@ -21,8 +21,8 @@ from tfx.proto import pusher_pb2, trainer_pb2
 from tfx.types import standard_artifacts
 from tfx.utils import io_utils, proto_utils
 
-from components.serving_pusher.executor import (STAGING_PREFIX, Executor as PusherExecutor, PublishError,
-                                                publish, serving_versions)
+from components.serving_dir import STAGING_PREFIX, PublishError, publish, serving_versions
+from components.serving_pusher.executor import Executor as PusherExecutor
 from components.strict_example_validator import Executor as ValidatorExecutor, not_constant
 from sparse_ae.config import SparseAEConfig
 from sparse_ae.data import IMAGE_KEY

@@ -10,6 +10,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCANNED = sorted(glob.glob(os.path.join(ROOT, "components", "**", "*.py"), recursive=True)) + [
     os.path.join(ROOT, path) for path in (
         "pipeline/trainer_module.py", "pipeline/tuner_module.py", "pipeline/promotion.py", "pipeline/run_summary.py",
+        "pipeline/mlmd_reader.py",
         "sparse_ae/train.py", "sparse_ae/tuning.py", "sparse_ae/tuner.py", "sparse_ae/distribute.py",
         "sparse_ae/export.py", "sparse_ae/storage.py")]
 
@@ -22,17 +23,19 @@ OS_PATH_CALLS = {"exists", "isdir", "isfile", "getsize", "normpath"}
 # or the line above.
 ALLOWED = {
     # Local serving folders: OS calls for real error messages, fsync and the atomic rename.
-    ("components/serving_pusher/executor.py", "_copy_tree", "os.path.isdir"),
-    ("components/serving_pusher/executor.py", "_copy_tree", "os.walk"),
-    ("components/serving_pusher/executor.py", "_copy_tree", "os.makedirs"),
-    ("components/serving_pusher/executor.py", "_copy_tree", "shutil.copyfile"),
-    ("components/serving_pusher/executor.py", "_fsync", "os.open"),
-    ("components/serving_pusher/executor.py", "_fsync_tree", "os.walk"),
-    ("components/serving_pusher/executor.py", "_publish_by_rename", "os.rename"),
-    ("components/serving_pusher/executor.py", "publish", "os.makedirs"),
-    ("components/serving_pusher/executor.py", "normalize_path", "os.path.normpath"),  # only for local paths
+    ("components/serving_dir.py", "_copy_tree", "os.path.isdir"),
+    ("components/serving_dir.py", "_copy_tree", "os.walk"),
+    ("components/serving_dir.py", "_copy_tree", "os.makedirs"),
+    ("components/serving_dir.py", "_copy_tree", "shutil.copyfile"),
+    ("components/serving_dir.py", "_fsync", "os.open"),
+    ("components/serving_dir.py", "_fsync_tree", "os.walk"),
+    ("components/serving_dir.py", "_publish_by_rename", "os.rename"),
+    ("components/serving_dir.py", "publish", "os.makedirs"),
+    ("components/serving_dir.py", "normalize_path", "os.path.normpath"),  # only for local paths
     # The sqlite ML Metadata file.
     ("pipeline/promotion.py", "_store", "os.path.exists"),
+    ("pipeline/mlmd_reader.py", "metadata_file", "os.path.isdir"),
+    ("pipeline/mlmd_reader.py", "metadata_file", "os.path.isfile"),
     # A non-chief worker's throwaway folder.
     ("sparse_ae/distribute.py", "writable_dir", "tempfile.mkdtemp"),
     ("sparse_ae/distribute.py", "discard", "shutil.rmtree"),

@@ -78,8 +78,8 @@ def test_stored_calibration_equals_the_quantiles_of_the_pushed_model_on_the_eval
 def test_score_flags_the_configured_rate_on_garments_and_writes_one_row_per_image(served, garment_data_dir, tmp_path,
                                                                                 capsys):
     _, config, live = served
-    tfds_args = ["--dataset", "garment_shapes/small", "--data-dir", garment_data_dir, "--offline",
-                 "--serving-dir", config.serving_dir]
+    tfds_args = ["--dataset", "garment_shapes/small", "--set", f"dataset.data_dir={garment_data_dir}",
+                 "--set", "dataset.download=false", "--serving-dir", config.serving_dir]
     # The eval split is the calibration split: exactly the quantile's share lies above it.
     code, out = _score(tfds_args + ["--split", "test", "--output", str(tmp_path / "eval.csv")], capsys)
     assert code == 0, out.err
@@ -112,8 +112,9 @@ def test_score_reads_the_pipelines_tfrecords_with_the_same_scores_as_the_tfds_sp
                         "--no-plot"], capsys)
     assert code == 0, out.err
     records = pd.read_csv(tmp_path / "records.csv")
-    code, out = _score(["--dataset", "garment_shapes/small", "--split", "test", "--data-dir", garment_data_dir,
-                        "--offline", "--model-dir", live, "--output", str(tmp_path / "tfds.csv"), "--no-plot"], capsys)
+    code, out = _score(["--dataset", "garment_shapes/small", "--split", "test", "--set",
+                        f"dataset.data_dir={garment_data_dir}", "--set", "dataset.download=false", "--model-dir", live,
+                        "--output", str(tmp_path / "tfds.csv"), "--no-plot"], capsys)
     tfds_rows = pd.read_csv(tmp_path / "tfds.csv")
     assert len(records) == 500 and records["id"].str.match(r"data_tfrecord-.*\.gz:\d+$").all()
     np.testing.assert_allclose(np.sort(records["mse"]), np.sort(tfds_rows["mse"]), rtol=1e-4)

@@ -63,8 +63,8 @@ def test_bad_tune_settings_exit_2_with_one_line(setting, words, capsys):
 
 def test_standalone_search_prints_the_ranked_table(garment_data_dir, tmp_path, capsys):
     overrides = sum((["--set", item] for item in TINY_SEARCH + ["tuner.max_trials=2"]), [])
-    assert cli.main(["tune", "--dataset", "garment_shapes/small", "--data-dir", garment_data_dir, "--offline",
-                     "--output", str(tmp_path), *overrides]) == 0
+    assert cli.main(["tune", "--dataset", "garment_shapes/small", "--set", f"dataset.data_dir={garment_data_dir}",
+                     "--set", "dataset.download=false", "--output", str(tmp_path), *overrides]) == 0
     out = capsys.readouterr().out
     trials, tolerance = load_trials(open(tmp_path / TRIALS_FILE).read())
     assert len(trials) == 2 and tolerance == 0.03

@@ -36,7 +36,8 @@ def _first_line(error: BaseException) -> str:
 def _reprepare(builder: tfds.core.DatasetBuilder) -> str:
     """The remedy for damaged files: the dataset's own prepare command."""
     name = builder.name + (f"/{builder.builder_config.name}" if builder.builder_config else "")
-    return (f"prepare it again (`sparse-ae prepare --dataset {name} --data-dir {builder.data_dir_root}`) "
+    return (f"prepare it again (`sparse-ae prepare --dataset {name} "
+            f"--set dataset.data_dir={builder.data_dir_root}`) "
             f"or copy it again from where it was prepared")
 
 

@@ -5,6 +5,9 @@
     path = write_report(root, run_id="2026-...", output_dir="out/")
 
 `gather` returns the report's content (`ReportData`, the numbers every figure draws) without writing.
+This package's `__init__` stays light (no TensorFlow, numpy or ML Metadata at import: the command
+line imports `pipeline.report.cli`), so it imports its content and rendering modules when called;
+they never import this `__init__` back.
 """
 from __future__ import annotations
 
@@ -20,28 +23,13 @@ def report_dir(pipeline_root: str, run_id: str) -> str:
     return os.path.join(os.path.abspath(pipeline_root), REPORTS_DIR, re.sub(r"[^A-Za-z0-9._-]", "_", run_id))
 
 
-def metadata_file(pipeline_root: str, metadata_path: Optional[str] = None) -> str:
-    """The run records' sqlite file (default <pipeline_root>/metadata.sqlite); ConfigError if root or file is absent.
-
-    Cheap (no TensorFlow import): the command line checks this first.
-    """
-    from sparse_ae.errors import ConfigError
-
-    if not os.path.isdir(pipeline_root):
-        raise ConfigError(f"no pipeline root {pipeline_root!r}")
-    path = os.path.abspath(metadata_path or os.path.join(pipeline_root, "metadata.sqlite"))
-    if not os.path.isfile(path):
-        raise ConfigError(f"no ML Metadata store at {path!r}: no pipeline has run with this root")
-    return path
-
-
 def write_report(pipeline_root: str, run_id: Optional[str] = None, output_dir: Optional[str] = None, *,
                  pipeline_name: Optional[str] = None, metadata_path: Optional[str] = None,
                  summary=None) -> str:
     """Write the report of run_id (default: the latest run) and return the path of its report.html.
 
     Default output_dir: <pipeline_root>/reports/<run id>/. pipeline_name defaults to the store's only
-    pipeline; metadata_path to <pipeline_root>/metadata.sqlite; `summary` (a RunSummary of that run)
+    pipeline; metadata_path to <pipeline_root>/metadata.sqlite (pipeline_config.METADATA_FILE); `summary` (a RunSummary of that run)
     saves reading the evaluation twice. Raises ConfigError for an unknown root, pipeline or run.
     """
     from pipeline.report.content import gather

@@ -6,20 +6,21 @@ import logging
 import time
 from typing import Callable, Dict
 
+from sparse_ae.config import add_set_argument
+
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Rebuild the report of a recorded run from ML Metadata; print its path."""
-    from pipeline_config import load_config
+    from pipeline_config import PipelineConfig
+    from sparse_ae.config import command_overrides, config_from_args
 
-    overrides = list(args.set or [])
-    if args.pipeline_root:
-        overrides.insert(0, f"pipeline_root={args.pipeline_root}")
-    config = load_config(overrides).absolute()  # validated before the slow imports
-    named = any(item.startswith("pipeline_name=") for item in overrides)
-    from pipeline.report import metadata_file, write_report
+    aliases = {"pipeline_root": "pipeline_root"}
+    config = config_from_args(PipelineConfig, args, aliases).absolute()  # validated before the slow imports
+    named = "pipeline_name" in command_overrides(args, aliases)
+    from pipeline.mlmd_reader import metadata_file, resolve_run
+    from pipeline.report import write_report
 
     metadata_file(config.pipeline_root, config.metadata_path)  # no such root: one line, before the slow imports
-    from pipeline.report.content import resolve_run
 
     # Unknown root, pipeline or run: a ConfigError (one line, exit 2) before any figure is drawn.
     resolve_run(config.pipeline_root, args.run, config.pipeline_name if named else None, config.metadata_path)
@@ -52,6 +53,5 @@ def add_report_command(subparsers) -> Dict[str, Callable[[argparse.Namespace], i
     report.add_argument("--run", metavar="RUN_ID", help="the pipeline run id (default: the latest run)")
     report.add_argument("--output", metavar="DIR",
                         help="folder to write into (default: <pipeline_root>/reports/<run>/)")
-    report.add_argument("--set", action="append", metavar="KEY=VALUE",
-                        help="pipeline config override, repeatable (pipeline_name=..., metadata_path=...)")
+    add_set_argument(report, "pipeline_name=NAME, metadata_path=FILE")
     return {"report": cmd_report}

@@ -14,11 +14,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from pipeline.promotion import SERVING_MODEL_DIR  # the SavedModel inside the Trainer's Model artifact
-from pipeline.report import metadata_file
-from pipeline.run_summary import (RunSummary, execution_outputs, format_drift, latest_run_id, node_executions, open_store,
-                                  summarize_run)
-from sparse_ae.errors import ConfigError
+from pipeline.mlmd_reader import SERVING_MODEL_DIR, execution_outputs, node_executions, open_store, resolve_run
+from pipeline.run_summary import RunSummary, format_drift, summarize_run
 from sparse_ae.train import METRICS_FILE  # the Trainer's, in its model_run artifact
 
 SAMPLE_SIZE = 1000  # eval examples run through the model for reconstructions and latent means
@@ -69,31 +66,21 @@ class ReportData:
         return content
 
 
-def resolve_run(pipeline_root: str, run_id: Optional[str] = None, pipeline_name: Optional[str] = None,
-                metadata_path: Optional[str] = None) -> Tuple[str, str, str]:
-    """(metadata_path, pipeline_name, run_id) of a recorded run; ConfigError naming what is wrong.
+@dataclasses.dataclass
+class RunRecord:
+    """One run as the section readers see it: each node's execution and outputs, and the run summary."""
 
-    Without pipeline_name, the store's only pipeline (or `sparse_ae` among several); without
-    run_id, the pipeline's latest run.
-    """
-    metadata_path = metadata_file(pipeline_root, metadata_path)
-    store = open_store(metadata_path)
-    names = sorted(c.name for c in store.get_contexts_by_type("pipeline"))
-    if pipeline_name is None:
-        pipeline_name = names[0] if len(names) == 1 else "sparse_ae"
-    if pipeline_name not in names:
-        raise ConfigError(f"no pipeline {pipeline_name!r} in {metadata_path} (recorded: {', '.join(names) or 'none'})")
-    if run_id is None:
-        try:
-            run_id = latest_run_id(store, pipeline_name)
-        except LookupError as error:
-            raise ConfigError(str(error)) from None
-    if store.get_context_by_type_and_name("pipeline_run", run_id) is None:
-        runs = sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: (c.create_time_since_epoch, c.id))
-        recent = ", ".join(c.name for c in runs[-5:]) or "none"
-        raise ConfigError(f"no run {run_id!r} of pipeline {pipeline_name!r} in {metadata_path} "
-                          f"(latest runs, newest last: {recent})")
-    return metadata_path, pipeline_name, run_id
+    executions: Dict[str, Any]  # node -> its MLMD Execution in this run
+    outputs: Dict[str, Dict[str, Any]]  # node -> output key -> MLMD Artifact
+    summary: RunSummary
+
+    def output(self, node: str, key: str) -> Optional[Any]:
+        return self.outputs.get(node, {}).get(key)
+
+    def absent(self, what: str, node: str) -> str:
+        """'what: why', why being the node's state in this run (or that it did not run)."""
+        state = dict(self.summary.components).get(node)
+        return f"{what}: {node} did not run in this run" if state is None else f"{what}: {node}: {state}"
 
 
 def gather(pipeline_root: str, run_id: Optional[str] = None, pipeline_name: Optional[str] = None,
@@ -102,70 +89,84 @@ def gather(pipeline_root: str, run_id: Optional[str] = None, pipeline_name: Opti
     """Everything the report of one run shows (default: the latest run); what is absent is listed in `missing`."""
     pipeline_root = os.path.abspath(pipeline_root)
     metadata_path, pipeline_name, run_id = resolve_run(pipeline_root, run_id, pipeline_name, metadata_path)
+    run = read_run(metadata_path, pipeline_name, run_id, summary)
+    gate = _gate(run.executions.get("Evaluator"))
+    data = ReportData(
+        pipeline_name=pipeline_name, run_id=run_id, pipeline_root=pipeline_root, metadata_path=metadata_path,
+        generated=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        summary=run.summary, gate=gate, verdict=verdict(run.summary, gate, run.output("ServingPusher", "pushed_model")),
+        components=[{"node": node, "state": state, "execution": run.executions[node].id}
+                    for node, state in run.summary.components])
+    gather_training(run, data)
+    gather_class_psnr(run, data)
+    gather_sample(run, data, sample_size, per_class)
+    gather_statistics(run, data)
+    if "ExampleValidator" not in dict(run.summary.components):
+        data.missing.append("Anomaly check: ExampleValidator did not run in this run")
+    data.lineage = lineage(run.summary, run.outputs, metadata_path)
+    return data
+
+
+def read_run(metadata_path: str, pipeline_name: str, run_id: str, summary: Optional[RunSummary] = None) -> RunRecord:
+    """The run's executions and outputs from ML Metadata, and its summary (summary reused when it is this run's)."""
     store = open_store(metadata_path)
     executions = node_executions(store, pipeline_name, run_id)
     outputs = {node: execution_outputs(store, execution.id) for node, execution in executions.items()}
     if summary is None or summary.run_id != run_id:
         summary = summarize_run(metadata_path, pipeline_name, run_id)
-    states = dict(summary.components)
-    evaluator = executions.get("Evaluator")
-    gate = _gate(evaluator)
-    data = ReportData(
-        pipeline_name=pipeline_name, run_id=run_id, pipeline_root=pipeline_root, metadata_path=metadata_path,
-        generated=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        summary=summary, gate=gate, verdict={},
-        components=[{"node": node, "state": state, "execution": executions[node].id}
-                    for node, state in summary.components])
-    data.verdict = verdict(summary, gate, outputs.get("ServingPusher", {}).get("pushed_model"))
+    return RunRecord(executions=executions, outputs=outputs, summary=summary)
 
-    def missing(what: str, node: str) -> None:
-        state = states.get(node)
-        why = f"{node} did not run in this run" if state is None else f"{node}: {state}"
-        data.missing.append(f"{what}: {why}")
 
-    trainer = outputs.get("Trainer", {})
-    model_run = trainer.get("model_run")
+def gather_training(run: RunRecord, data: ReportData) -> None:
+    """The Training section: the Trainer's per-epoch history (its metrics.json)."""
+    model_run = run.output("Trainer", "model_run")
     metrics_path = os.path.join(model_run.uri, METRICS_FILE) if model_run else None
     if metrics_path and os.path.isfile(metrics_path):
         data.training = read_training(metrics_path)
     else:
-        missing("Training curves (the Trainer's metrics.json)", "Trainer")
+        data.missing.append(run.absent("Training curves (the Trainer's metrics.json)", "Trainer"))
 
-    names = summary.class_names
-    data.class_psnr = [{"label": label, "name": _class_name(names, label), "psnr": value,
+
+def gather_class_psnr(run: RunRecord, data: ReportData) -> None:
+    """The per-class PSNR section: the Evaluator's figures, the baseline's beside them."""
+    summary = run.summary
+    data.class_psnr = [{"label": label, "name": _class_name(summary.class_names, label), "psnr": value,
                         "baseline": summary.baseline_class_psnr.get(label)}
                        for label, value in sorted(summary.class_psnr.items())]
     if not data.class_psnr:
-        missing("Per-class PSNR (the Evaluator's TFMA output)", "Evaluator")
+        data.missing.append(run.absent("Per-class PSNR (the Evaluator's TFMA output)", "Evaluator"))
 
-    examples = outputs.get("TFDSExampleGen", {}).get("examples")
-    model = trainer.get("model")
+
+def gather_sample(run: RunRecord, data: ReportData, sample_size: int, per_class: int) -> None:
+    """The reconstructions and sparsity sections: eval images run through the trained SavedModel."""
+    examples = run.output("TFDSExampleGen", "examples")
+    model = run.output("Trainer", "model")
     model_dir = os.path.join(model.uri, SERVING_MODEL_DIR) if model else None
     if examples is None:
-        missing("Reconstructions and latent activations (no Examples)", "TFDSExampleGen")
-    elif model_dir is None or not os.path.isdir(model_dir):
-        missing("Reconstructions and latent activations (no trained SavedModel)", "Trainer")
-    else:
-        split = _eval_split(evaluator)
-        model_config = (data.training or {}).get("config", {})
-        data.sample = run_sample(model_dir, examples.uri, split, sample_size, model_config)
-        target = (data.training or {}).get("sparsity_target", model_config.get("sparsity_target"))
-        data.sparsity = {"sparsity_target": target, "latent_activation": model_config.get("latent_activation"),
-                         "unit_means": [float(v) for v in data.sample.latent.mean(axis=0)],
-                         "sample_count": int(len(data.sample.labels)), "split": split}
-        data.reconstructions = pick_per_class(data.sample, names, per_class)
-        if target is None:
-            data.missing.append("Sparsity target ρ: not recorded in the Trainer's metrics.json")
+        data.missing.append(run.absent("Reconstructions and latent activations (no Examples)", "TFDSExampleGen"))
+        return
+    if model_dir is None or not os.path.isdir(model_dir):
+        data.missing.append(run.absent("Reconstructions and latent activations (no trained SavedModel)", "Trainer"))
+        return
+    split = _eval_split(run.executions.get("Evaluator"))
+    model_config = (data.training or {}).get("config", {})
+    data.sample = run_sample(model_dir, examples.uri, split, sample_size, model_config)
+    target = (data.training or {}).get("sparsity_target", model_config.get("sparsity_target"))
+    data.sparsity = {"sparsity_target": target, "latent_activation": model_config.get("latent_activation"),
+                     "unit_means": [float(v) for v in data.sample.latent.mean(axis=0)],
+                     "sample_count": int(len(data.sample.labels)), "split": split}
+    data.reconstructions = pick_per_class(data.sample, run.summary.class_names, per_class)
+    if target is None:
+        data.missing.append("sparsity_target: not recorded in the Trainer's metrics.json")
 
-    statistics = outputs.get("StatisticsGen", {}).get("statistics")
+
+def gather_statistics(run: RunRecord, data: ReportData) -> None:
+    """The data section: StatisticsGen's per-split figures."""
+    statistics = run.output("StatisticsGen", "statistics")
     if statistics is not None:
         data.statistics = read_statistics(statistics.uri)
     if not data.statistics:
-        missing("Data statistics", "StatisticsGen")
-    if "ExampleValidator" not in states:
-        data.missing.append("Anomaly check: ExampleValidator did not run in this run")
-    data.lineage = lineage(summary, outputs, metadata_path)
-    return data
+        data.missing.append(run.absent("Data statistics", "StatisticsGen"))
 
 
 def _class_name(names: List[str], label: int) -> str:

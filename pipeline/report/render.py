@@ -43,7 +43,7 @@ def figures(data: ReportData) -> Dict[str, object]:
 
 
 def sparsity_counts(unit_means: List[float], target: float) -> Dict[str, int]:
-    """How many units sit near ρ (within a factor of 2), above, below, or are unused (mean < 1e-3)."""
+    """How many units sit near sparsity_target (within a factor of 2), above, below, or are unused (mean < 1e-3)."""
     means = np.asarray(unit_means)
     return {"near": int(np.sum((means >= target / 2) & (means <= target * 2))),
             "above": int(np.sum(means > target * 2)), "below": int(np.sum((means < target / 2) & (means >= 1e-3))),
@@ -186,24 +186,24 @@ SavedModel; their mean PSNR is {{ "%.2f"|format(sample_psnr) }} dB.)</p>
 <h2>Training</h2>
 <figure><img src="{{ images.training }}" alt="Training and validation curves per epoch"></figure>
 <p class="explain">How the model learned, epoch by epoch: solid lines on the training images, dashed on the eval
-images. The loss is the reconstruction error (mean squared error) plus the sparsity penalty: β × the KL divergence
-between the target activation ρ and each latent unit's mean activation. Falling losses and a rising PSNR mean the
+images. The loss is the reconstruction error (mean squared error) plus the sparsity penalty: sparsity_weight × the KL
+divergence between sparsity_target (the target activation) and each latent unit's mean activation. Falling losses and a rising PSNR mean the
 model still improves; a widening gap between training and validation means overfitting. The last panel compares
-the mean latent activation with the target ρ.
+the mean latent activation with sparsity_target.
 {% if d.training.best_epoch %}The exported model is the one of epoch {{ d.training.best_epoch }} of {{ d.training.epochs_run }}
 (lowest validation loss{% if d.training.best_val_psnr is not none %}, validation PSNR {{ "%.2f"|format(d.training.best_val_psnr) }} dB{% endif %}).{% endif %}</p>
 {% endif %}
 
 {% if images.sparsity %}
 <h2>Sparsity of the latent code</h2>
-<figure><img src="{{ images.sparsity }}" alt="Mean activation of each latent unit against the target rho"></figure>
+<figure><img src="{{ images.sparsity }}" alt="Mean activation of each latent unit against sparsity_target"></figure>
 <p class="explain">The model compresses each image into {{ d.sparsity.unit_means|length }} numbers (latent units).
-A sparse code uses each unit only rarely: on average at the target ρ = {{ "%g"|format(d.sparsity.sparsity_target) }}
+A sparse code uses each unit only rarely: on average at sparsity_target = {{ "%g"|format(d.sparsity.sparsity_target) }}
 (red line). Each bar is one unit's mean activation over {{ d.sparsity.sample_count }} eval images; their mean is
-{{ "%.4f"|format(unit_mean) }}. {{ counts.near }} units are within a factor of 2 of ρ, {{ counts.above }} above,
+{{ "%.4f"|format(unit_mean) }}. {{ counts.near }} units are within a factor of 2 of sparsity_target, {{ counts.above }} above,
 {{ counts.below }} below, and {{ counts.unused }} are practically unused (mean below 0.001).
 {% if d.sparsity.latent_activation == "relu" %}The latent activation is relu: the penalty compares tanh of each unit's
-mean with ρ, so means are not bounded by 1.{% endif %}</p>
+mean with sparsity_target, so means are not bounded by 1.{% endif %}</p>
 {% endif %}
 
 <h2>Components</h2>

@@ -1,0 +1,111 @@
+"""Reading ML Metadata: the store, a pipeline's runs, their executions and output artifacts.
+
+The one place the run summary (pipeline/run_summary.py), the run report (pipeline/report/),
+`sparse-ae models` (pipeline/promotion.py) and the failure record (pipeline/failures.py) open the
+sqlite store and look runs up. The resolver strategies' lineage queries stay in
+components/live_model_strategy.py, since components/ never imports pipeline/.
+"""
+from __future__ import annotations
+
+import os
+from typing import Dict, Optional, Tuple
+
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from pipeline_config import METADATA_FILE
+from sparse_ae.errors import ConfigError
+
+SERVING_MODEL_DIR = "Format-Serving"  # the Trainer's SavedModel inside its Model artifact
+
+
+def metadata_file(pipeline_root: str, metadata_path: Optional[str] = None) -> str:
+    """The run records' sqlite file (default <pipeline_root>/metadata.sqlite); ConfigError if root or file is absent.
+
+    Cheap (no TensorFlow import): the command line checks this first.
+    """
+    if not os.path.isdir(pipeline_root):  # local by definition: the sqlite store lives beside it
+        raise ConfigError(f"no pipeline root {pipeline_root!r}")
+    path = os.path.abspath(metadata_path or os.path.join(pipeline_root, METADATA_FILE))
+    if not os.path.isfile(path):  # local by definition: sqlite
+        raise ConfigError(f"no ML Metadata store at {path!r}: no pipeline has run with this root")
+    return path
+
+
+def open_store(metadata_path: str, writable: bool = False) -> metadata_store.MetadataStore:
+    """A connection to an existing sqlite store (never creates one); read-only unless writable."""
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    mode = metadata_store_pb2.SqliteMetadataSourceConfig
+    config.sqlite.connection_mode = mode.READWRITE if writable else mode.READONLY
+    return metadata_store.MetadataStore(config)
+
+
+def latest_run_id(store: metadata_store.MetadataStore, pipeline_name: str) -> str:
+    """The newest pipeline_run context of the pipeline."""
+    pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    if pipeline is None:
+        raise LookupError(f"no pipeline {pipeline_name!r} in ML Metadata")
+    runs = [c for c in store.get_children_contexts_by_context(pipeline.id) if c.type == "pipeline_run"] or \
+        [c for c in store.get_contexts_by_type("pipeline_run")]
+    if not runs:
+        raise LookupError(f"pipeline {pipeline_name!r} has no recorded run")
+    return max(runs, key=lambda c: (c.create_time_since_epoch, c.id)).name
+
+
+def node_executions(store: metadata_store.MetadataStore, pipeline_name: str, run_id: str
+                    ) -> Dict[str, metadata_store_pb2.Execution]:
+    """node id -> its execution in this run."""
+    run = store.get_context_by_type_and_name("pipeline_run", run_id)
+    in_run = {e.id: e for e in store.get_executions_by_context(run.id)}
+    result = {}
+    for node in store.get_contexts_by_type("node"):
+        prefix = f"{pipeline_name}."
+        if not node.name.startswith(prefix):
+            continue
+        for execution in store.get_executions_by_context(node.id):
+            if execution.id in in_run:
+                result[node.name[len(prefix):]] = execution
+    return result
+
+
+def execution_outputs(store: metadata_store.MetadataStore, execution_id: int
+                      ) -> Dict[str, metadata_store_pb2.Artifact]:
+    """Output key -> artifact of an execution."""
+    events = [e for e in store.get_events_by_execution_ids([execution_id])
+              if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+    return {e.path.steps[0].key: artifacts[e.artifact_id] for e in events if e.path.steps}
+
+
+def resolve_run(pipeline_root: str, run_id: Optional[str] = None, pipeline_name: Optional[str] = None,
+                metadata_path: Optional[str] = None) -> Tuple[str, str, str]:
+    """(metadata_path, pipeline_name, run_id) of a recorded run; ConfigError naming what is wrong.
+
+    Without pipeline_name, the store's only pipeline (or `sparse_ae` among several); without
+    run_id, the pipeline's latest run.
+    """
+    metadata_path = metadata_file(pipeline_root, metadata_path)
+    store = open_store(metadata_path)
+    names = sorted(c.name for c in store.get_contexts_by_type("pipeline"))
+    if pipeline_name is None:
+        pipeline_name = names[0] if len(names) == 1 else "sparse_ae"
+    if pipeline_name not in names:
+        raise ConfigError(f"no pipeline {pipeline_name!r} in {metadata_path} (recorded: {', '.join(names) or 'none'})")
+    if run_id is None:
+        try:
+            run_id = latest_run_id(store, pipeline_name)
+        except LookupError as error:
+            raise ConfigError(str(error)) from None
+    if store.get_context_by_type_and_name("pipeline_run", run_id) is None:
+        runs = sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: (c.create_time_since_epoch, c.id))
+        recent = ", ".join(c.name for c in runs[-5:]) or "none"
+        raise ConfigError(f"no run {run_id!r} of pipeline {pipeline_name!r} in {metadata_path} "
+                          f"(latest runs, newest last: {recent})")
+    return metadata_path, pipeline_name, run_id
+
+
+def pipeline_models(store: metadata_store.MetadataStore, context: metadata_store_pb2.Context
+                    ) -> Dict[int, metadata_store_pb2.Artifact]:
+    """Model artifact id -> Model, of every run of the pipeline (context)."""
+    return {a.id: a for a in store.get_artifacts_by_context(context.id) if a.type == "Model"}
