@@ -120,8 +120,8 @@ class PipelineConfig(StrictModel):
                              description="Pusher's destination: <serving_dir>/<version>/, TF Serving's layout.")
     dataset: DatasetConfig = DatasetConfig()
     model: SparseAEConfig = Field(
-        SparseAEConfig(), description="The model's hyperparameters; `sparse-ae train --set` takes the same keys "
-                                      "without the `model.` prefix.")
+        SparseAEConfig(), description="The model's hyperparameters; `sparse-ae train`, `tune` and `reconstruct` "
+                                      "take the same keys.")
     steps_per_epoch: Optional[int] = Field(
         None, gt=0, description="Training steps per epoch (TFX's num_steps = this x model.epochs); none: the whole "
                                 "train split.")

@@ -118,22 +118,28 @@ def _validate_pipeline(args: argparse.Namespace) -> None:
 
 
 def _validate_train(args: argparse.Namespace) -> None:
-    from sparse_ae.cli import model_config_from
+    from sparse_ae.cli import command_config
     from sparse_ae.presets import preset
 
-    model_config_from(args, preset(args.preset))
+    command_config(args, model=preset(args.preset))
 
 
-def _validate_reconstruct(args: argparse.Namespace) -> None:
-    from sparse_ae.cli import model_config_from
+def _validate_library(args: argparse.Namespace) -> None:
+    from sparse_ae.cli import command_config
 
-    model_config_from(args)
+    command_config(args)
 
 
 def _validate_tune(args: argparse.Namespace) -> None:
-    from sparse_ae.tuning import tune_config_from
+    from sparse_ae.cli import TuneConfig, command_config
 
-    tune_config_from(args)
+    command_config(args, TuneConfig)
+
+
+def _validate_pipeline_command(args: argparse.Namespace) -> None:
+    from pipeline.cli import pipeline_config_from
+
+    pipeline_config_from(args)
 
 
 def _validate_bench(args: argparse.Namespace) -> None:
@@ -145,8 +151,9 @@ def _validate_bench(args: argparse.Namespace) -> None:
 # How each command turns its --set items (and options that set keys) into its validated config, as the
 # command itself does before anything slow; a command not named here takes the pipeline's config.
 VALIDATORS: Dict[str, Callable[[argparse.Namespace], None]] = {
-    "train": _validate_train, "reconstruct": _validate_reconstruct, "tune": _validate_tune,
-    "bench": _validate_bench, "prepare": lambda args: None, "baseline": lambda args: None,
+    "train": _validate_train, "reconstruct": _validate_library, "tune": _validate_tune,
+    "bench": _validate_bench, "prepare": _validate_library, "baseline": _validate_library,
+    "pipeline": _validate_pipeline_command,
 }
 
 
