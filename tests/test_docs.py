@@ -78,7 +78,7 @@ def test_every_documented_command_and_link_is_valid(check_docs):
     ("sparse-ae train --dataset garment_shapes/small --output out/ --no-such-flag", "parser refuses"),
     ("sparse-ae pipeline run --set model.sparsity=0.1", "unknown key"),
     ("sparse-ae pipeline run --set model.sparsity_target=1.5", "less than 1"),
-    ("sparse-ae train --output out/ --set model.sparsity_target=0.02", "configuration is refused"),
+    ("sparse-ae train --output out/ --set sparsity_target=0.02", "did you mean model.sparsity_target"),
     ("sparse-ae models --set serving_dir=x --pipeline-root x", "conflict"),
     ("sparse-ae tune --set tuner.max_trials=0", "greater than 0"),
     ("make no-such-target", "no Makefile target"),
