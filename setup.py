@@ -1,4 +1,5 @@
 """Sparse autoencoder for images, trained, gated and shipped by a TFX pipeline."""
+
 from setuptools import find_packages, setup
 
 # Loose ranges here; the exact working set is pinned in constraints.txt (install with -c).
@@ -26,6 +27,7 @@ setup(
     python_requires="==3.10.*",
     packages=find_packages(include=["sparse_ae*", "components*", "pipeline*", "benchmarks*"]),
     py_modules=["pipeline_config"],
+    package_data={"pipeline.report": ["report.html.j2"]},
     install_requires=CORE,
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["sparse-ae=pipeline.cli:main"]},

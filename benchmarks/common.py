@@ -1,4 +1,5 @@
 """Shared benchmark plumbing: environment facts and the result file."""
+
 from __future__ import annotations
 
 import json
@@ -6,52 +7,63 @@ import math
 import os
 import platform
 import time
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 NOT_MEASURABLE = "not measurable"  # how a None figure is printed
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
-def environment() -> Dict[str, Any]:
+def environment() -> dict[str, Any]:
     """Library versions and machine facts that the figures depend on."""
     import apache_beam
     import tensorflow as tf
     import tf_keras
     import tfx
 
-    return {"cores": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
-            "tensorflow": tf.__version__, "tf_keras": tf_keras.__version__, "tfx": tfx.__version__,
-            "apache_beam": apache_beam.__version__,
-            "gpus": len(tf.config.list_physical_devices("GPU"))}
+    return {
+        "cores": os.cpu_count(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "tf_keras": tf_keras.__version__,
+        "tfx": tfx.__version__,
+        "apache_beam": apache_beam.__version__,
+        "gpus": len(tf.config.list_physical_devices("GPU")),
+    }
 
 
-def write_result(name: str, result: Dict[str, Any], results_dir: str = RESULTS_DIR) -> str:
+def write_result(name: str, result: dict[str, Any], results_dir: str = RESULTS_DIR) -> str:
     """Write <results_dir>/<name>.json with the environment and a timestamp; returns the path."""
     os.makedirs(results_dir, exist_ok=True)
     path = os.path.join(results_dir, f"{name}.json")
-    payload = {"benchmark": name, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-               "environment": environment(), **result}
+    payload = {
+        "benchmark": name,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "environment": environment(),
+        **result,
+    }
     with open(path, "w") as handle:
         json.dump(payload, handle, indent=2)
     return path
 
 
-def positive(value: Optional[float]) -> Optional[float]:
+def positive(value: float | None) -> float | None:
     """value when it is a finite positive number, else None (not measurable)."""
     if value is None or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         return None
     return float(value)
 
 
-def safe_ratio(ours: Optional[float], baseline: Optional[float]) -> Optional[float]:
+def safe_ratio(ours: float | None, baseline: float | None) -> float | None:
     """ours / baseline, or None when either is not a positive finite number: a ratio of a
     negative or zero figure (timing noise) means nothing."""
     ours, baseline = positive(ours), positive(baseline)
     return positive(ours / baseline) if ours is not None and baseline is not None else None
 
 
-def fit_line(samples: Mapping[int, Union[float, Sequence[float]]]) -> Dict[str, Any]:
+def fit_line(samples: Mapping[int, float | Sequence[float]]) -> dict[str, Any]:
     """Least-squares line seconds = fixed + per_example * size through every sample (several sizes,
     each with one or more repeats).
 
@@ -63,11 +75,11 @@ def fit_line(samples: Mapping[int, Union[float, Sequence[float]]]) -> Dict[str, 
 
     sizes, seconds = [], []
     for size, values in samples.items():
-        for value in (values if isinstance(values, (list, tuple)) else [values]):
+        for value in values if isinstance(values, (list, tuple)) else [values]:
             sizes.append(float(size))
             seconds.append(float(value))
     x, y = np.array(sizes), np.array(seconds)
-    result: Dict[str, Any] = {"fixed_s": None, "per_example_ms": None, "samples": len(x)}
+    result: dict[str, Any] = {"fixed_s": None, "per_example_ms": None, "samples": len(x)}
     if len(set(sizes)) < 2:
         result["note"] = f"{NOT_MEASURABLE}: needs two sizes or more"
         return result
@@ -82,11 +94,13 @@ def fit_line(samples: Mapping[int, Union[float, Sequence[float]]]) -> Dict[str, 
         result["per_example_ms"] = float(slope) * 1000
         result["fixed_s"] = positive(float(intercept))
     else:
-        result["note"] = (f"{NOT_MEASURABLE}: slope {slope * 1000:.4g} ms/example "
-                          f"(standard error {standard_error * 1000:.2g}), timing noise larger than the cost")
+        result["note"] = (
+            f"{NOT_MEASURABLE}: slope {slope * 1000:.4g} ms/example "
+            f"(standard error {standard_error * 1000:.2g}), timing noise larger than the cost"
+        )
     return result
 
 
-def format_figure(value: Optional[float], digits: int = 3) -> str:
+def format_figure(value: float | None, digits: int = 3) -> str:
     """A figure for a table or a log line; None prints as 'not measurable'."""
     return NOT_MEASURABLE if positive(value) is None else f"{value:.{digits}f}"

@@ -1,13 +1,13 @@
 """Inputs shared by benchmarks: a prepared dataset, tf.Example files, an exported model."""
+
 from __future__ import annotations
 
 import os
-from typing import List, Optional
 
 import numpy as np
 import tensorflow as tf
-import tf_keras as keras
 import tensorflow_datasets as tfds
+import tf_keras as keras
 
 from components.tfds_example_gen.executor import batch_to_examples
 from sparse_ae.config import SparseAEConfig
@@ -16,7 +16,7 @@ from sparse_ae.export import export_saved_model
 from sparse_ae.model import SparseAutoencoder, build_model
 
 
-def dataset_arrays(name: str, split: str, data_dir: Optional[str], limit: Optional[int] = None):
+def dataset_arrays(name: str, split: str, data_dir: str | None, limit: int | None = None):
     """(images uint8, labels) of a TFDS split, prepared if needed."""
     builder = tfds_builder(name, data_dir=data_dir, download=True)
     available = builder.info.splits[split].num_examples
@@ -29,7 +29,7 @@ def write_examples(images: np.ndarray, labels: np.ndarray, path: str) -> str:
     """Gzipped TFRecord of tf.Examples in ExampleGen's encoding."""
     with tf.io.TFRecordWriter(path, options="GZIP") as writer:
         for start in range(0, len(images), 4096):
-            batch = {"image": images[start:start + 4096], "label": labels[start:start + 4096]}
+            batch = {"image": images[start : start + 4096], "label": labels[start : start + 4096]}
             for record in batch_to_examples(batch, "image", "label"):
                 writer.write(record)
     return path
@@ -40,11 +40,15 @@ def trained_model(images: np.ndarray, config: SparseAEConfig, epochs: int = 1) -
     keras.utils.set_random_seed(config.seed)
     model = build_model(config)
     scaled = images.astype(np.float32) / 127.5 - 1
-    model.fit(tf.data.Dataset.from_tensor_slices((scaled, scaled)).batch(config.batch_size), epochs=epochs, verbose=0)
+    model.fit(
+        tf.data.Dataset.from_tensor_slices((scaled, scaled)).batch(config.batch_size),
+        epochs=epochs,
+        verbose=0,
+    )
     return model
 
 
-def exported(model: SparseAutoencoder, directory: str, images: Optional[np.ndarray] = None) -> str:
+def exported(model: SparseAutoencoder, directory: str, images: np.ndarray | None = None) -> str:
     """The SavedModel the pipeline ships; with images, also the linear baseline fitted on them
     (the Evaluator's config averages its outputs)."""
     from sparse_ae.linear_baseline import fit_pca
@@ -53,5 +57,5 @@ def exported(model: SparseAutoencoder, directory: str, images: Optional[np.ndarr
     return export_saved_model(model, os.path.join(directory, "saved_model"), baseline)
 
 
-def record_files(directory: str, pattern: str = "*.gz") -> List[str]:
+def record_files(directory: str, pattern: str = "*.gz") -> list[str]:
     return sorted(tf.io.gfile.glob(os.path.join(directory, pattern)))

@@ -1,10 +1,11 @@
 """Serving throughput: the exported SavedModel's `reconstruct` signature at batch 1 and 256,
 against the Keras model's `predict_on_batch` on the same images."""
+
 from __future__ import annotations
 
 import tempfile
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -25,13 +26,16 @@ def images_per_second(call: Callable, batch: np.ndarray, seconds: float = 2.0) -
     return count / (time.perf_counter() - started)
 
 
-def run(data_dir: Optional[str], dataset: str = "garment_shapes/full") -> dict:
+def run(data_dir: str | None, dataset: str = "garment_shapes/full") -> dict:
     config = SparseAEConfig()
     images, _ = fixtures.dataset_arrays(dataset, "test", data_dir, limit=2048)
     scaled = images.astype(np.float32) / 127.5 - 1
-    result = {"description": "images/s, SavedModel signature vs Keras predict_on_batch", "by_batch": {},
-              "ours": {"name": "SavedModel signatures['reconstruct']", "images_per_s": {}},
-              "baseline": {"name": "Keras model.predict_on_batch", "images_per_s": {}}}
+    result = {
+        "description": "images/s, SavedModel signature vs Keras predict_on_batch",
+        "by_batch": {},
+        "ours": {"name": "SavedModel signatures['reconstruct']", "images_per_s": {}},
+        "baseline": {"name": "Keras model.predict_on_batch", "images_per_s": {}},
+    }
     with tempfile.TemporaryDirectory() as work:
         model = fixtures.trained_model(images, config)
         signature = tf.saved_model.load(fixtures.exported(model, work)).signatures["reconstruct"]

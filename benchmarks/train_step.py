@@ -5,6 +5,7 @@ Epochs alternate between the two models so that drift (thermal, other load) hits
 the first epoch of each is a warm-up (tracing) and is not counted. Run alone with
 `python -m benchmarks.run --only train_step`.
 """
+
 from __future__ import annotations
 
 import time
@@ -33,8 +34,7 @@ def epoch_seconds(model: keras.Model, data: tf.data.Dataset) -> float:
     return time.perf_counter() - started
 
 
-def run(data_dir: str | None, dataset: str = "garment_shapes/full", epochs: int = 3,
-        limit: int | None = None) -> dict:
+def run(data_dir: str | None, dataset: str = "garment_shapes/full", epochs: int = 3, limit: int | None = None) -> dict:
     config = SparseAEConfig()
     images = load_images(dataset, "train", data_dir, download=True)
     if limit:
@@ -52,16 +52,31 @@ def run(data_dir: str | None, dataset: str = "garment_shapes/full", epochs: int 
     rate = {name: count / float(np.median(seconds)) for name, seconds in times.items()}
     # Each pair of neighbouring epochs ran under the same conditions: the median of the pairwise
     # ratios is steadier than the ratio of medians when the machine's speed drifts.
-    pair_ratios = [safe_ratio(plain, ours) for plain, ours in zip(times["baseline_plain_fit"], times["sparse_autoencoder"])]
+    pair_ratios = [
+        safe_ratio(plain, ours) for plain, ours in zip(times["baseline_plain_fit"], times["sparse_autoencoder"], strict=False)
+    ]
     measured = [ratio for ratio in pair_ratios if ratio is not None]
     return {
         "description": "examples/s of fit, median over alternating epochs after one warm-up epoch; ratio: median of pairwise epoch-time ratios",
-        "sizes": {"dataset": dataset, "examples": count, "batch_size": config.batch_size, "epochs": epochs,
-                  "architecture": {"hidden_dims": list(config.hidden_dims), "latent_dim": config.latent_dim}},
-        "baseline": {"name": "plain Keras fit, MSE", "examples_per_s": rate["baseline_plain_fit"],
-                     "epoch_seconds": times["baseline_plain_fit"], "warmup_seconds": warmup["baseline_plain_fit"]},
-        "ours": {"name": "SparseAutoencoder custom train_step", "examples_per_s": rate["sparse_autoencoder"],
-                 "epoch_seconds": times["sparse_autoencoder"], "warmup_seconds": warmup["sparse_autoencoder"]},
+        "sizes": {
+            "dataset": dataset,
+            "examples": count,
+            "batch_size": config.batch_size,
+            "epochs": epochs,
+            "architecture": {"hidden_dims": list(config.hidden_dims), "latent_dim": config.latent_dim},
+        },
+        "baseline": {
+            "name": "plain Keras fit, MSE",
+            "examples_per_s": rate["baseline_plain_fit"],
+            "epoch_seconds": times["baseline_plain_fit"],
+            "warmup_seconds": warmup["baseline_plain_fit"],
+        },
+        "ours": {
+            "name": "SparseAutoencoder custom train_step",
+            "examples_per_s": rate["sparse_autoencoder"],
+            "epoch_seconds": times["sparse_autoencoder"],
+            "warmup_seconds": warmup["sparse_autoencoder"],
+        },
         "ratio": positive(float(np.median(measured))) if measured else None,  # None: not measurable
         "pair_ratios": pair_ratios,
         "ratio_of_medians": safe_ratio(rate["sparse_autoencoder"], rate["baseline_plain_fit"]),

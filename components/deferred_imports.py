@@ -19,6 +19,7 @@ A deferred package is created with its `__path__`, so its submodules import as u
 tfx.components import Tuner`, `nltk.download`, `tqdm.notebook.tqdm`, `tfma.view.render_plot`):
 code that uses them gets the real package.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -27,14 +28,21 @@ import importlib.machinery
 import sys
 import threading
 import types
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 # Names a deferred package answers from one light submodule, its own __init__ not run: libraries
 # probe `sys.modules["IPython"].get_ipython()` to detect a notebook (TFDS, tqdm).
 _ANSWERED_BY = {("IPython", "get_ipython"): "IPython.core.getipython"}
 
-DEFERRED = ("tfx.components", "nltk", "nltk.stem", "google.cloud.bigquery", "tqdm.notebook",
-            "tensorflow_model_analysis.view", "IPython")
+DEFERRED = (
+    "tfx.components",
+    "nltk",
+    "nltk.stem",
+    "google.cloud.bigquery",
+    "tqdm.notebook",
+    "tensorflow_model_analysis.view",
+    "IPython",
+)
 _RUNNING = threading.RLock()  # one thread runs a deferred module's code; others wait for it
 
 
@@ -76,7 +84,7 @@ class _DeferringLoader(importlib.abc.Loader):
     def __init__(self, real: importlib.abc.Loader):
         self.real = real
 
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> Optional[types.ModuleType]:
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
         return self.real.create_module(spec)
 
     def exec_module(self, module: types.ModuleType) -> None:
@@ -89,7 +97,7 @@ class _DeferringFinder(importlib.abc.MetaPathFinder):
     def __init__(self, names: Sequence[str]):
         self.names = frozenset(names)
 
-    def find_spec(self, fullname: str, path, target=None) -> Optional[importlib.machinery.ModuleSpec]:
+    def find_spec(self, fullname: str, path, target=None) -> importlib.machinery.ModuleSpec | None:
         if fullname not in self.names:
             return None
         for finder in sys.meta_path:

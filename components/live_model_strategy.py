@@ -10,9 +10,10 @@ rollback`), and resolves the Model that push took as input. When nothing live is
 
 Kubeflow V2 compiles only the built-in strategies: `gate.baseline=latest_blessed` selects it.
 """
+
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Optional
+from collections.abc import Iterable
 
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
@@ -27,36 +28,48 @@ PUSHED_MODEL_TYPE = "PushedModel"
 STATISTICS_TYPE = "ExampleStatistics"
 
 
-def model_pushes(store: mlmd.MetadataStore, model_ids: Iterable[int]
-                 ) -> Dict[int, List[metadata_store_pb2.Artifact]]:
+def model_pushes(store: mlmd.MetadataStore, model_ids: Iterable[int]) -> dict[int, list[metadata_store_pb2.Artifact]]:
     """Model id -> the PushedModel artifacts with pushed=1 of the executions that took it as input."""
     model_ids = set(model_ids)
     if not model_ids:
         return {}
-    inputs = [e for e in store.get_events_by_artifact_ids(list(model_ids))
-              if e.type == metadata_store_pb2.Event.INPUT and e.path.steps and e.path.steps[0].key == "model"]
+    inputs = [
+        e
+        for e in store.get_events_by_artifact_ids(list(model_ids))
+        if e.type == metadata_store_pb2.Event.INPUT and e.path.steps and e.path.steps[0].key == "model"
+    ]
     model_of_execution = {e.execution_id: e.artifact_id for e in inputs}
     if not model_of_execution:
         return {}
-    outputs = [e for e in store.get_events_by_execution_ids(list(model_of_execution))
-               if e.type == metadata_store_pb2.Event.OUTPUT]
+    outputs = [
+        e
+        for e in store.get_events_by_execution_ids(list(model_of_execution))
+        if e.type == metadata_store_pb2.Event.OUTPUT
+    ]
     artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in outputs])}
-    result: Dict[int, List[metadata_store_pb2.Artifact]] = {}
+    result: dict[int, list[metadata_store_pb2.Artifact]] = {}
     for event in outputs:
         artifact = artifacts.get(event.artifact_id)
-        if artifact is not None and artifact.type == PUSHED_MODEL_TYPE \
-                and artifact.custom_properties["pushed"].int_value == 1:
+        if (
+            artifact is not None
+            and artifact.type == PUSHED_MODEL_TYPE
+            and artifact.custom_properties["pushed"].int_value == 1
+        ):
             result.setdefault(model_of_execution[event.execution_id], []).append(artifact)
     return result
 
 
-def live_model_id(store: mlmd.MetadataStore, serving_dir: str, model_ids: Iterable[int]) -> Optional[int]:
+def live_model_id(store: mlmd.MetadataStore, serving_dir: str, model_ids: Iterable[int]) -> int | None:
     """The id (among model_ids) of the Model whose push published the live version, if recorded."""
     live = live_path(serving_dir)
     if live is None:
         return None
-    found = [(push.id, model_id) for model_id, pushes in model_pushes(store, model_ids).items() for push in pushes
-             if normalize_path(push.custom_properties["pushed_destination"].string_value) == live]
+    found = [
+        (push.id, model_id)
+        for model_id, pushes in model_pushes(store, model_ids).items()
+        for push in pushes
+        if normalize_path(push.custom_properties["pushed_destination"].string_value) == live
+    ]
     return min(found)[1] if found else None  # the push that published it (later ones found it already live)
 
 
@@ -66,8 +79,9 @@ class LiveModelStrategy(resolver.ResolverStrategy):
     def __init__(self, serving_dir: str):
         self._serving_dir = serving_dir
 
-    def resolve_artifacts(self, store: mlmd.MetadataStore, input_dict: Dict[str, List[types.Artifact]]
-                          ) -> Optional[Dict[str, List[types.Artifact]]]:
+    def resolve_artifacts(
+        self, store: mlmd.MetadataStore, input_dict: dict[str, list[types.Artifact]]
+    ) -> dict[str, list[types.Artifact]] | None:
         if not all(input_dict.values()):  # no model or no blessing yet (every push needs a blessing)
             return {key: [] for key in input_dict}
         model_key = next(k for k, v in input_dict.items() if isinstance(v[0], standard_artifacts.Model))
@@ -76,24 +90,38 @@ class LiveModelStrategy(resolver.ResolverStrategy):
         model_id = live_model_id(store, self._serving_dir, models)
         if model_id is None:
             return LatestBlessedModelStrategy().resolve_artifacts(store, input_dict)
-        blessings = sorted((b for b in input_dict[blessing_key]
-                            if b.get_int_custom_property("current_model_id") == model_id
-                            and b.get_int_custom_property("blessed") == 1), key=lambda b: b.id)
+        blessings = sorted(
+            (
+                b
+                for b in input_dict[blessing_key]
+                if b.get_int_custom_property("current_model_id") == model_id
+                and b.get_int_custom_property("blessed") == 1
+            ),
+            key=lambda b: b.id,
+        )
         return {model_key: [models[model_id]], blessing_key: blessings[-1:]}
 
 
-def training_statistics(store: mlmd.MetadataStore, model_id: int) -> List[int]:
+def training_statistics(store: mlmd.MetadataStore, model_id: int) -> list[int]:
     """Ids of the ExampleStatistics computed from the Examples the model was trained on (by lineage:
     the Model's producing execution, its `examples` input, the executions that read those and output
     statistics)."""
-    produced = [e.execution_id for e in store.get_events_by_artifact_ids([model_id])
-                if e.type == metadata_store_pb2.Event.OUTPUT]
-    examples = [e.artifact_id for e in store.get_events_by_execution_ids(produced)
-                if e.type == metadata_store_pb2.Event.INPUT and e.path.steps and e.path.steps[0].key == "examples"]
-    readers = [e.execution_id for e in store.get_events_by_artifact_ids(examples)
-               if e.type == metadata_store_pb2.Event.INPUT]
-    outputs = [e.artifact_id for e in store.get_events_by_execution_ids(readers)
-               if e.type == metadata_store_pb2.Event.OUTPUT]
+    produced = [
+        e.execution_id
+        for e in store.get_events_by_artifact_ids([model_id])
+        if e.type == metadata_store_pb2.Event.OUTPUT
+    ]
+    examples = [
+        e.artifact_id
+        for e in store.get_events_by_execution_ids(produced)
+        if e.type == metadata_store_pb2.Event.INPUT and e.path.steps and e.path.steps[0].key == "examples"
+    ]
+    readers = [
+        e.execution_id for e in store.get_events_by_artifact_ids(examples) if e.type == metadata_store_pb2.Event.INPUT
+    ]
+    outputs = [
+        e.artifact_id for e in store.get_events_by_execution_ids(readers) if e.type == metadata_store_pb2.Event.OUTPUT
+    ]
     return sorted(a.id for a in store.get_artifacts_by_id(outputs) if a.type == STATISTICS_TYPE)
 
 
@@ -104,8 +132,9 @@ class LiveModelStatisticsStrategy(resolver.ResolverStrategy):
     def __init__(self, serving_dir: str):
         self._serving_dir = serving_dir
 
-    def resolve_artifacts(self, store: mlmd.MetadataStore, input_dict: Dict[str, List[types.Artifact]]
-                          ) -> Optional[Dict[str, List[types.Artifact]]]:
+    def resolve_artifacts(
+        self, store: mlmd.MetadataStore, input_dict: dict[str, list[types.Artifact]]
+    ) -> dict[str, list[types.Artifact]] | None:
         model_key = next(k for k, v in input_dict.items() if k == "model")
         statistics_key = next(k for k in input_dict if k != model_key)
         empty = {key: [] for key in input_dict}

@@ -19,6 +19,7 @@ differs from TFX's Pusher executor:
   is never seen as a version and is removed by the next push from the same host, or by any push
   once it is older than STALE_STAGING_S.
 """
+
 from __future__ import annotations
 
 import errno
@@ -26,7 +27,6 @@ import os
 import shutil
 import socket
 import time
-from typing import List, Optional, Tuple
 
 from absl import logging
 from tfx.dsl.io import fileio
@@ -42,13 +42,12 @@ class PublishError(RuntimeError):
     """A model could not be published; the versions already in the serving folder are untouched."""
 
 
-def _version_folders(base_directory: str) -> List[int]:
+def _version_folders(base_directory: str) -> list[int]:
     """Numeric folder names, ascending, complete or not."""
     if not fileio.isdir(base_directory):
         return []
     names = [name.rstrip("/") for name in fileio.listdir(base_directory)]
-    return sorted(int(name) for name in names
-                  if name.isdigit() and fileio.isdir(os.path.join(base_directory, name)))
+    return sorted(int(name) for name in names if name.isdigit() and fileio.isdir(os.path.join(base_directory, name)))
 
 
 def is_complete(version_path: str) -> bool:
@@ -56,11 +55,14 @@ def is_complete(version_path: str) -> bool:
     return any(fileio.exists(os.path.join(version_path, name)) for name in SAVED_MODEL_FILES)
 
 
-def serving_versions(base_directory: str) -> List[int]:
+def serving_versions(base_directory: str) -> list[int]:
     """Published version numbers, ascending: numeric folders holding a SavedModel. Staging folders,
     and versions still being copied into an object store, are not versions."""
-    return [version for version in _version_folders(base_directory)
-            if is_complete(os.path.join(base_directory, str(version)))]
+    return [
+        version
+        for version in _version_folders(base_directory)
+        if is_complete(os.path.join(base_directory, str(version)))
+    ]
 
 
 def normalize_path(path: str) -> str:
@@ -68,7 +70,7 @@ def normalize_path(path: str) -> str:
     return path.rstrip("/") if _is_remote(path) else os.path.normpath(path)  # local by definition here
 
 
-def live_path(base_directory: str) -> Optional[str]:
+def live_path(base_directory: str) -> str | None:
     """<base_directory>/<highest version>, the version TF Serving serves; None when empty."""
     versions = serving_versions(base_directory)
     return normalize_path(os.path.join(base_directory, str(versions[-1]))) if versions else None
@@ -77,14 +79,16 @@ def live_path(base_directory: str) -> Optional[str]:
 def same_saved_model(path_a: str, path_b: str) -> bool:
     """True when both SavedModels carry the same fingerprint (graph, signatures and weights)."""
     files = [os.path.join(path, FINGERPRINT) for path in (path_a, path_b)]
-    return all(fileio.exists(f) for f in files) and io_utils.read_bytes_file(files[0]) == io_utils.read_bytes_file(files[1])
+    return all(fileio.exists(f) for f in files) and io_utils.read_bytes_file(files[0]) == io_utils.read_bytes_file(
+        files[1]
+    )
 
 
-def _staging_owner(name: str) -> Optional[Tuple[str, str, int]]:
+def _staging_owner(name: str) -> tuple[str, str, int] | None:
     """(version, host, pid) of the push that owns staging folder or marker `name`; None for anything else."""
     if not name.startswith(STAGING_PREFIX):
         return None
-    version, _, owner = name[len(STAGING_PREFIX):].partition("-")
+    version, _, owner = name[len(STAGING_PREFIX) :].partition("-")
     host, _, pid = owner.rpartition("-")
     return (version, host, int(pid)) if host and pid.isdigit() else None
 
@@ -99,7 +103,7 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _age_s(path: str) -> Optional[float]:
+def _age_s(path: str) -> float | None:
     """Seconds since path was last modified; None where the filesystem does not say."""
     try:
         mtime_nsec = fileio.stat(path).mtime_nsec
@@ -108,7 +112,7 @@ def _age_s(path: str) -> Optional[float]:
     return time.time() - mtime_nsec / 1e9 if mtime_nsec else None
 
 
-def _is_stale(base_directory: str, name: str, owner: Tuple[str, str, int]) -> bool:
+def _is_stale(base_directory: str, name: str, owner: tuple[str, str, int]) -> bool:
     """A push of this host whose process is gone, or any push marker older than STALE_STAGING_S."""
     _, host, pid = owner
     if host == socket.gethostname() and not _process_alive(pid):
@@ -117,7 +121,7 @@ def _is_stale(base_directory: str, name: str, owner: Tuple[str, str, int]) -> bo
     return age is not None and age > STALE_STAGING_S
 
 
-def remove_stale_staging(base_directory: str) -> List[str]:
+def remove_stale_staging(base_directory: str) -> list[str]:
     """Delete what killed pushes left: their staging folders, and on an object store their marker
     and the incomplete version folder (no saved_model.pb) it names.
 
@@ -156,7 +160,7 @@ def _copy_tree(source: str, target: str) -> None:
             shutil.copyfile(os.path.join(folder, name), os.path.join(out, name))  # local by definition
 
 
-def _model_files(source: str) -> List[str]:
+def _model_files(source: str) -> list[str]:
     """Paths of every file under a SavedModel folder (any filesystem), relative to it, with the
     top-level saved_model.pb(txt) last."""
     if not fileio.isdir(source):
@@ -213,12 +217,14 @@ def _staging_name(version: int) -> str:
     return f"{STAGING_PREFIX}{version}-{socket.gethostname()}-{os.getpid()}"
 
 
-def _publish_by_rename(model_path: str, base_directory: str, version: int, written: List[str]) -> str:
+def _publish_by_rename(model_path: str, base_directory: str, version: int, written: list[str]) -> str:
     """Local serving folder: copy into a staging folder, flush, rename into place (atomic)."""
     staging = os.path.join(base_directory, _staging_name(version))
     final = os.path.join(base_directory, str(version))
     written.append(staging)
-    if _is_local(model_path):  # OS calls: real error messages (TF's file layer reports a full disk as a bare OutOfRangeError)
+    if _is_local(
+        model_path
+    ):  # OS calls: real error messages (TF's file layer reports a full disk as a bare OutOfRangeError)
         _copy_tree(model_path, staging)
     else:
         copy_model(model_path, staging)
@@ -227,7 +233,7 @@ def _publish_by_rename(model_path: str, base_directory: str, version: int, writt
     return final
 
 
-def _publish_in_place(model_path: str, base_directory: str, version: int, written: List[str]) -> str:
+def _publish_in_place(model_path: str, base_directory: str, version: int, written: list[str]) -> str:
     """Object store: no atomic rename, so copy into the version folder itself, saved_model.pb last,
     under a marker object that names the push for remove_stale_staging."""
     final = os.path.join(base_directory, str(version))
@@ -243,14 +249,14 @@ def _publish_in_place(model_path: str, base_directory: str, version: int, writte
     return final
 
 
-def publish(model_path: str, base_directory: str, version: Optional[int] = None) -> str:
+def publish(model_path: str, base_directory: str, version: int | None = None) -> str:
     """Copy a SavedModel to <base>/<version>, never visible half-copied (see the module docstring);
     returns the path.
 
     Raises PublishError (the OS error, e.g. no space left or permission denied) after removing
     what it wrote; the versions already there are never modified.
     """
-    written: List[str] = []
+    written: list[str] = []
     local = _is_local(base_directory)
     try:
         if local:
@@ -265,8 +271,10 @@ def publish(model_path: str, base_directory: str, version: Optional[int] = None)
         for path in reversed(written):
             _remove_quietly(path)
         if isinstance(error, Exception):
-            raise PublishError(f"could not publish the model to {base_directory}: {_reason(error)} "
-                               f"(the versions already there are untouched)") from error
+            raise PublishError(
+                f"could not publish the model to {base_directory}: {_reason(error)} "
+                f"(the versions already there are untouched)"
+            ) from error
         raise
     if local:
         try:
@@ -284,8 +292,10 @@ def archive(model_path: str, uri: str) -> None:
         else:
             copy_model(model_path, uri)
     except Exception as error:
-        raise PublishError(f"could not archive the model into {uri}: {_reason(error)} "
-                           f"(nothing was published; the versions already serving are untouched)") from error
+        raise PublishError(
+            f"could not archive the model into {uri}: {_reason(error)} "
+            f"(nothing was published; the versions already serving are untouched)"
+        ) from error
 
 
 def _remove_quietly(path: str) -> bool:

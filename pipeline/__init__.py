@@ -1,4 +1,5 @@
 """Wires the components into one orchestrator-agnostic TFX pipeline (see pipeline.pipeline)."""
+
 import sparse_ae  # noqa: F401  (first: sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
 from components.deferred_imports import defer_unused_imports
 

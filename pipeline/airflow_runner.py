@@ -4,12 +4,13 @@
 there: a few lines that rebuild the config from the values frozen into the file and build the
 DAG with `create_dag`, so the DAG is always the one pipeline definition of `pipeline/pipeline.py`.
 """
+
 from __future__ import annotations
 
 import datetime
 import os
 import pprint
-from typing import Any, Dict
+from typing import Any
 
 from pipeline_config import PipelineConfig
 
@@ -25,7 +26,7 @@ DAG = create_dag(CONFIG)
 '''
 
 
-def create_dag(config: PipelineConfig | Dict[str, Any]):
+def create_dag(config: PipelineConfig | dict[str, Any]):
     """An Airflow DAG (dag_id = pipeline_name) running each component as a task, with the
     config's schedule and an sqlite ML Metadata store at the config's metadata path."""
     from tfx.orchestration import metadata as tfx_metadata
@@ -46,8 +47,7 @@ def create_dag(config: PipelineConfig | Dict[str, Any]):
         "catchup": config.airflow.catchup,
         "max_active_runs": 1,  # runs share one pipeline root and metadata store
     }
-    return AirflowDagRunner(AirflowPipelineConfig(airflow_dag_config=dag_config)).run(
-        create_pipeline(config, metadata))
+    return AirflowDagRunner(AirflowPipelineConfig(airflow_dag_config=dag_config)).run(create_pipeline(config, metadata))
 
 
 def write_dag_file(config: PipelineConfig, output: str) -> str:

@@ -1,16 +1,22 @@
 """The Beam options each Beam-based component (ExampleGen, StatisticsGen, Evaluator) runs with,
 and, unless beam_pipeline_args sets them, the DirectRunner mode chosen for the data and the machine."""
+
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import List, Optional
 
 from pipeline_config import BEAM_RUNNER_TEMPLATES, DatasetConfig, PipelineConfig
 
 # TFX builds and stages an sdist of itself for the Beam workers unless one of these is set.
-_DEPENDENCY_FLAGS = ("--extra_package", "--extra_packages", "--setup_file", "--requirements_file",
-                     "--worker_harness_container_image", "--sdk_container_image")
+_DEPENDENCY_FLAGS = (
+    "--extra_package",
+    "--extra_packages",
+    "--setup_file",
+    "--requirements_file",
+    "--worker_harness_container_image",
+    "--sdk_container_image",
+)
 
 # The DirectRunner's two modes. multi_processing starts one worker process per core in every Beam
 # component (ExampleGen, StatisticsGen, Evaluator), and each worker imports TensorFlow, TFX and TFMA
@@ -33,7 +39,7 @@ UNKNOWN_SIZE = "in_memory"  # a dataset not prepared yet (ExampleGen prepares it
 class BeamMode:
     """The Beam options of a run, which mode they mean and why they were chosen."""
 
-    args: List[str]
+    args: list[str]
     mode: str  # in_memory | multi_processing | the runner (DataflowRunner, ...)
     reason: str
 
@@ -42,14 +48,14 @@ class BeamMode:
         return f"{self.mode} ({self.reason})"
 
 
-def break_even_examples(cores: int) -> Optional[int]:
+def break_even_examples(cores: int) -> int | None:
     """The dataset size from which multi-processing beats in-memory on `cores` cores (None: never)."""
     if cores < 2:
         return None
     return int(WORKER_START_S / (EXAMPLE_COST_S * (1 - 1 / cores)))
 
 
-def choose_direct_mode(num_examples: Optional[int], cores: Optional[int]) -> BeamMode:
+def choose_direct_mode(num_examples: int | None, cores: int | None) -> BeamMode:
     """in_memory or multi_processing for a dataset of num_examples (None: unknown) on `cores` cores."""
     cores = cores or 1
     threshold = break_even_examples(cores)
@@ -58,13 +64,19 @@ def choose_direct_mode(num_examples: Optional[int], cores: Optional[int]) -> Bea
     elif num_examples is None:
         mode, reason = UNKNOWN_SIZE, f"dataset size unknown (not prepared yet); {cores} cores"
     elif num_examples >= threshold:
-        mode, reason = "multi_processing", f"{num_examples:,} examples >= {threshold:,}, the break-even on {cores} cores"
+        mode, reason = (
+            "multi_processing",
+            f"{num_examples:,} examples >= {threshold:,}, the break-even on {cores} cores",
+        )
     else:
-        mode, reason = "in_memory", f"{num_examples:,} examples < {threshold:,}, the break-even on {cores} cores"
+        mode, reason = (
+            "in_memory",
+            f"{num_examples:,} examples < {threshold:,}, the break-even on {cores} cores",
+        )
     return BeamMode(list(BEAM_RUNNER_TEMPLATES[f"direct_{mode}"]), mode, f"chosen: {reason}")
 
 
-def prepared_size(dataset: DatasetConfig) -> Optional[int]:
+def prepared_size(dataset: DatasetConfig) -> int | None:
     """Examples in the mapped splits of a prepared TFDS dataset; None when unknown (not prepared,
     on remote storage, unknown name, or no split sizes, as under tfds.testing.mock_data)."""
     import tensorflow_datasets as tfds
@@ -83,7 +95,7 @@ def prepared_size(dataset: DatasetConfig) -> Optional[int]:
         return None
 
 
-def _runner(args: List[str]) -> str:
+def _runner(args: list[str]) -> str:
     runner = "DirectRunner"
     for index, arg in enumerate(args):
         if arg.startswith("--runner="):
@@ -93,11 +105,11 @@ def _runner(args: List[str]) -> str:
     return runner
 
 
-def _is_direct(args: List[str]) -> bool:
+def _is_direct(args: list[str]) -> bool:
     return _runner(args).lower() in ("directrunner", "direct")
 
 
-def beam_mode(config: PipelineConfig, cores: Optional[int] = None) -> BeamMode:
+def beam_mode(config: PipelineConfig, cores: int | None = None) -> BeamMode:
     """config.beam_pipeline_args when set; else the DirectRunner mode for the dataset's size and
     the cores of this machine (`cores`, default os.cpu_count())."""
     args = config.beam_pipeline_args
@@ -110,7 +122,7 @@ def beam_mode(config: PipelineConfig, cores: Optional[int] = None) -> BeamMode:
     return BeamMode(list(args), mode, "set by beam_pipeline_args")
 
 
-def beam_pipeline_args(config: PipelineConfig, mode: Optional[BeamMode] = None) -> List[str]:
+def beam_pipeline_args(config: PipelineConfig, mode: BeamMode | None = None) -> list[str]:
     """The Beam options of mode (default: beam_mode(config)), plus, for the DirectRunner, the
     container image as the workers' dependency flag.
 

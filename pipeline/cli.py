@@ -1,4 +1,5 @@
 """The `sparse-ae` command: the model library's commands plus `pipeline run`."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,7 +8,7 @@ import os
 import re
 import sys
 import time
-from typing import Dict, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 # Keras 2 for TFX/TFMA: sparse_ae/__init__.py. TensorFlow's C++ log lines and other library chatter:
 # sparse_ae/quiet.py, set up in main() before the first TensorFlow import.
@@ -73,8 +74,9 @@ def _run_and_report(config, args: argparse.Namespace) -> int:
     log_path = None
     if terminal is not None:
         terminal.terminal_handler.addFilter(ComponentProgress())
-        log_path = terminal.attach(os.path.join(config.absolute().pipeline_root, LOGS_DIR,
-                                                time.strftime("%Y-%m-%dT%H_%M_%S") + ".log"))
+        log_path = terminal.attach(
+            os.path.join(config.absolute().pipeline_root, LOGS_DIR, time.strftime("%Y-%m-%dT%H_%M_%S") + ".log")
+        )
     started = time.time()
     failure = None
     try:
@@ -82,8 +84,10 @@ def _run_and_report(config, args: argparse.Namespace) -> int:
     except Exception as error:  # a failed component: report the run, then fail
         failure = error
     config = config.absolute()
-    print(f"\nPipeline {config.pipeline_name} {'FAILED' if failure else 'finished'} in {time.time() - started:.0f} s "
-          f"(root {config.pipeline_root})")
+    print(
+        f"\nPipeline {config.pipeline_name} {'FAILED' if failure else 'finished'} in {time.time() - started:.0f} s "
+        f"(root {config.pipeline_root})"
+    )
     summary = None
     try:
         summary = summarize_run(config.resolved_metadata_path, config.pipeline_name)
@@ -95,8 +99,7 @@ def _run_and_report(config, args: argparse.Namespace) -> int:
 
         report_after_run(config, summary)  # prints the report's path, or a warning; never fails the run
         if log_path:  # named after the run, like its report folder
-            log_path = terminal.rename(os.path.join(config.pipeline_root, LOGS_DIR,
-                                                    run_file_name(summary.run_id)))
+            log_path = terminal.rename(os.path.join(config.pipeline_root, LOGS_DIR, run_file_name(summary.run_id)))
     if log_path:
         print(f"Log: {log_path} (library messages; --verbose shows them on the terminal)")
     if failure is not None:
@@ -125,15 +128,20 @@ def add_pipeline_commands(subparsers) -> dict:
     add_set_argument(run, "model.sparsity_target=0.02, gate.psnr_threshold=20")
     library_cli.add_preset_argument(run)
     compile_ = actions.add_parser(
-        "compile", help="compile for another orchestrator: a Kubeflow/Vertex spec or an Airflow DAG file")
+        "compile", help="compile for another orchestrator: a Kubeflow/Vertex spec or an Airflow DAG file"
+    )
     compile_.add_argument("--runner", required=True, choices=["kubeflow", "airflow"])
-    compile_.add_argument("--output", required=True,
-                          help="kubeflow: the spec FILE.json; airflow: the dags_folder (or a FILE.py)")
+    compile_.add_argument(
+        "--output",
+        required=True,
+        help="kubeflow: the spec FILE.json; airflow: the dags_folder (or a FILE.py)",
+    )
     compile_.add_argument("--dataset", help="TFDS name[/config], short for --set dataset.name=NAME")
     add_set_argument(compile_, "container_image=REGISTRY/sparse-ae-tfx:TAG")
     library_cli.add_preset_argument(compile_)
-    return {"pipeline": lambda args: {"run": cmd_pipeline_run, "compile": cmd_pipeline_compile}[
-        args.pipeline_command](args)}
+    return {
+        "pipeline": lambda args: {"run": cmd_pipeline_run, "compile": cmd_pipeline_compile}[args.pipeline_command](args)
+    }
 
 
 def cmd_pipeline_compile(args: argparse.Namespace) -> int:
@@ -144,8 +152,10 @@ def cmd_pipeline_compile(args: argparse.Namespace) -> int:
 
         path = compile_kubeflow(config, args.output)
         ready = kubeflow_ready(config)
-        print(f"Kubeflow V2 pipeline spec written to {path} (pipeline {ready.pipeline_name}, "
-              f"image {config.container_image}, baseline {ready.gate.baseline})")
+        print(
+            f"Kubeflow V2 pipeline spec written to {path} (pipeline {ready.pipeline_name}, "
+            f"image {config.container_image}, baseline {ready.gate.baseline})"
+        )
     else:
         from pipeline.airflow_runner import write_dag_file
 
@@ -163,12 +173,14 @@ def run_benchmarks(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as error:
         if error.name not in ("benchmarks", "benchmarks.run"):
             raise
-        raise ConfigError("`sparse-ae bench` needs the benchmarks/ folder of a source checkout, which this "
-                          "installation lacks (the Docker image leaves it out)") from None
+        raise ConfigError(
+            "`sparse-ae bench` needs the benchmarks/ folder of a source checkout, which this "
+            "installation lacks (the Docker image leaves it out)"
+        ) from None
     return bench_main(args.bench_args)
 
 
-def build_parser() -> Tuple[argparse.ArgumentParser, Dict[str, library_cli.Handler]]:
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, library_cli.Handler]]:
     """The whole `sparse-ae` parser and each command's handler; light (no TensorFlow, no TFX), so that
     tests/test_docs.py can parse every documented command without running it."""
     parser, subparsers = library_cli.make_parser()
@@ -178,15 +190,18 @@ def build_parser() -> Tuple[argparse.ArgumentParser, Dict[str, library_cli.Handl
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     handlers["bench"] = run_benchmarks
     from pipeline.promotion_cli import add_promotion_commands  # models, promote, rollback (issue 9)
+
     handlers.update(add_promotion_commands(subparsers))
     from pipeline.report.cli import add_report_command  # report (the run report)
+
     handlers.update(add_report_command(subparsers))
     from pipeline.score_cli import add_score_command  # score (issue 16)
+
     handlers.update(add_score_command(subparsers))
     return parser, handlers
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = "--verbose" in argv or "--debug" in argv
     argv = [arg for arg in argv if arg != "--verbose"]  # accepted before or after the command

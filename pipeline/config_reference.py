@@ -7,6 +7,7 @@ One table per section (top level, then each nested config: dataset, model, gate,
 the dotted key as `--set` takes it, its type, its default (written as a `--set` value), what the
 field's constraints allow, and the field's description. Light: pydantic only, no TensorFlow.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,7 +17,8 @@ import os
 import re
 import sys
 import typing
-from typing import Any, List, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from annotated_types import Ge, Gt, Le, Lt, MinLen
 from pydantic import BaseModel
@@ -72,13 +74,13 @@ def render_value(value: Any) -> str:
         # Keep the reference the same on every machine: paths derived from here or home are symbolic.
         for prefix, symbol in ((os.getcwd(), "."), (os.path.expanduser("~"), "~")):
             if value == prefix or value.startswith(prefix + os.sep):
-                return symbol + value[len(prefix):]
+                return symbol + value[len(prefix) :]
     return str(value)
 
 
 def render_allowed(info: FieldInfo) -> str:
     """What the field's annotation and constraints allow (validators' extra rules are in the descriptions)."""
-    parts: List[str] = []
+    parts: list[str] = []
     annotation = info.annotation
     literal = [arg for arg in typing.get_args(annotation)] if typing.get_origin(annotation) is typing.Literal else []
     if literal:
@@ -92,8 +94,9 @@ def render_allowed(info: FieldInfo) -> str:
         pattern = getattr(item, "pattern", None)
         if pattern:
             choices = re.fullmatch(r"\^\(([\w|]+)\)\$", pattern)
-            parts.append(", ".join(f"`{c}`" for c in choices.group(1).split("|")) if choices
-                         else f"matches `{pattern}`")
+            parts.append(
+                ", ".join(f"`{c}`" for c in choices.group(1).split("|")) if choices else f"matches `{pattern}`"
+            )
     return " and ".join(parts)
 
 
@@ -110,7 +113,7 @@ def _description(text: str) -> str:
     return _PLACEHOLDER.sub(r"`\1`\2", _cell(text))
 
 
-def _rows(model: type[BaseModel], prefix: str) -> List[str]:
+def _rows(model: type[BaseModel], prefix: str) -> list[str]:
     rows = []
     for name, info in model.model_fields.items():
         if _is_section(info.annotation):
@@ -118,19 +121,27 @@ def _rows(model: type[BaseModel], prefix: str) -> List[str]:
         if not info.description:
             raise ValueError(f"{model.__name__}.{name} has no description: add Field(..., description=...)")
         default = info.get_default(call_default_factory=True)
-        rows.append(f"| `{prefix}{name}` | {_cell(render_type(info.annotation))} | `{_cell(render_value(default))}` | "
-                    f"{_cell(render_allowed(info))} | {_description(info.description)} |")
+        rows.append(
+            f"| `{prefix}{name}` | {_cell(render_type(info.annotation))} | `{_cell(render_value(default))}` | "
+            f"{_cell(render_allowed(info))} | {_description(info.description)} |"
+        )
     return rows
 
 
-def _table(model: type[BaseModel], prefix: str, title: str) -> List[str]:
-    return [title, "", "| Key | Type | Default | Allowed | Description |", "| --- | --- | --- | --- | --- |",
-            *_rows(model, prefix), ""]
+def _table(model: type[BaseModel], prefix: str, title: str) -> list[str]:
+    return [
+        title,
+        "",
+        "| Key | Type | Default | Allowed | Description |",
+        "| --- | --- | --- | --- | --- |",
+        *_rows(model, prefix),
+        "",
+    ]
 
 
-def _sections(model: type[BaseModel], prefix: str = "") -> List[str]:
+def _sections(model: type[BaseModel], prefix: str = "") -> list[str]:
     """Nested configs, depth first, in field order: (title lines of) one table each."""
-    lines: List[str] = []
+    lines: list[str] = []
     for name, info in model.model_fields.items():
         if _is_section(info.annotation):
             section = info.annotation
@@ -150,7 +161,7 @@ def replace_between_markers(text: str, body: str) -> str:
     start, end = text.find(START), text.find(END)
     if start < 0 or end < start:
         raise ValueError(f"the page has no {START!r} ... {END!r} markers")
-    return text[:start + len(START)] + "\n" + body + text[end:]
+    return text[: start + len(START)] + "\n" + body + text[end:]
 
 
 def committed(text: str) -> str:
@@ -158,12 +169,15 @@ def committed(text: str) -> str:
     start, end = text.find(START), text.find(END)
     if start < 0 or end < start:
         raise ValueError(f"the page has no {START!r} ... {END!r} markers")
-    return text[start + len(START):end].lstrip("\n")
+    return text[start + len(START) : end].lstrip("\n")
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.config_reference", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.config_reference",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--page", default=PAGE, help="the Markdown page with the markers (default %(default)s)")
     parser.add_argument("--check", action="store_true", help="exit 1 when its reference is out of date")
     args = parser.parse_args(argv)

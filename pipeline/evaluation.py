@@ -5,10 +5,10 @@ The exported model computes each example's PSNR in its serving signature (one de
 sparse_ae.metrics); TFMA only averages that prediction. Feeding TFMA the 784-value image as a
 label instead costs ~40x more per example (docs/pipeline.md, "The gate").
 """
+
 from __future__ import annotations
 
 import re
-from typing import Dict, List, Optional
 
 import tensorflow_model_analysis as tfma
 
@@ -32,8 +32,12 @@ COUNT_CLASS = {"tfma": ("ExampleCount", ""), "batched": ("BatchExampleCount", EV
 # (sparse_ae/export.py): the exported model computes every per-example figure itself.
 
 
-def mean_of_output(name: str, per_slice: List[tfma.PerSliceMetricThreshold] = (),
-                   candidate_only: bool = False, engine: str = "tfma") -> tfma.MetricsSpec:
+def mean_of_output(
+    name: str,
+    per_slice: list[tfma.PerSliceMetricThreshold] = (),
+    candidate_only: bool = False,
+    engine: str = "tfma",
+) -> tfma.MetricsSpec:
     """MeanPrediction (or BatchMean: engine) of the signature output `name`, named `name`.
 
     candidate_only: not computed for the baseline model, which needs only PSNR for the change
@@ -41,12 +45,20 @@ def mean_of_output(name: str, per_slice: List[tfma.PerSliceMetricThreshold] = ()
     """
     class_name, module = MEAN_CLASS[engine]
     return tfma.MetricsSpec(
-        output_names=[name], model_names=["candidate"] if candidate_only else [],
-        metrics=[tfma.MetricConfig(class_name=class_name, module=module, config=f'"name": "{name}"',
-                                   per_slice_thresholds=list(per_slice))])
+        output_names=[name],
+        model_names=["candidate"] if candidate_only else [],
+        metrics=[
+            tfma.MetricConfig(
+                class_name=class_name,
+                module=module,
+                config=f'"name": "{name}"',
+                per_slice_thresholds=list(per_slice),
+            )
+        ],
+    )
 
 
-def overall(threshold: tfma.MetricThreshold) -> List[tfma.PerSliceMetricThreshold]:
+def overall(threshold: tfma.MetricThreshold) -> list[tfma.PerSliceMetricThreshold]:
     """A threshold on the overall slice only (a MetricConfig.threshold would apply to every slice,
     the per-label ones included, making an overall bound a class floor too)."""
     return [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
@@ -57,7 +69,9 @@ def gate_threshold(gate: GateConfig) -> tfma.MetricThreshold:
     return tfma.MetricThreshold(
         value_threshold=tfma.GenericValueThreshold(lower_bound={"value": gate.psnr_threshold}),
         change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -gate.change_tolerance}))
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -gate.change_tolerance}
+        ),
+    )
 
 
 def eval_config(gate: GateConfig, engine: str = "tfma") -> tfma.EvalConfig:
@@ -71,36 +85,63 @@ def eval_config(gate: GateConfig, engine: str = "tfma") -> tfma.EvalConfig:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     psnr_thresholds = overall(gate_threshold(gate))
     if gate.class_psnr_floor is not None:
-        psnr_thresholds.append(tfma.PerSliceMetricThreshold(
-            slicing_specs=[tfma.SlicingSpec(feature_keys=[LABEL_FEATURE])],
-            threshold=tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
-                lower_bound={"value": gate.class_psnr_floor}))))
+        psnr_thresholds.append(
+            tfma.PerSliceMetricThreshold(
+                slicing_specs=[tfma.SlicingSpec(feature_keys=[LABEL_FEATURE])],
+                threshold=tfma.MetricThreshold(
+                    value_threshold=tfma.GenericValueThreshold(lower_bound={"value": gate.class_psnr_floor})
+                ),
+            )
+        )
     tolerance = gate.sparsity_tolerance
-    sparsity = [] if tolerance is None else overall(tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
-        lower_bound={"value": 1.0 - tolerance}, upper_bound={"value": 1.0 + tolerance})))
-    gain = [] if gate.min_gain_over_linear is None else overall(tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": gate.min_gain_over_linear})))
+    sparsity = (
+        []
+        if tolerance is None
+        else overall(
+            tfma.MetricThreshold(
+                value_threshold=tfma.GenericValueThreshold(
+                    lower_bound={"value": 1.0 - tolerance}, upper_bound={"value": 1.0 + tolerance}
+                )
+            )
+        )
+    )
+    gain = (
+        []
+        if gate.min_gain_over_linear is None
+        else overall(
+            tfma.MetricThreshold(
+                value_threshold=tfma.GenericValueThreshold(lower_bound={"value": gate.min_gain_over_linear})
+            )
+        )
+    )
     metrics_specs = [
         mean_of_output(PSNR_METRIC, psnr_thresholds, engine=engine),
         mean_of_output(MEAN_ACTIVATION_METRIC, candidate_only=True, engine=engine),
         mean_of_output(TARGET_RATIO_METRIC, sparsity, candidate_only=True, engine=engine),
         mean_of_output(LINEAR_PSNR_METRIC, candidate_only=True, engine=engine),
         mean_of_output(GAIN_METRIC, gain, candidate_only=True, engine=engine),
-        tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name=COUNT_CLASS[engine][0],
-                                                    module=COUNT_CLASS[engine][1])]),
+        tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name=COUNT_CLASS[engine][0], module=COUNT_CLASS[engine][1])]),
     ]
     return tfma.EvalConfig(
         # tf_generic: the SavedModel is a plain tf.Module, so TFMA does not try Keras loading
         # or compiled Keras metrics; serving_default parses the serialized examples itself.
         # The class label is given as label only because TFMA 0.47's MeanPrediction skips the
         # predictions of unlabeled examples (calibration.py checks len(label)); it is not used.
-        model_specs=[tfma.ModelSpec(signature_name="serving_default", label_key=LABEL_FEATURE,
-                                    model_type=tfma.TF_GENERIC)],
+        model_specs=[
+            tfma.ModelSpec(signature_name="serving_default", label_key=LABEL_FEATURE, model_type=tfma.TF_GENERIC)
+        ],
         slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[LABEL_FEATURE])],
-        metrics_specs=metrics_specs)
+        metrics_specs=metrics_specs,
+    )
 
 
-GATE_KEYS = ("psnr_threshold", "change_tolerance", "class_psnr_floor", "sparsity_tolerance", "min_gain_over_linear")
+GATE_KEYS = (
+    "psnr_threshold",
+    "change_tolerance",
+    "class_psnr_floor",
+    "sparsity_tolerance",
+    "min_gain_over_linear",
+)
 
 
 def _metric_name(metric: tfma.MetricConfig) -> str:
@@ -109,13 +150,13 @@ def _metric_name(metric: tfma.MetricConfig) -> str:
     return found.group(1) if found else PSNR_METRIC
 
 
-def gate_bounds(config: tfma.EvalConfig) -> Dict[str, Optional[float]]:
+def gate_bounds(config: tfma.EvalConfig) -> dict[str, float | None]:
     """The gate an EvalConfig encodes (GATE_KEYS; None when absent).
 
     Reads both forms of the PSNR gate: per-slice thresholds (eval_config above) and a
     MetricConfig.threshold on every slice (what earlier runs recorded).
     """
-    bounds: Dict[str, Optional[float]] = dict.fromkeys(GATE_KEYS)
+    bounds: dict[str, float | None] = dict.fromkeys(GATE_KEYS)
     for spec in config.metrics_specs:
         for metric in spec.metrics:
             if metric.class_name not in {class_name for class_name, _ in MEAN_CLASS.values()}:
@@ -139,7 +180,7 @@ def gate_bounds(config: tfma.EvalConfig) -> Dict[str, Optional[float]]:
     return bounds
 
 
-def recorded_gate(evaluator_execution) -> Dict[str, Optional[float]]:
+def recorded_gate(evaluator_execution) -> dict[str, float | None]:
     """gate_bounds of the eval_config an Evaluator execution recorded in ML Metadata (all None
     when it has none or it does not parse)."""
     from google.protobuf import json_format

@@ -7,10 +7,10 @@ execution, in the custom property where TFX keeps an execution's result
 (`__execution_result__`, an ExecutionResult as JSON), so the run summary and any MLMD reader
 find it in the same place either way.
 """
+
 from __future__ import annotations
 
 import re
-from typing import Optional
 
 from absl import logging
 from google.protobuf import json_format
@@ -31,12 +31,15 @@ def failure_message(error: BaseException) -> str:
     return f"{type(error).__name__}: {line}" if line else type(error).__name__
 
 
-def recorded_failure(execution: metadata_store_pb2.Execution) -> Optional[str]:
+def recorded_failure(execution: metadata_store_pb2.Execution) -> str | None:
     """The recorded reason of a failed execution (its last non-empty line), or None."""
     if EXECUTION_RESULT not in execution.custom_properties:
         return None
-    result = json_format.Parse(execution.custom_properties[EXECUTION_RESULT].string_value,
-                               execution_result_pb2.ExecutionResult(), ignore_unknown_fields=True)
+    result = json_format.Parse(
+        execution.custom_properties[EXECUTION_RESULT].string_value,
+        execution_result_pb2.ExecutionResult(),
+        ignore_unknown_fields=True,
+    )
     lines = [line.strip() for line in result.result_message.splitlines() if line.strip()]
     return lines[-1] if lines else None
 
@@ -49,9 +52,12 @@ def record_failure(metadata_path: str, pipeline_name: str, error: BaseException)
     try:
         store = open_store(metadata_path, writable=True)
         run = store.get_context_by_type_and_name("pipeline_run", latest_run_id(store, pipeline_name))
-        failed = [execution for execution in store.get_executions_by_context(run.id)
-                  if execution.last_known_state == metadata_store_pb2.Execution.FAILED
-                  and EXECUTION_RESULT not in execution.custom_properties]
+        failed = [
+            execution
+            for execution in store.get_executions_by_context(run.id)
+            if execution.last_known_state == metadata_store_pb2.Execution.FAILED
+            and EXECUTION_RESULT not in execution.custom_properties
+        ]
         result = execution_result_pb2.ExecutionResult(code=_UNKNOWN, result_message=failure_message(error))
         for execution in failed:
             execution.custom_properties[EXECUTION_RESULT].string_value = json_format.MessageToJson(result)

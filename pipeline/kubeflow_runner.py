@@ -1,11 +1,15 @@
 """Compile the pipeline for Kubeflow Pipelines v2 and Vertex AI Pipelines (KubeflowV2DagRunner)."""
+
 from __future__ import annotations
 
 import os
 import re
 
 # Not exported by tfx.v1 in 1.16 (its import there is swallowed); this path works.
-from tfx.orchestration.kubeflow.v2.kubeflow_v2_dag_runner import KubeflowV2DagRunner, KubeflowV2DagRunnerConfig
+from tfx.orchestration.kubeflow.v2.kubeflow_v2_dag_runner import (
+    KubeflowV2DagRunner,
+    KubeflowV2DagRunnerConfig,
+)
 
 from pipeline.pipeline import create_pipeline
 from pipeline_config import PipelineConfig
@@ -22,7 +26,9 @@ def kubeflow_ready(config: PipelineConfig) -> PipelineConfig:
     drift check (its baseline resolver is a custom strategy as well)."""
     gate = config.gate.model_copy(update={"baseline": "latest_blessed"})
     drift = config.drift.model_copy(update={"enabled": False})  # its resolver strategy is a custom one too
-    return config.model_copy(update={"gate": gate, "drift": drift, "pipeline_name": kubeflow_name(config.pipeline_name)})
+    return config.model_copy(
+        update={"gate": gate, "drift": drift, "pipeline_name": kubeflow_name(config.pipeline_name)}
+    )
 
 
 def compile_kubeflow(config: PipelineConfig, output_file: str) -> str:
@@ -35,6 +41,8 @@ def compile_kubeflow(config: PipelineConfig, output_file: str) -> str:
     os.makedirs(os.path.dirname(output_file), exist_ok=True)
     runner = KubeflowV2DagRunner(
         config=KubeflowV2DagRunnerConfig(default_image=config.container_image),
-        output_dir=os.path.dirname(output_file), output_filename=os.path.basename(output_file))
+        output_dir=os.path.dirname(output_file),
+        output_filename=os.path.basename(output_file),
+    )
     runner.run(create_pipeline(kubeflow_ready(config)), write_out=True)
     return output_file

@@ -1,4 +1,5 @@
 """Run the pipeline in this process with LocalDagRunner and a sqlite ML Metadata store."""
+
 from __future__ import annotations
 
 import os

@@ -5,10 +5,10 @@ The one place the run summary (pipeline/run_summary.py), the run report (pipelin
 sqlite store and look runs up. The resolver strategies' lineage queries stay in
 components/live_model_strategy.py, since components/ never imports pipeline/.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Dict, Optional, Tuple
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -19,7 +19,7 @@ from sparse_ae.errors import ConfigError
 SERVING_MODEL_DIR = "Format-Serving"  # the Trainer's SavedModel inside its Model artifact
 
 
-def metadata_file(pipeline_root: str, metadata_path: Optional[str] = None) -> str:
+def metadata_file(pipeline_root: str, metadata_path: str | None = None) -> str:
     """The run records' sqlite file (default <pipeline_root>/metadata.sqlite); ConfigError if root or file is absent.
 
     Cheap (no TensorFlow import): the command line checks this first.
@@ -46,15 +46,17 @@ def latest_run_id(store: metadata_store.MetadataStore, pipeline_name: str) -> st
     pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
     if pipeline is None:
         raise LookupError(f"no pipeline {pipeline_name!r} in ML Metadata")
-    runs = [c for c in store.get_children_contexts_by_context(pipeline.id) if c.type == "pipeline_run"] or \
-        [c for c in store.get_contexts_by_type("pipeline_run")]
+    runs = [c for c in store.get_children_contexts_by_context(pipeline.id) if c.type == "pipeline_run"] or [
+        c for c in store.get_contexts_by_type("pipeline_run")
+    ]
     if not runs:
         raise LookupError(f"pipeline {pipeline_name!r} has no recorded run")
     return max(runs, key=lambda c: (c.create_time_since_epoch, c.id)).name
 
 
-def node_executions(store: metadata_store.MetadataStore, pipeline_name: str, run_id: str
-                    ) -> Dict[str, metadata_store_pb2.Execution]:
+def node_executions(
+    store: metadata_store.MetadataStore, pipeline_name: str, run_id: str
+) -> dict[str, metadata_store_pb2.Execution]:
     """node id -> its execution in this run."""
     run = store.get_context_by_type_and_name("pipeline_run", run_id)
     in_run = {e.id: e for e in store.get_executions_by_context(run.id)}
@@ -65,21 +67,27 @@ def node_executions(store: metadata_store.MetadataStore, pipeline_name: str, run
             continue
         for execution in store.get_executions_by_context(node.id):
             if execution.id in in_run:
-                result[node.name[len(prefix):]] = execution
+                result[node.name[len(prefix) :]] = execution
     return result
 
 
-def execution_outputs(store: metadata_store.MetadataStore, execution_id: int
-                      ) -> Dict[str, metadata_store_pb2.Artifact]:
+def execution_outputs(store: metadata_store.MetadataStore, execution_id: int) -> dict[str, metadata_store_pb2.Artifact]:
     """Output key -> artifact of an execution."""
-    events = [e for e in store.get_events_by_execution_ids([execution_id])
-              if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)]
+    events = [
+        e
+        for e in store.get_events_by_execution_ids([execution_id])
+        if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+    ]
     artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
     return {e.path.steps[0].key: artifacts[e.artifact_id] for e in events if e.path.steps}
 
 
-def resolve_run(pipeline_root: str, run_id: Optional[str] = None, pipeline_name: Optional[str] = None,
-                metadata_path: Optional[str] = None) -> Tuple[str, str, str]:
+def resolve_run(
+    pipeline_root: str,
+    run_id: str | None = None,
+    pipeline_name: str | None = None,
+    metadata_path: str | None = None,
+) -> tuple[str, str, str]:
     """(metadata_path, pipeline_name, run_id) of a recorded run; ConfigError naming what is wrong.
 
     Without pipeline_name, the store's only pipeline (or `sparse_ae` among several); without
@@ -100,12 +108,14 @@ def resolve_run(pipeline_root: str, run_id: Optional[str] = None, pipeline_name:
     if store.get_context_by_type_and_name("pipeline_run", run_id) is None:
         runs = sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: (c.create_time_since_epoch, c.id))
         recent = ", ".join(c.name for c in runs[-5:]) or "none"
-        raise ConfigError(f"no run {run_id!r} of pipeline {pipeline_name!r} in {metadata_path} "
-                          f"(latest runs, newest last: {recent})")
+        raise ConfigError(
+            f"no run {run_id!r} of pipeline {pipeline_name!r} in {metadata_path} (latest runs, newest last: {recent})"
+        )
     return metadata_path, pipeline_name, run_id
 
 
-def pipeline_models(store: metadata_store.MetadataStore, context: metadata_store_pb2.Context
-                    ) -> Dict[int, metadata_store_pb2.Artifact]:
+def pipeline_models(
+    store: metadata_store.MetadataStore, context: metadata_store_pb2.Context
+) -> dict[int, metadata_store_pb2.Artifact]:
     """Model artifact id -> Model, of every run of the pipeline (context)."""
     return {a.id: a for a in store.get_artifacts_by_context(context.id) if a.type == "Model"}

@@ -1,10 +1,10 @@
 """One orchestrator-agnostic pipeline: TFDS ExampleGen -> statistics, schema, validation ->
 Trainer -> PSNR-gated Evaluator (against the latest blessed model) -> Pusher."""
+
 from __future__ import annotations
 
-from typing import Optional
-
 from ml_metadata.proto import metadata_store_pb2
+
 # TFX's internal modules, not `tfx.v1`: that public facade also imports the Google Cloud AI
 # Platform extension (google.cloud.aiplatform), about a third of the import time of a run. Each
 # component's own module, not `tfx.components`, whose __init__ imports every component (deferred:
@@ -38,33 +38,44 @@ DRIFT_RESOLVER_ID = "live_model_statistics_resolver"
 def drift_check(config: PipelineConfig, statistics_gen, schema_gen) -> list:
     """[the Resolver of the live model's training statistics, the DriftValidator]."""
     resolver = Resolver(
-        strategy_class=LiveModelStatisticsStrategy, config={"serving_dir": config.serving_dir},
+        strategy_class=LiveModelStatisticsStrategy,
+        config={"serving_dir": config.serving_dir},
         model=Channel(type=standard_artifacts.Model),
         statistics=Channel(type=standard_artifacts.ExampleStatistics),
     ).with_id(DRIFT_RESOLVER_ID)
     validator = DriftValidator(
-        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"],
-        baseline_statistics=resolver.outputs["statistics"], features=config.drift.features,
-        threshold=config.drift.threshold)
+        statistics=statistics_gen.outputs["statistics"],
+        schema=schema_gen.outputs["schema"],
+        baseline_statistics=resolver.outputs["statistics"],
+        features=config.drift.features,
+        threshold=config.drift.threshold,
+    )
     return [resolver, validator]
 
 
-def create_pipeline(config: PipelineConfig,
-                    metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None
-                    ) -> tfx_pipeline.Pipeline:
+def create_pipeline(
+    config: PipelineConfig, metadata_connection_config: metadata_store_pb2.ConnectionConfig | None = None
+) -> tfx_pipeline.Pipeline:
     """The pipeline for config; runners add only where it runs (and their metadata store)."""
     config = config.absolute()
     dataset = config.dataset
     beam = beam_mode(config)  # set, or chosen for the dataset's size and this machine's cores
     # ExampleGen checks every record against the data contract (components/tfds_example_gen/checks.py).
-    example_gen = TFDSExampleGen(dataset=dataset.name, version=dataset.version, data_dir=dataset.data_dir,
-                                 split_mapping=dataset.split_mapping, download=dataset.download,
-                                 image_shape=config.model.image_shape, beam_mode=beam.describe())
+    example_gen = TFDSExampleGen(
+        dataset=dataset.name,
+        version=dataset.version,
+        data_dir=dataset.data_dir,
+        split_mapping=dataset.split_mapping,
+        download=dataset.download,
+        image_shape=config.model.image_shape,
+        beam_mode=beam.describe(),
+    )
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
     # Anomalies fail the run here, before training (the Trainer and the Tuner wait for it).
     example_validator = StrictExampleValidator(
-        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"],
+        statistics=statistics_gen.outputs["statistics"],
+        schema=schema_gen.outputs["schema"],
         custom_validation_config=not_constant(IMAGE_KEY, "every pixel of the split has one value: blank images"),
     ).with_id("ExampleValidator")
 
@@ -86,8 +97,12 @@ def create_pipeline(config: PipelineConfig,
         train_args=trainer_pb2.TrainArgs(splits=["train"], num_steps=(config.steps_per_epoch or 0) * epochs),
         eval_args=trainer_pb2.EvalArgs(splits=["eval"], num_steps=config.eval_steps or 0),
         hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
-        custom_config={"model": config.model.model_dump(mode="json"), "dataset": dataset.name,
-                       "anomaly_quantile": config.scoring.anomaly_quantile})
+        custom_config={
+            "model": config.model.model_dump(mode="json"),
+            "dataset": dataset.name,
+            "anomaly_quantile": config.scoring.anomaly_quantile,
+        },
+    )
     for node in (trainer, tuner) if tuner else (trainer,):
         node.add_upstream_node(example_validator)
         for check in drift_nodes[-1:]:
@@ -110,28 +125,47 @@ def create_pipeline(config: PipelineConfig,
         baseline_model=baseline_resolver.outputs["model"],
         eval_config=eval_config(config.gate, engine),
         example_splits=["eval"],
-        module_path=EVALUATOR_MODULE if engine == "batched" else None)
+        module_path=EVALUATOR_MODULE if engine == "batched" else None,
+    )
     pusher = ServingPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=pusher_pb2.PushDestination(
-            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=config.serving_dir)))
+            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=config.serving_dir)
+        ),
+    )
 
     # Optional (issue 16): score a split with the model just blessed; the run summary counts the
     # images above that model's calibrated threshold.
-    bulk_inferrer = BulkInferrer(
-        examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
-        data_spec=bulk_inferrer_pb2.DataSpec(example_splits=[config.scoring.bulk_inference_split]),
-        model_spec=bulk_inferrer_pb2.ModelSpec(model_signature_name=["serving_default"]),
-    ) if config.scoring.bulk_inference else None
+    bulk_inferrer = (
+        BulkInferrer(
+            examples=example_gen.outputs["examples"],
+            model=trainer.outputs["model"],
+            model_blessing=evaluator.outputs["blessing"],
+            data_spec=bulk_inferrer_pb2.DataSpec(example_splits=[config.scoring.bulk_inference_split]),
+            model_spec=bulk_inferrer_pb2.ModelSpec(model_signature_name=["serving_default"]),
+        )
+        if config.scoring.bulk_inference
+        else None
+    )
 
     return tfx_pipeline.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, *drift_nodes, trainer,
-                    baseline_resolver, evaluator, pusher] + ([tuner] if tuner else [])
+        components=[
+            example_gen,
+            statistics_gen,
+            schema_gen,
+            example_validator,
+            *drift_nodes,
+            trainer,
+            baseline_resolver,
+            evaluator,
+            pusher,
+        ]
+        + ([tuner] if tuner else [])
         + ([bulk_inferrer] if bulk_inferrer else []),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=beam_pipeline_args(config, beam))
+        beam_pipeline_args=beam_pipeline_args(config, beam),
+    )

@@ -13,6 +13,7 @@ Publishing reuses the ServingPusher's `publish()` (components/serving_dir.py): a
 and a rename, versions strictly increasing, nothing ever deleted (a rollback re-publishes the
 older version's files under a new, higher version number, the one TF Serving then serves).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,7 +22,6 @@ import getpass
 import json
 import os
 import time
-from typing import Dict, List, Optional, Tuple
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -38,9 +38,18 @@ from sparse_ae.errors import ConfigError
 PROMOTION_TYPE = "sparse_ae.ManualPromotion"
 ROLLBACK_TYPE = "sparse_ae.Rollback"
 _STRING, _INT, _DOUBLE = metadata_store_pb2.STRING, metadata_store_pb2.INT, metadata_store_pb2.DOUBLE
-_EXECUTION_PROPERTIES = {"action": _STRING, "user": _STRING, "reason": _STRING, "time": _STRING,
-                         "model_id": _INT, "model_uri": _STRING, "version": _STRING, "from_version": _STRING,
-                         "psnr": _DOUBLE, "metrics": _STRING}
+_EXECUTION_PROPERTIES = {
+    "action": _STRING,
+    "user": _STRING,
+    "reason": _STRING,
+    "time": _STRING,
+    "model_id": _INT,
+    "model_uri": _STRING,
+    "version": _STRING,
+    "from_version": _STRING,
+    "psnr": _DOUBLE,
+    "metrics": _STRING,
+}
 
 
 class PromotionRefused(ConfigError):
@@ -54,9 +63,9 @@ class ServingVersion:
     version: int
     path: str
     live: bool
-    model_id: Optional[int] = None  # None: no push in ML Metadata published this folder
+    model_id: int | None = None  # None: no push in ML Metadata published this folder
     action: str = "unrecorded"  # pipeline | promote | rollback | unrecorded
-    when: Optional[float] = None  # seconds since the epoch, from the push's record
+    when: float | None = None  # seconds since the epoch, from the push's record
     user: str = ""
     reason: str = ""
 
@@ -69,27 +78,33 @@ class Candidate:
     uri: str
     when: float
     dataset: str = ""
-    psnr: Optional[float] = None
+    psnr: float | None = None
     worst_class: str = ""
-    worst_class_psnr: Optional[float] = None
-    blessed: Optional[bool] = None  # None: never evaluated
-    threshold: Optional[float] = None  # the gate's PSNR threshold of the deciding evaluation
-    versions: List[int] = dataclasses.field(default_factory=list)  # serving versions holding it
-    manual: List[str] = dataclasses.field(default_factory=list)  # "promote by USER: REASON"
+    worst_class_psnr: float | None = None
+    blessed: bool | None = None  # None: never evaluated
+    threshold: float | None = None  # the gate's PSNR threshold of the deciding evaluation
+    versions: list[int] = dataclasses.field(default_factory=list)  # serving versions holding it
+    manual: list[str] = dataclasses.field(default_factory=list)  # "promote by USER: REASON"
 
 
 @dataclasses.dataclass
 class Inventory:
-    versions: List[ServingVersion]  # ascending; the last is live
-    candidates: List[Candidate]  # ascending by model id
+    versions: list[ServingVersion]  # ascending; the last is live
+    candidates: list[Candidate]  # ascending by model id
 
     def to_json(self) -> str:
-        return json.dumps({"versions": [dataclasses.asdict(v) for v in self.versions],
-                           "candidates": [dataclasses.asdict(c) for c in self.candidates]}, indent=2)
+        return json.dumps(
+            {
+                "versions": [dataclasses.asdict(v) for v in self.versions],
+                "candidates": [dataclasses.asdict(c) for c in self.candidates],
+            },
+            indent=2,
+        )
 
 
-def _store(config: PipelineConfig, writable: bool = False
-           ) -> Tuple[metadata_store.MetadataStore, metadata_store_pb2.Context]:
+def _store(
+    config: PipelineConfig, writable: bool = False
+) -> tuple[metadata_store.MetadataStore, metadata_store_pb2.Context]:
     path = config.resolved_metadata_path
     if not os.path.exists(path):  # local by definition: the sqlite file
         raise PromotionRefused(f"no ML Metadata store at {path}: run the pipeline first, or pass --pipeline-root")
@@ -101,16 +116,21 @@ def _store(config: PipelineConfig, writable: bool = False
 
 
 def _string(artifact_or_execution, key: str) -> str:
-    return artifact_or_execution.custom_properties[key].string_value if key in artifact_or_execution.custom_properties \
+    return (
+        artifact_or_execution.custom_properties[key].string_value
+        if key in artifact_or_execution.custom_properties
         else ""
+    )
 
 
-def _serving_versions(store, config: PipelineConfig, models) -> List[ServingVersion]:
+def _serving_versions(store, config: PipelineConfig, models) -> list[ServingVersion]:
     pushes = model_pushes(store, models)
-    by_path: Dict[str, List[Tuple[int, metadata_store_pb2.Artifact]]] = {}
+    by_path: dict[str, list[tuple[int, metadata_store_pb2.Artifact]]] = {}
     for model_id, artifacts in pushes.items():
         for push in artifacts:
-            by_path.setdefault(normalize_path(_string(push, "pushed_destination")), []).append((push.id, model_id, push))
+            by_path.setdefault(normalize_path(_string(push, "pushed_destination")), []).append(
+                (push.id, model_id, push)
+            )
     versions = serving_versions(config.serving_dir)
     result = []
     for version in versions:
@@ -125,33 +145,42 @@ def _serving_versions(store, config: PipelineConfig, models) -> List[ServingVers
     return result
 
 
-def _gate_threshold(execution) -> Optional[float]:
+def _gate_threshold(execution) -> float | None:
     """The overall PSNR lower bound in the Evaluator's eval_config execution property."""
     from pipeline.evaluation import recorded_gate
 
     return recorded_gate(execution)["psnr_threshold"]
 
 
-def _candidate(store, model, pushes, versions: List[ServingVersion]) -> Candidate:
-    candidate = Candidate(model_id=model.id, uri=model.uri, when=model.create_time_since_epoch / 1000,
-                          versions=[v.version for v in versions if v.model_id == model.id])
+def _candidate(store, model, pushes, versions: list[ServingVersion]) -> Candidate:
+    candidate = Candidate(
+        model_id=model.id,
+        uri=model.uri,
+        when=model.create_time_since_epoch / 1000,
+        versions=[v.version for v in versions if v.model_id == model.id],
+    )
     events = store.get_events_by_artifact_ids([model.id])
     produced_by = [e.execution_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
-    used_by = sorted(e.execution_id for e in events if e.type == metadata_store_pb2.Event.INPUT
-                     and e.path.steps and e.path.steps[0].key == "model")
-    by_execution: Dict[int, Dict[str, metadata_store_pb2.Artifact]] = {}
+    used_by = sorted(
+        e.execution_id
+        for e in events
+        if e.type == metadata_store_pb2.Event.INPUT and e.path.steps and e.path.steps[0].key == "model"
+    )
+    by_execution: dict[int, dict[str, metadata_store_pb2.Artifact]] = {}
     io_events = store.get_events_by_execution_ids(produced_by + used_by)
     artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in io_events])}
     for event in io_events:
         if event.path.steps and event.artifact_id in artifacts:
             kind = "in" if event.type == metadata_store_pb2.Event.INPUT else "out"
-            by_execution.setdefault(event.execution_id, {})[f"{kind}:{event.path.steps[0].key}"] = \
-                artifacts[event.artifact_id]
+            by_execution.setdefault(event.execution_id, {})[f"{kind}:{event.path.steps[0].key}"] = artifacts[
+                event.artifact_id
+            ]
     examples = next((by_execution.get(e, {}).get("in:examples") for e in produced_by), None)
-    class_names: List[str] = []
+    class_names: list[str] = []
     if examples is not None:
-        candidate.dataset = f"{_string(examples, 'tfds_name')}/{_string(examples, 'tfds_config')}" \
-                            f":{_string(examples, 'tfds_version')}"
+        candidate.dataset = (
+            f"{_string(examples, 'tfds_name')}/{_string(examples, 'tfds_config')}:{_string(examples, 'tfds_version')}"
+        )
         class_names = json.loads(_string(examples, "label_names") or "[]")
     evaluations = [e for e in used_by if "out:evaluation" in by_execution.get(e, {})]
     if evaluations:
@@ -169,8 +198,10 @@ def _candidate(store, model, pushes, versions: List[ServingVersion]) -> Candidat
             candidate.worst_class_psnr = value
     for push in pushes.get(model.id, []):
         if _string(push, "action"):
-            candidate.manual.append(f"{_string(push, 'action')} as version {_string(push, 'pushed_version')} by "
-                                    f"{_string(push, 'user')}: {_string(push, 'reason')}")
+            candidate.manual.append(
+                f"{_string(push, 'action')} as version {_string(push, 'pushed_version')} by "
+                f"{_string(push, 'user')}: {_string(push, 'reason')}"
+            )
     return candidate
 
 
@@ -181,13 +212,17 @@ def inventory(config: PipelineConfig) -> Inventory:
     models = pipeline_models(store, context)
     versions = _serving_versions(store, config, models)
     pushes = model_pushes(store, models)
-    return Inventory(versions=versions,
-                     candidates=[_candidate(store, models[i], pushes, versions) for i in sorted(models)])
+    return Inventory(
+        versions=versions, candidates=[_candidate(store, models[i], pushes, versions) for i in sorted(models)]
+    )
 
 
-def _when(seconds: Optional[float]) -> str:
-    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ") \
-        if seconds else "-"
+def _when(seconds: float | None) -> str:
+    return (
+        datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+        if seconds
+        else "-"
+    )
 
 
 def format_inventory(found: Inventory, config: PipelineConfig) -> str:
@@ -196,27 +231,38 @@ def format_inventory(found: Inventory, config: PipelineConfig) -> str:
     candidates = {c.model_id: c for c in found.candidates}
     lines = [f"Serving directory {config.serving_dir} (TF Serving serves the highest version):"]
     live = next((v for v in found.versions if v.live), None)
-    lines.append(f"  Live: version {live.version} (model {live.model_id or '-'}, {live.action})" if live
-                 else "  Live: none (nothing published yet)")
+    lines.append(
+        f"  Live: version {live.version} (model {live.model_id or '-'}, {live.action})"
+        if live
+        else "  Live: none (nothing published yet)"
+    )
     header = f"  {'STATE':<5} {'VERSION':<11} {'WHEN (UTC)':<20} {'MODEL':>5} {'PSNR':>6} {'HOW':<9} WHY"
     if found.versions:
         lines.append(header)
     for v in reversed(found.versions):
         psnr = candidates[v.model_id].psnr if v.model_id in candidates else None
         why = f"{v.user}: {v.reason}" if v.reason else ("gate passed" if v.action == "pipeline" else "")
-        lines.append(f"  {'live' if v.live else '':<5} {v.version:<11} {_when(v.when):<20} "
-                     f"{v.model_id or '-':>5} "
-                     f"{f'{psnr:.2f}' if psnr is not None else '-':>6} {v.action:<9} {why}")
+        lines.append(
+            f"  {'live' if v.live else '':<5} {v.version:<11} {_when(v.when):<20} "
+            f"{v.model_id or '-':>5} "
+            f"{f'{psnr:.2f}' if psnr is not None else '-':>6} {v.action:<9} {why}"
+        )
     lines.append(f"Candidates (pipeline {config.pipeline_name}, ML Metadata {config.resolved_metadata_path}):")
-    lines.append(f"  {'MODEL':>5} {'TRAINED (UTC)':<20} {'PSNR':>6} {'WORST CLASS':<20} {'BLESSED':<14} "
-                 f"{'PUSHED':<24} DATASET")
+    lines.append(
+        f"  {'MODEL':>5} {'TRAINED (UTC)':<20} {'PSNR':>6} {'WORST CLASS':<20} {'BLESSED':<14} {'PUSHED':<24} DATASET"
+    )
     for c in reversed(found.candidates):
         worst = f"{c.worst_class} {c.worst_class_psnr:.2f}" if c.worst_class_psnr is not None else "-"
-        blessed = "not evaluated" if c.blessed is None else \
-            f"{'yes' if c.blessed else 'no'}" + (f" (>={c.threshold:g})" if c.threshold is not None else "")
+        blessed = (
+            "not evaluated"
+            if c.blessed is None
+            else f"{'yes' if c.blessed else 'no'}" + (f" (>={c.threshold:g})" if c.threshold is not None else "")
+        )
         pushed = ",".join(map(str, c.versions)) or "no"
-        lines.append(f"  {c.model_id:>5} {_when(c.when):<20} {f'{c.psnr:.2f}' if c.psnr is not None else '-':>6} "
-                     f"{worst:<20} {blessed:<14} {pushed:<24} {c.dataset}")
+        lines.append(
+            f"  {c.model_id:>5} {_when(c.when):<20} {f'{c.psnr:.2f}' if c.psnr is not None else '-':>6} "
+            f"{worst:<20} {blessed:<14} {pushed:<24} {c.dataset}"
+        )
         lines += [f"        manual {note}" for note in c.manual]
     return "\n".join(lines)
 
@@ -228,7 +274,7 @@ def _user() -> str:
         return os.environ.get("USER", "unknown")
 
 
-def _require_reason(reason: Optional[str], action: str) -> str:
+def _require_reason(reason: str | None, action: str) -> str:
     reason = (reason or "").strip()
     if not reason:
         raise PromotionRefused(f"{action} needs --reason TEXT: it is recorded in ML Metadata with who ran it")
@@ -243,8 +289,10 @@ def _find_model(store, context, reference: str) -> metadata_store_pb2.Artifact:
     for model in models.values():
         if path in (normalize_path(model.uri), normalize_path(os.path.join(model.uri, SERVING_MODEL_DIR))):
             return model
-    raise PromotionRefused(f"MODEL {reference!r} is neither the id nor the URI of a Model of pipeline "
-                           f"{context.name!r} (see `sparse-ae models`)")
+    raise PromotionRefused(
+        f"MODEL {reference!r} is neither the id nor the URI of a Model of pipeline "
+        f"{context.name!r} (see `sparse-ae models`)"
+    )
 
 
 def _artifact_type_id(store, name: str) -> int:
@@ -270,7 +318,7 @@ class ManualAction:
     destination: str  # the version folder it published
     reason: str
     user: str
-    metrics: Dict[str, object]  # the model's evaluation (and a rollback's versions)
+    metrics: dict[str, object]  # the model's evaluation (and a rollback's versions)
     from_version: str = ""  # rollback: the version that was live before
 
     @property
@@ -291,16 +339,35 @@ def _record(store, context, config: PipelineConfig, done: ManualAction) -> int:
     # write_string_file writes "", which creates the file (a GFile opened and closed unwritten creates nothing).
     io_utils.write_string_file(os.path.join(blessing_uri, "BLESSED"), "")
     version = os.path.basename(done.destination)
-    pushed = _manual_artifact(store, done, PUSHED_MODEL_TYPE, os.path.join(folder, "pushed_model"),
-                              {"pushed": 1, "pushed_destination": done.destination, "pushed_version": version,
-                               **_calibration_properties(done.destination)})
-    blessing = _manual_artifact(store, done, "ModelBlessing", blessing_uri,
-                                {"blessed": 1, "current_model": done.model.uri, "current_model_id": done.model.id})
+    pushed = _manual_artifact(
+        store,
+        done,
+        PUSHED_MODEL_TYPE,
+        os.path.join(folder, "pushed_model"),
+        {
+            "pushed": 1,
+            "pushed_destination": done.destination,
+            "pushed_version": version,
+            **_calibration_properties(done.destination),
+        },
+    )
+    blessing = _manual_artifact(
+        store,
+        done,
+        "ModelBlessing",
+        blessing_uri,
+        {"blessed": 1, "current_model": done.model.uri, "current_model_id": done.model.id},
+    )
     execution_id, _, _ = store.put_execution(
-        _manual_execution(store, done, now), [(done.model, _event(metadata_store_pb2.Event.INPUT, "model")),
-                                              (pushed, _event(metadata_store_pb2.Event.OUTPUT, "pushed_model")),
-                                              (blessing, _event(metadata_store_pb2.Event.OUTPUT, "blessing"))],
-        [context], reuse_context_if_already_exist=True)
+        _manual_execution(store, done, now),
+        [
+            (done.model, _event(metadata_store_pb2.Event.INPUT, "model")),
+            (pushed, _event(metadata_store_pb2.Event.OUTPUT, "pushed_model")),
+            (blessing, _event(metadata_store_pb2.Event.OUTPUT, "blessing")),
+        ],
+        [context],
+        reuse_context_if_already_exist=True,
+    )
     return execution_id
 
 
@@ -311,9 +378,17 @@ def _manual_execution(store, done: ManualAction, now: float) -> metadata_store_p
         execution_type.properties[key] = kind
     type_id = store.put_execution_type(execution_type, can_add_fields=True)
     execution = metadata_store_pb2.Execution(type_id=type_id, last_known_state=metadata_store_pb2.Execution.COMPLETE)
-    values = {"action": done.action, "user": done.user, "reason": done.reason, "time": _when(now),
-              "model_id": done.model.id, "model_uri": done.model.uri, "version": os.path.basename(done.destination),
-              "from_version": done.from_version, "metrics": json.dumps(done.metrics)}
+    values = {
+        "action": done.action,
+        "user": done.user,
+        "reason": done.reason,
+        "time": _when(now),
+        "model_id": done.model.id,
+        "model_uri": done.model.uri,
+        "version": os.path.basename(done.destination),
+        "from_version": done.from_version,
+        "metrics": json.dumps(done.metrics),
+    }
     for key, value in values.items():
         if isinstance(value, int):
             execution.properties[key].int_value = value
@@ -324,13 +399,21 @@ def _manual_execution(store, done: ManualAction, now: float) -> metadata_store_p
     return execution
 
 
-def _manual_artifact(store, done: ManualAction, type_name: str, uri: str,
-                     custom: Dict[str, object]) -> metadata_store_pb2.Artifact:
+def _manual_artifact(
+    store, done: ManualAction, type_name: str, uri: str, custom: dict[str, object]
+) -> metadata_store_pb2.Artifact:
     """An output artifact of the action, marked manual with who and why, published like a component's."""
-    result = metadata_store_pb2.Artifact(type_id=_artifact_type_id(store, type_name), uri=uri,
-                                         state=metadata_store_pb2.Artifact.LIVE)
-    custom = {**custom, "manual": 1, "action": done.action, "user": done.user, "reason": done.reason,
-              "state": "published"}  # TFX's own artifact state, as on pipeline outputs
+    result = metadata_store_pb2.Artifact(
+        type_id=_artifact_type_id(store, type_name), uri=uri, state=metadata_store_pb2.Artifact.LIVE
+    )
+    custom = {
+        **custom,
+        "manual": 1,
+        "action": done.action,
+        "user": done.user,
+        "reason": done.reason,
+        "state": "published",
+    }  # TFX's own artifact state, as on pipeline outputs
     for key, value in custom.items():
         if isinstance(value, int):
             result.custom_properties[key].int_value = value
@@ -341,27 +424,36 @@ def _manual_artifact(store, done: ManualAction, type_name: str, uri: str,
     return result
 
 
-def _calibration_properties(model_dir: str) -> Dict[str, object]:
+def _calibration_properties(model_dir: str) -> dict[str, object]:
     """The calibration a published version carries (its own, in its folder), as PushedModel properties."""
     from sparse_ae.calibration import read_calibration
 
     calibration = read_calibration(model_dir)
     if calibration is None:
         return {}
-    return {"anomaly_threshold": calibration.threshold, "anomaly_quantile": calibration.quantile,
-            "calibration": json.dumps(dataclasses.asdict(calibration))}
+    return {
+        "anomaly_threshold": calibration.threshold,
+        "anomaly_quantile": calibration.quantile,
+        "calibration": json.dumps(dataclasses.asdict(calibration)),
+    }
 
 
-def _metrics(candidate: Optional[Candidate]) -> Dict[str, object]:
+def _metrics(candidate: Candidate | None) -> dict[str, object]:
     if candidate is None:
         return {}
-    return {"psnr": candidate.psnr, "worst_class": candidate.worst_class,
-            "worst_class_psnr": candidate.worst_class_psnr, "blessed": candidate.blessed,
-            "threshold": candidate.threshold, "dataset": candidate.dataset}
+    return {
+        "psnr": candidate.psnr,
+        "worst_class": candidate.worst_class,
+        "worst_class_psnr": candidate.worst_class_psnr,
+        "blessed": candidate.blessed,
+        "threshold": candidate.threshold,
+        "dataset": candidate.dataset,
+    }
 
 
-def promote(config: PipelineConfig, model_reference: str, reason: Optional[str],
-            user: Optional[str] = None) -> ServingVersion:
+def promote(
+    config: PipelineConfig, model_reference: str, reason: str | None, user: str | None = None
+) -> ServingVersion:
     """Publish a candidate the gate rejected (or any evaluated candidate) as the new live version."""
     reason = _require_reason(reason, "promote")
     config = config.absolute()
@@ -379,12 +471,21 @@ def promote(config: PipelineConfig, model_reference: str, reason: Optional[str],
     destination = publish(model_path, config.serving_dir)
     user = user or _user()
     _record(store, context, config, ManualAction("promote", model, destination, reason, user, _metrics(found)))
-    return ServingVersion(version=int(os.path.basename(destination)), path=destination, live=True,
-                          model_id=model.id, action="promote", when=time.time(), user=user, reason=reason)
+    return ServingVersion(
+        version=int(os.path.basename(destination)),
+        path=destination,
+        live=True,
+        model_id=model.id,
+        action="promote",
+        when=time.time(),
+        user=user,
+        reason=reason,
+    )
 
 
-def rollback(config: PipelineConfig, to: Optional[int], reason: Optional[str],
-             user: Optional[str] = None) -> Tuple[ServingVersion, ServingVersion]:
+def rollback(
+    config: PipelineConfig, to: int | None, reason: str | None, user: str | None = None
+) -> tuple[ServingVersion, ServingVersion]:
     """Make an earlier version live again by re-publishing it under a new, higher version.
 
     Default target: the newest earlier version holding a different SavedModel than the live one.
@@ -401,25 +502,42 @@ def rollback(config: PipelineConfig, to: Optional[int], reason: Optional[str],
     if to is None:
         earlier = [v for v in reversed(versions[:-1]) if not same_saved_model(v.path, live.path)]
         if not earlier:
-            raise PromotionRefused(f"no earlier version in {config.serving_dir} differs from the live one "
-                                   f"({live.version})")
+            raise PromotionRefused(
+                f"no earlier version in {config.serving_dir} differs from the live one ({live.version})"
+            )
         target = earlier[0]
     else:
         target = next((v for v in versions if v.version == to), None)
         if target is None:
-            raise PromotionRefused(f"--to {to}: no such version in {config.serving_dir} "
-                                   f"(versions: {', '.join(str(v.version) for v in versions)})")
+            raise PromotionRefused(
+                f"--to {to}: no such version in {config.serving_dir} "
+                f"(versions: {', '.join(str(v.version) for v in versions)})"
+            )
         if target.live or same_saved_model(target.path, live.path):
             raise PromotionRefused(f"--to {to}: that model is already live (version {live.version})")
     if target.model_id is None:
-        raise PromotionRefused(f"version {target.version} has no push recorded in ML Metadata, so its model "
-                               f"(and the next run's baseline) is unknown")
+        raise PromotionRefused(
+            f"version {target.version} has no push recorded in ML Metadata, so its model "
+            f"(and the next run's baseline) is unknown"
+        )
     model = models[target.model_id]
     found = _candidate(store, model, {}, [])
     destination = publish(target.path, config.serving_dir)
     user = user or _user()
     metrics = {**_metrics(found), "rolled_back_from": live.version, "republished": target.version}
-    _record(store, context, config, ManualAction("rollback", model, destination, reason, user, metrics,
-                                                 from_version=str(live.version)))
-    return target, ServingVersion(version=int(os.path.basename(destination)), path=destination, live=True,
-                                  model_id=model.id, action="rollback", when=time.time(), user=user, reason=reason)
+    _record(
+        store,
+        context,
+        config,
+        ManualAction("rollback", model, destination, reason, user, metrics, from_version=str(live.version)),
+    )
+    return target, ServingVersion(
+        version=int(os.path.basename(destination)),
+        path=destination,
+        live=True,
+        model_id=model.id,
+        action="rollback",
+        when=time.time(),
+        user=user,
+        reason=reason,
+    )

@@ -1,9 +1,11 @@
 """`sparse-ae models`, `sparse-ae promote MODEL --reason TEXT`, `sparse-ae rollback [--to V] --reason TEXT`."""
+
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Callable, Dict
+from collections.abc import Callable
+from typing import Any
 
 from sparse_ae.config import add_set_argument
 
@@ -35,8 +37,10 @@ def cmd_promote(args: argparse.Namespace) -> int:
     version = _published(lambda: promote(config, args.model, args.reason))
     if version is None:
         return 1
-    print(f"model {version.model_id} published as version {version.version} ({version.path}), now live; "
-          f"recorded in ML Metadata as a manual promotion by {version.user}")
+    print(
+        f"model {version.model_id} published as version {version.version} ({version.path}), now live; "
+        f"recorded in ML Metadata as a manual promotion by {version.user}"
+    )
     return 0
 
 
@@ -49,8 +53,10 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     if result is None:
         return 1
     target, version = result
-    print(f"version {target.version} (model {target.model_id}) re-published as version {version.version} "
-          f"({version.path}), now live; recorded in ML Metadata as a rollback by {version.user}")
+    print(
+        f"version {target.version} (model {target.model_id}) re-published as version {version.version} "
+        f"({version.path}), now live; recorded in ML Metadata as a rollback by {version.user}"
+    )
     return 0
 
 
@@ -78,7 +84,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     add_set_argument(parser, "serving_dir=DIR, pipeline_name=NAME")
 
 
-def add_promotion_commands(subparsers) -> Dict[str, Callable[[argparse.Namespace], int]]:
+def add_promotion_commands(subparsers) -> dict[str, Callable[[argparse.Namespace], int]]:
     """Register models/promote/rollback; return the handler of each command name."""
     models = subparsers.add_parser("models", help="serving versions and evaluated candidates, from ML Metadata")
     _common(models)
@@ -90,8 +96,12 @@ def add_promotion_commands(subparsers) -> Dict[str, Callable[[argparse.Namespace
     _common(promote)
 
     rollback = subparsers.add_parser("rollback", help="make an earlier serving version live again (recorded)")
-    rollback.add_argument("--to", type=int, metavar="VERSION",
-                          help="the version to restore (default: the newest earlier one that differs from live)")
+    rollback.add_argument(
+        "--to",
+        type=int,
+        metavar="VERSION",
+        help="the version to restore (default: the newest earlier one that differs from live)",
+    )
     rollback.add_argument("--reason", help="why (required; recorded)")
     _common(rollback)
     return {"models": cmd_models, "promote": cmd_promote, "rollback": cmd_rollback}

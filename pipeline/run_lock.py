@@ -7,6 +7,7 @@ crashed run never leaves a stale lock. The file itself stays (deleting it would 
 lock two different files); it holds the last holder's pid, host and start time, for the message.
 Only this module's standard-library imports: the CLI takes the lock before the slow TFX import.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -14,13 +15,14 @@ import fcntl
 import os
 import socket
 import time
-from typing import ContextManager, Dict, Iterator
+from collections.abc import Iterator
+from typing import ContextManager
 
 from pipeline_config import PipelineConfig
 
 LOCK_FILE = ".run.lock"
 
-_held: Dict[str, int] = {}  # lock path -> nesting depth in this process (re-entrant: CLI, then run_local)
+_held: dict[str, int] = {}  # lock path -> nesting depth in this process (re-entrant: CLI, then run_local)
 
 
 class PipelineRootBusy(RuntimeError):
@@ -60,10 +62,14 @@ def pipeline_root_lock(pipeline_root: str) -> Iterator[str]:
         except BlockingIOError:
             raise PipelineRootBusy(
                 f"pipeline root {os.path.dirname(path)} is in use by another run ({_holder(fd)}); "
-                f"wait for it to finish, or set another pipeline_root") from None
+                f"wait for it to finish, or set another pipeline_root"
+            ) from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, started "
-                      f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+        os.pwrite(
+            fd,
+            f"pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(),
+            0,
+        )
         _held[path] = 1
         try:
             yield path

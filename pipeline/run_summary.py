@@ -1,19 +1,31 @@
 """What a pipeline run did, read back from ML Metadata and its artifacts (never from side files)."""
+
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
-from typing import Dict, List, Optional, Tuple
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx.dsl.io import fileio
 from tfx.utils import io_utils
 
-from pipeline.evaluation import (GAIN_METRIC, LABEL_FEATURE, LINEAR_PSNR_METRIC, MEAN_ACTIVATION_METRIC,
-                                 PSNR_METRIC, TARGET_RATIO_METRIC)
+from pipeline.evaluation import (
+    GAIN_METRIC,
+    LABEL_FEATURE,
+    LINEAR_PSNR_METRIC,
+    MEAN_ACTIVATION_METRIC,
+    PSNR_METRIC,
+    TARGET_RATIO_METRIC,
+)
 from pipeline.failures import recorded_failure
-from pipeline.mlmd_reader import SERVING_MODEL_DIR, execution_outputs, latest_run_id, node_executions, open_store
+from pipeline.mlmd_reader import (
+    SERVING_MODEL_DIR,
+    execution_outputs,
+    latest_run_id,
+    node_executions,
+    open_store,
+)
 
 _STATES = {value: name.lower() for name, value in metadata_store_pb2.Execution.State.items()}
 
@@ -23,31 +35,31 @@ class RunSummary:
     """One run: component outcomes, the evaluation, the gate's decision and where the model went."""
 
     run_id: str
-    components: List[Tuple[str, str]]  # (node id, complete | cached | failed | ...)
-    psnr: Optional[float] = None
-    baseline_psnr: Optional[float] = None
-    class_psnr: Dict[int, float] = dataclasses.field(default_factory=dict)
-    baseline_class_psnr: Dict[int, float] = dataclasses.field(default_factory=dict)
-    example_count: Optional[int] = None
-    mean_activation: Optional[float] = None  # the eval split's mean latent activation
-    activation_to_target: Optional[float] = None  # mean_activation / the model's sparsity_target
-    linear_baseline_psnr: Optional[float] = None  # PCA of the same code size on the eval split
-    blessed: Optional[bool] = None
-    failures: List[str] = dataclasses.field(default_factory=list)
-    pushed_path: Optional[str] = None
-    anomalies: List[str] = dataclasses.field(default_factory=list)
-    artifacts: Dict[str, str] = dataclasses.field(default_factory=dict)  # node.output key -> uri
+    components: list[tuple[str, str]]  # (node id, complete | cached | failed | ...)
+    psnr: float | None = None
+    baseline_psnr: float | None = None
+    class_psnr: dict[int, float] = dataclasses.field(default_factory=dict)
+    baseline_class_psnr: dict[int, float] = dataclasses.field(default_factory=dict)
+    example_count: int | None = None
+    mean_activation: float | None = None  # the eval split's mean latent activation
+    activation_to_target: float | None = None  # mean_activation / the model's sparsity_target
+    linear_baseline_psnr: float | None = None  # PCA of the same code size on the eval split
+    blessed: bool | None = None
+    failures: list[str] = dataclasses.field(default_factory=list)
+    pushed_path: str | None = None
+    anomalies: list[str] = dataclasses.field(default_factory=list)
+    artifacts: dict[str, str] = dataclasses.field(default_factory=dict)  # node.output key -> uri
     dataset: str = ""  # TFDS name/config:version the examples came from
-    class_names: List[str] = dataclasses.field(default_factory=list)
-    baseline_model_id: Optional[int] = None  # the Model the Evaluator compared against
+    class_names: list[str] = dataclasses.field(default_factory=list)
+    baseline_model_id: int | None = None  # the Model the Evaluator compared against
     baseline_note: str = ""  # e.g. "model 6, the live version 1795926918 (rollback by ann: bad outputs)"
-    manual_actions: List[str] = dataclasses.field(default_factory=list)  # promotions of this run's model
-    tuner_trials: List[dict] = dataclasses.field(default_factory=list)  # the Tuner's trials.json, ranked
-    tuner_tolerance: Optional[float] = None
-    failure: Optional[str] = None  # "node: ErrorType: reason" of the first failed component (pipeline/failures.py)
+    manual_actions: list[str] = dataclasses.field(default_factory=list)  # promotions of this run's model
+    tuner_trials: list[dict] = dataclasses.field(default_factory=list)  # the Tuner's trials.json, ranked
+    tuner_tolerance: float | None = None
+    failure: str | None = None  # "node: ErrorType: reason" of the first failed component (pipeline/failures.py)
     beam_mode: str = ""  # the Beam running mode and why, as TFDSExampleGen recorded it (pipeline/beam_args.py)
-    bulk_inference: Optional[dict] = None  # BulkInferrer's split scored: count, flagged, threshold
-    drift: Optional[dict] = None  # DriftValidator's record: baseline statistics, threshold, measured distances
+    bulk_inference: dict | None = None  # BulkInferrer's split scored: count, flagged, threshold
+    drift: dict | None = None  # DriftValidator's record: baseline statistics, threshold, measured distances
 
     @property
     def failed(self) -> bool:
@@ -55,8 +67,11 @@ class RunSummary:
 
 
 # Candidate-only figures of the overall slice: metric name -> RunSummary field.
-_OVERALL_FIGURES = {MEAN_ACTIVATION_METRIC: "mean_activation", TARGET_RATIO_METRIC: "activation_to_target",
-                    LINEAR_PSNR_METRIC: "linear_baseline_psnr"}
+_OVERALL_FIGURES = {
+    MEAN_ACTIVATION_METRIC: "mean_activation",
+    TARGET_RATIO_METRIC: "activation_to_target",
+    LINEAR_PSNR_METRIC: "linear_baseline_psnr",
+}
 
 
 def read_evaluation(uri: str, summary: RunSummary) -> None:
@@ -88,13 +103,15 @@ def read_evaluation(uri: str, summary: RunSummary) -> None:
     summary.failures = describe_failures(validation)
 
 
-def describe_failures(validation) -> List[str]:
+def describe_failures(validation) -> list[str]:
     """Each failed threshold in words: which slice, which bound, the value and the shortfall."""
     messages = []
     for per_slice in validation.metric_validations_per_slice:
         keys = per_slice.slice_key.single_slice_keys
-        where = ", ".join(f"{k.column}={k.int64_value or k.bytes_value.decode() or k.float_value}" for k in keys) \
+        where = (
+            ", ".join(f"{k.column}={k.int64_value or k.bytes_value.decode() or k.float_value}" for k in keys)
             or "overall"
+        )
         for failure in per_slice.failures:
             value = failure.metric_value.double_value.value
             threshold = failure.metric_threshold
@@ -102,22 +119,36 @@ def describe_failures(validation) -> List[str]:
                 messages.append(f"{where}: {failure.metric_key.name}: {failure.message}")
             elif failure.metric_key.is_diff:
                 bound = threshold.change_threshold.absolute.value
-                messages.append(f"{where}: {failure.metric_key.name} changed by {value:+.3f} dB against the "
-                                f"baseline, below the allowed {bound:+.3f} dB (short by {bound - value:.3f})")
+                messages.append(
+                    f"{where}: {failure.metric_key.name} changed by {value:+.3f} dB against the "
+                    f"baseline, below the allowed {bound:+.3f} dB (short by {bound - value:.3f})"
+                )
             elif failure.metric_key.name == TARGET_RATIO_METRIC:
-                low, high = threshold.value_threshold.lower_bound.value, threshold.value_threshold.upper_bound.value
-                side = f"above the allowed {high:.2f} by {value - high:.3f}" if value > high else \
-                    f"below the allowed {low:.2f} by {low - value:.3f}"
-                messages.append(f"{where}: sparsity: mean latent activation is {value:.3f} x sparsity_target, {side} "
-                                f"(gate.sparsity_tolerance {high - 1:.2f})")
+                low, high = (
+                    threshold.value_threshold.lower_bound.value,
+                    threshold.value_threshold.upper_bound.value,
+                )
+                side = (
+                    f"above the allowed {high:.2f} by {value - high:.3f}"
+                    if value > high
+                    else f"below the allowed {low:.2f} by {low - value:.3f}"
+                )
+                messages.append(
+                    f"{where}: sparsity: mean latent activation is {value:.3f} x sparsity_target, {side} "
+                    f"(gate.sparsity_tolerance {high - 1:.2f})"
+                )
             elif failure.metric_key.name == GAIN_METRIC:
                 bound = threshold.value_threshold.lower_bound.value
-                messages.append(f"{where}: linear baseline: PSNR gain over PCA {value:+.3f} dB < required "
-                                f"{bound:+.3f} dB (short by {bound - value:.3f}; gate.min_gain_over_linear)")
+                messages.append(
+                    f"{where}: linear baseline: PSNR gain over PCA {value:+.3f} dB < required "
+                    f"{bound:+.3f} dB (short by {bound - value:.3f}; gate.min_gain_over_linear)"
+                )
             elif threshold.value_threshold.HasField("lower_bound"):
                 bound = threshold.value_threshold.lower_bound.value
-                messages.append(f"{where}: {failure.metric_key.name} {value:.3f} dB < threshold {bound:.3f} dB "
-                                f"(short by {bound - value:.3f})")
+                messages.append(
+                    f"{where}: {failure.metric_key.name} {value:.3f} dB < threshold {bound:.3f} dB "
+                    f"(short by {bound - value:.3f})"
+                )
             else:
                 messages.append(f"{where}: {failure.metric_key.name} = {value} failed its threshold")
     if not validation.validation_ok and not messages:
@@ -125,23 +156,32 @@ def describe_failures(validation) -> List[str]:
     return messages
 
 
-def read_anomalies(uri: str) -> List[str]:
+def read_anomalies(uri: str) -> list[str]:
     """ExampleValidator's anomalies as 'split: feature: description' lines (uri may be remote)."""
-    from components.strict_example_validator import anomaly_lines  # local: TFDV only when a run has anomalies output
+    from components.strict_example_validator import (
+        anomaly_lines,
+    )  # local: TFDV only when a run has anomalies output
 
     return anomaly_lines(uri)
 
 
-def summarize_run(metadata_path: str, pipeline_name: str, run_id: Optional[str] = None) -> RunSummary:
+def summarize_run(metadata_path: str, pipeline_name: str, run_id: str | None = None) -> RunSummary:
     """The summary of run_id (default: the latest run) of the pipeline."""
     store = open_store(metadata_path)
     run_id = run_id or latest_run_id(store, pipeline_name)
     executions = node_executions(store, pipeline_name, run_id)
-    summary = RunSummary(run_id=run_id, components=[
-        (node, _STATES.get(execution.last_known_state, "unknown"))
-        for node, execution in sorted(executions.items(), key=lambda item: item[1].id)])
-    failed = [(execution.id, node, recorded_failure(execution)) for node, execution in executions.items()
-              if execution.last_known_state == metadata_store_pb2.Execution.FAILED]
+    summary = RunSummary(
+        run_id=run_id,
+        components=[
+            (node, _STATES.get(execution.last_known_state, "unknown"))
+            for node, execution in sorted(executions.items(), key=lambda item: item[1].id)
+        ],
+    )
+    failed = [
+        (execution.id, node, recorded_failure(execution))
+        for node, execution in executions.items()
+        if execution.last_known_state == metadata_store_pb2.Execution.FAILED
+    ]
     if failed:
         _, node, reason = min(failed)
         summary.failure = f"{node}: {reason or 'no reason recorded (see the log)'}"
@@ -156,8 +196,10 @@ def summarize_run(metadata_path: str, pipeline_name: str, run_id: Optional[str] 
                 summary.blessed = bool(artifact.custom_properties["blessed"].int_value)
             elif key == "examples":
                 properties = artifact.custom_properties
-                summary.dataset = (f"{properties['tfds_name'].string_value}/{properties['tfds_config'].string_value}"
-                                   f":{properties['tfds_version'].string_value}")
+                summary.dataset = (
+                    f"{properties['tfds_name'].string_value}/{properties['tfds_config'].string_value}"
+                    f":{properties['tfds_version'].string_value}"
+                )
                 summary.class_names = json.loads(properties["label_names"].string_value or "[]")
             elif key == "anomalies":
                 summary.anomalies = read_anomalies(artifact.uri)
@@ -165,31 +207,41 @@ def summarize_run(metadata_path: str, pipeline_name: str, run_id: Optional[str] 
                 summary.drift = json.loads(artifact.custom_properties["drift_measurements"].string_value)
             elif key == "tuner_results" and fileio.exists(os.path.join(artifact.uri, "trials.json")):
                 content = json.loads(io_utils.read_string_file(os.path.join(artifact.uri, "trials.json")))
-                summary.tuner_trials, summary.tuner_tolerance = content["trials"], content["sparsity_tolerance"]
+                summary.tuner_trials, summary.tuner_tolerance = (
+                    content["trials"],
+                    content["sparsity_tolerance"],
+                )
             elif key == "pushed_model" and artifact.custom_properties["pushed"].int_value:
                 summary.pushed_path = artifact.custom_properties["pushed_destination"].string_value
     if "BulkInferrer.inference_result" in summary.artifacts and "Trainer.model" in summary.artifacts:
-        summary.bulk_inference = count_flagged(summary.artifacts["BulkInferrer.inference_result"],
-                                               summary.artifacts["Trainer.model"])
+        summary.bulk_inference = count_flagged(
+            summary.artifacts["BulkInferrer.inference_result"], summary.artifacts["Trainer.model"]
+        )
     if "Evaluator" in executions:
         describe_baseline(store, [e.id for e in executions.values()], executions["Evaluator"].id, summary)
     return summary
 
 
-def describe_baseline(store, run_execution_ids: List[int], evaluator_execution_id: int, summary: RunSummary) -> None:
+def describe_baseline(store, run_execution_ids: list[int], evaluator_execution_id: int, summary: RunSummary) -> None:
     """Which model the no-regression check used, whether it is live and how it got there; and the
     manual promotions or rollbacks of this run's candidate (`sparse-ae promote` / `rollback`)."""
     from components.live_model_strategy import model_pushes
     from components.serving_dir import live_path, normalize_path
 
     events = [e for e in store.get_events_by_execution_ids(run_execution_ids) if e.path.steps]
-    inputs = {e.path.steps[0].key: e.artifact_id for e in events
-              if e.type == metadata_store_pb2.Event.INPUT and e.execution_id == evaluator_execution_id}
+    inputs = {
+        e.path.steps[0].key: e.artifact_id
+        for e in events
+        if e.type == metadata_store_pb2.Event.INPUT and e.execution_id == evaluator_execution_id
+    }
     # The baseline is what the Resolver resolved (its internal output): MLMD keeps one event per
     # artifact and execution, so the Evaluator has no baseline_model event when it equals the model.
     inputs.pop("baseline_model", None)
-    resolved = [e.artifact_id for e in events
-                if e.type == metadata_store_pb2.Event.INTERNAL_OUTPUT and e.path.steps[0].key == "model"]
+    resolved = [
+        e.artifact_id
+        for e in events
+        if e.type == metadata_store_pb2.Event.INTERNAL_OUTPUT and e.path.steps[0].key == "model"
+    ]
     if resolved:
         inputs["baseline_model"] = resolved[0]
     pushes = model_pushes(store, [i for key, i in inputs.items() if key in ("model", "baseline_model")])
@@ -198,22 +250,30 @@ def describe_baseline(store, run_execution_ids: List[int], evaluator_execution_i
         action = push.custom_properties["action"].string_value if "action" in push.custom_properties else ""
         if not action:
             return "pushed by the pipeline"
-        return (f"{'manual promotion' if action == 'promote' else action} by "
-                f"{push.custom_properties['user'].string_value}: {push.custom_properties['reason'].string_value}")
+        return (
+            f"{'manual promotion' if action == 'promote' else action} by "
+            f"{push.custom_properties['user'].string_value}: {push.custom_properties['reason'].string_value}"
+        )
 
     for push in pushes.get(inputs.get("model"), []):
         if "action" in push.custom_properties:
-            summary.manual_actions.append(f"model {inputs['model']} made live by {how(push)} "
-                                          f"(version {push.custom_properties['pushed_version'].string_value})")
+            summary.manual_actions.append(
+                f"model {inputs['model']} made live by {how(push)} "
+                f"(version {push.custom_properties['pushed_version'].string_value})"
+            )
     baseline = inputs.get("baseline_model")
     if baseline is None:
         return
     summary.baseline_model_id = baseline
-    destinations = {normalize_path(p.custom_properties["pushed_destination"].string_value): p
-                    for p in sorted(pushes.get(baseline, []), key=lambda p: p.id, reverse=True)}
+    destinations = {
+        normalize_path(p.custom_properties["pushed_destination"].string_value): p
+        for p in sorted(pushes.get(baseline, []), key=lambda p: p.id, reverse=True)
+    }
     live = next((path for path in destinations if path == live_path(os.path.dirname(path))), None)
     if live is not None:
-        summary.baseline_note = f"model {baseline}, the live version {os.path.basename(live)} ({how(destinations[live])})"
+        summary.baseline_note = (
+            f"model {baseline}, the live version {os.path.basename(live)} ({how(destinations[live])})"
+        )
     elif destinations:
         summary.baseline_note = f"model {baseline} (latest blessed; no longer the live version)"
     else:
@@ -242,17 +302,25 @@ def format_summary(summary: RunSummary) -> str:
         table = format_trials_table([TrialResult(**t) for t in summary.tuner_trials], summary.tuner_tolerance)
         lines += [f"  {line}" for line in table.splitlines()]
     if summary.psnr is not None:
-        baseline = (f" (baseline {summary.baseline_psnr:.2f} dB, change {summary.psnr - summary.baseline_psnr:+.2f})"
-                    if summary.baseline_psnr is not None else " (no baseline: first blessed model)")
+        baseline = (
+            f" (baseline {summary.baseline_psnr:.2f} dB, change {summary.psnr - summary.baseline_psnr:+.2f})"
+            if summary.baseline_psnr is not None
+            else " (no baseline: first blessed model)"
+        )
         lines.append(f"Eval PSNR: {summary.psnr:.2f} dB over {summary.example_count} examples{baseline}")
         if summary.baseline_note:
             lines.append(f"Baseline: {summary.baseline_note}")
         if summary.linear_baseline_psnr is not None:
-            lines.append(f"Linear baseline (PCA, same code size): {summary.linear_baseline_psnr:.2f} dB; the model "
-                         f"{summary.psnr - summary.linear_baseline_psnr:+.2f} dB")
+            lines.append(
+                f"Linear baseline (PCA, same code size): {summary.linear_baseline_psnr:.2f} dB; the model "
+                f"{summary.psnr - summary.linear_baseline_psnr:+.2f} dB"
+            )
         if summary.mean_activation is not None:
-            ratio = f" ({summary.activation_to_target:.2f} x sparsity_target)" \
-                if summary.activation_to_target is not None else ""
+            ratio = (
+                f" ({summary.activation_to_target:.2f} x sparsity_target)"
+                if summary.activation_to_target is not None
+                else ""
+            )
             lines.append(f"Mean latent activation: {summary.mean_activation:.4f}{ratio}")
         for label, value in sorted(summary.class_psnr.items()):
             name = class_names[label] if class_names and label < len(class_names) else str(label)
@@ -262,17 +330,24 @@ def format_summary(summary: RunSummary) -> str:
         lines += [f"  {failure}" for failure in summary.failures]
     if summary.bulk_inference:
         found = summary.bulk_inference
-        lines.append(f"Bulk inference: {found['flagged']} of {found['count']} images flagged as anomalous "
-                     f"({100 * found['flagged'] / max(found['count'], 1):.2f}%; MSE > {found['threshold']:.6g}, the "
-                     f"model's {found['quantile']:g} quantile)")
+        lines.append(
+            f"Bulk inference: {found['flagged']} of {found['count']} images flagged as anomalous "
+            f"({100 * found['flagged'] / max(found['count'], 1):.2f}%; MSE > {found['threshold']:.6g}, the "
+            f"model's {found['quantile']:g} quantile)"
+        )
     push_failed = ("ServingPusher", "failed") in summary.components  # its error is the CLI's last line
-    lines.append(f"Pushed: {summary.pushed_path}" if summary.pushed_path else
-                 "Pushed: no (ServingPusher failed)" if push_failed else "Pushed: no")
+    lines.append(
+        f"Pushed: {summary.pushed_path}"
+        if summary.pushed_path
+        else "Pushed: no (ServingPusher failed)"
+        if push_failed
+        else "Pushed: no"
+    )
     lines += [f"Manually: {action}" for action in summary.manual_actions]
     return "\n".join(lines)
 
 
-def format_drift(drift: Optional[dict]) -> List[str]:
+def format_drift(drift: dict | None) -> list[str]:
     """The drift check's line(s): each feature's distance from the live model's data, and the threshold."""
     if drift is None:
         return []
@@ -280,15 +355,17 @@ def format_drift(drift: Optional[dict]) -> List[str]:
         return ["Drift: no baseline (no live model recorded yet); nothing compared"]
     threshold = drift.get("threshold")
     limit = f"threshold {threshold:g}" if threshold is not None else "no threshold: report only"
-    lines = [f"Drift of the {drift.get('split', 'train')} split from the live model's data "
-             f"(statistics {drift.get('baseline_id')}; {limit}):"]
+    lines = [
+        f"Drift of the {drift.get('split', 'train')} split from the live model's data "
+        f"(statistics {drift.get('baseline_id')}; {limit}):"
+    ]
     for item in drift.get("measured", []):
         over = threshold is not None and item["value"] > threshold
         lines.append(f"  {item['feature']:<12} {item['measure']} {item['value']:.4f}{'  EXCEEDED' if over else ''}")
     return lines
 
 
-def count_flagged(inference_uri: str, model_uri: str) -> Optional[dict]:
+def count_flagged(inference_uri: str, model_uri: str) -> dict | None:
     """BulkInferrer's prediction logs: how many per-image MSEs exceed the model's stored calibration."""
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_log_pb2
@@ -305,4 +382,9 @@ def count_flagged(inference_uri: str, model_uri: str) -> Optional[dict]:
         mse = tf.make_ndarray(outputs["mse"])
         count += mse.size
         flagged += int((mse > calibration.threshold).sum())
-    return {"count": count, "flagged": flagged, "threshold": calibration.threshold, "quantile": calibration.quantile}
+    return {
+        "count": count,
+        "flagged": flagged,
+        "threshold": calibration.threshold,
+        "quantile": calibration.quantile,
+    }

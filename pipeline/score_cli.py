@@ -1,19 +1,19 @@
 """`sparse-ae score`: anomaly scores, flags and latent codes of new images from a pushed model."""
+
 from __future__ import annotations
 
 import argparse
 import os
-from typing import Callable, Dict
+from collections.abc import Callable
 
 from sparse_ae.cli import Replaced
 from sparse_ae.config import add_set_argument
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from sparse_ae.errors import ConfigError
-
     from pipeline_config import PipelineConfig
     from sparse_ae.config import config_from_args
+    from sparse_ae.errors import ConfigError
 
     config = config_from_args(PipelineConfig, args, {"serving_dir": "serving_dir", "dataset": "dataset.name"})
     config = config.absolute()
@@ -32,8 +32,14 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.dataset:
         dataset = config.dataset
         split = args.split or dataset.split_for("eval")
-        batches, total = scoring.tfds_batches(dataset.tfds_name, split, shape, dataset.data_dir,
-                                              download=dataset.download, batch_size=args.batch_size)
+        batches, total = scoring.tfds_batches(
+            dataset.tfds_name,
+            split,
+            shape,
+            dataset.data_dir,
+            download=dataset.download,
+            batch_size=args.batch_size,
+        )
         source = f"TFDS {dataset.tfds_name} split {split}"
     elif args.images:
         batches, total = scoring.folder_batches(args.images, shape, args.batch_size)
@@ -42,25 +48,41 @@ def cmd_score(args: argparse.Namespace) -> int:
         batches, total = scoring.example_batches(args.examples, shape, args.batch_size)
         source = f"tf.Examples {args.examples}"
     stem = os.path.splitext(args.output)[0]
-    summary = scoring.score(scorer, batches, args.output, source, total=total, threshold=args.threshold,
-                            with_latent=args.latent, worst_png=None if args.no_plot else f"{stem}_worst.png",
-                            strict=args.strict, progress=not args.quiet)
+    summary = scoring.score(
+        scorer,
+        batches,
+        args.output,
+        source,
+        total=total,
+        threshold=args.threshold,
+        with_latent=args.latent,
+        worst_png=None if args.no_plot else f"{stem}_worst.png",
+        strict=args.strict,
+        progress=not args.quiet,
+    )
     scoring.write_summary(summary, f"{stem}_summary.json")
     print(summary.format())
     print(f"Summary: {stem}_summary.json")
     return 0
 
 
-def add_score_command(subparsers) -> Dict[str, Callable[[argparse.Namespace], int]]:
+def add_score_command(subparsers) -> dict[str, Callable[[argparse.Namespace], int]]:
     """Register `score`; return its handler."""
     score = subparsers.add_parser(
-        "score", help="score images with a pushed model: per-image MSE, PSNR, anomaly flag (and latent code)")
+        "score", help="score images with a pushed model: per-image MSE, PSNR, anomaly flag (and latent code)"
+    )
     source = score.add_mutually_exclusive_group(required=True)
-    source.add_argument("--dataset", help="TFDS name[/config], short for --set dataset.name=NAME (with --split; "
-                                          "dataset.data_dir and dataset.download apply)")
+    source.add_argument(
+        "--dataset",
+        help="TFDS name[/config], short for --set dataset.name=NAME (with --split; "
+        "dataset.data_dir and dataset.download apply)",
+    )
     source.add_argument("--images", metavar="FOLDER", help="a folder of PNG/JPEG files")
-    source.add_argument("--examples", metavar="PATTERN",
-                        help="TFRecords of tf.Examples as the pipeline writes them (a glob or a folder; .gz: gzipped)")
+    source.add_argument(
+        "--examples",
+        metavar="PATTERN",
+        help="TFRecords of tf.Examples as the pipeline writes them (a glob or a folder; .gz: gzipped)",
+    )
     score.add_argument("--split", help="TFDS split (default: the one dataset.split_mapping maps to 'eval')")
     score.add_argument("--data-dir", action=Replaced, replacement="--set dataset.data_dir=DIR")
     score.add_argument("--offline", action=Replaced, nargs=0, replacement="--set dataset.download=false")
@@ -69,9 +91,13 @@ def add_score_command(subparsers) -> Dict[str, Callable[[argparse.Namespace], in
     which.add_argument("--model-dir", help="a SavedModel folder instead of serving_dir's versions")
     score.add_argument("--serving-dir", help="sets serving_dir (default: the pipeline config's)")
     add_set_argument(score, "dataset.data_dir=tfds_data, dataset.download=false, serving_dir=DIR")
-    score.add_argument("--output", required=True, help="FILE.csv or FILE.parquet: one row per image; the summary "
-                                                       "(FILE_summary.json) and worst reconstructions (FILE_worst.png) "
-                                                       "go beside it")
+    score.add_argument(
+        "--output",
+        required=True,
+        help="FILE.csv or FILE.parquet: one row per image; the summary "
+        "(FILE_summary.json) and worst reconstructions (FILE_worst.png) "
+        "go beside it",
+    )
     score.add_argument("--threshold", type=float, help="flag MSE above this instead of the model's calibration")
     score.add_argument("--latent", action="store_true", help="add the latent code (latent_0, latent_1, ...)")
     score.add_argument("--strict", action="store_true", help="stop at the first image the model cannot take")

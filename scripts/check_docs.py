@@ -19,6 +19,7 @@ What is checked, in the Markdown files of DOC_FILES (README.md, docs/*.md, the d
 - relative links (files and `#anchors` of Markdown headings) point at something that exists.
 Any other command is a finding: a new kind of command needs a rule here, or a `text` block.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,7 @@ import re
 import shlex
 import subprocess
 import sys
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Iterator, Sequence
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHELL_LANGUAGES = {"bash", "sh", "shell", "console"}
@@ -46,16 +47,19 @@ def _read(path: str) -> str:
         return handle.read()
 
 
-def doc_files(root: str = ROOT) -> List[str]:
+def doc_files(root: str = ROOT) -> list[str]:
     """README.md, every docs/*.md page and the Markdown notes beside the code (sparse_ae/**/*.md)."""
-    return ([os.path.join(root, "README.md")] + sorted(glob.glob(os.path.join(root, "docs", "*.md")))
-            + sorted(glob.glob(os.path.join(root, "sparse_ae", "**", "*.md"), recursive=True)))
+    return (
+        [os.path.join(root, "README.md")]
+        + sorted(glob.glob(os.path.join(root, "docs", "*.md")))
+        + sorted(glob.glob(os.path.join(root, "sparse_ae", "**", "*.md"), recursive=True))
+    )
 
 
-def fenced_blocks(text: str) -> Iterator[Tuple[str, str, int]]:
+def fenced_blocks(text: str) -> Iterator[tuple[str, str, int]]:
     """(language, body, line number of the first body line) of each fenced block."""
-    language: Optional[str] = None
-    body: List[str] = []
+    language: str | None = None
+    body: list[str] = []
     start = 0
     for number, line in enumerate(text.splitlines(), 1):
         match = _FENCE.match(line)
@@ -68,7 +72,7 @@ def fenced_blocks(text: str) -> Iterator[Tuple[str, str, int]]:
             body.append(line)
 
 
-def shell_commands(language: str, body: str, start: int = 1) -> Iterator[Tuple[int, List[str]]]:
+def shell_commands(language: str, body: str, start: int = 1) -> Iterator[tuple[int, list[str]]]:
     """(line number, argv) of every command of a shell block; console blocks: only the `$ ` lines."""
     lines = body.splitlines()
     index = 0
@@ -83,7 +87,7 @@ def shell_commands(language: str, body: str, start: int = 1) -> Iterator[Tuple[i
             line = line.rstrip()[:-1] + " " + lines[index]
             index += 1
         tokens = shlex.split(line, comments=True)
-        command: List[str] = []
+        command: list[str] = []
         for token in tokens + [";"]:
             if token in _SEPARATORS:
                 if command:
@@ -95,7 +99,8 @@ def shell_commands(language: str, body: str, start: int = 1) -> Iterator[Tuple[i
 
 # ---------------------------------------------------------------------------------------------- sparse-ae
 
-def _pipeline_overrides(args: argparse.Namespace) -> List[str]:
+
+def _pipeline_overrides(args: argparse.Namespace) -> list[str]:
     overrides = list(getattr(args, "set", None) or [])
     if getattr(args, "dataset", None) and getattr(args, "command", None) == "pipeline":
         overrides.insert(0, f"dataset.name={args.dataset}")
@@ -144,20 +149,23 @@ def _validate_pipeline_command(args: argparse.Namespace) -> None:
 
 def _validate_bench(args: argparse.Namespace) -> None:
     if args.bench_args:  # benchmarks/run.py builds its parser inside main(): document `make bench` instead
-        raise ValueError("`sparse-ae bench`'s options are not checked here: "
-                         "document `make bench`/`make bench-full`")
+        raise ValueError("`sparse-ae bench`'s options are not checked here: document `make bench`/`make bench-full`")
 
 
 # How each command turns its --set items (and options that set keys) into its validated config, as the
 # command itself does before anything slow; a command not named here takes the pipeline's config.
-VALIDATORS: Dict[str, Callable[[argparse.Namespace], None]] = {
-    "train": _validate_train, "reconstruct": _validate_library, "tune": _validate_tune,
-    "bench": _validate_bench, "prepare": _validate_library, "baseline": _validate_library,
+VALIDATORS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "train": _validate_train,
+    "reconstruct": _validate_library,
+    "tune": _validate_tune,
+    "bench": _validate_bench,
+    "prepare": _validate_library,
+    "baseline": _validate_library,
     "pipeline": _validate_pipeline_command,
 }
 
 
-def check_sparse_ae(argv: Sequence[str]) -> Optional[str]:
+def check_sparse_ae(argv: Sequence[str]) -> str | None:
     """None when the real parser takes argv and the command's config validates; else why not."""
     from pipeline.cli import build_parser
     from sparse_ae.errors import ConfigError
@@ -180,12 +188,13 @@ def check_sparse_ae(argv: Sequence[str]) -> Optional[str]:
 
 # --------------------------------------------------------------------------------------------------- make
 
-def makefile_targets(root: str = ROOT) -> List[str]:
+
+def makefile_targets(root: str = ROOT) -> list[str]:
     text = _read(os.path.join(root, "Makefile"))
     return re.findall(r"^([A-Za-z][\w.-]*)\s*:(?!=)", text, re.M)
 
 
-def check_make(argv: Sequence[str], root: str = ROOT) -> List[str]:
+def check_make(argv: Sequence[str], root: str = ROOT) -> list[str]:
     targets = [token for token in argv if "=" not in token and not token.startswith("-")]
     if not targets:
         return ["`make` without a target"]
@@ -204,25 +213,29 @@ def check_make(argv: Sequence[str], root: str = ROOT) -> List[str]:
         except ValueError:
             continue
         if tokens and (os.path.basename(tokens[0]) in ("sparse-ae", "python", "python3")):
-            findings += [f"in its recipe `{line.strip()}`: {finding}"
-                         for finding in check_command(tokens, root)]
+            findings += [f"in its recipe `{line.strip()}`: {finding}" for finding in check_command(tokens, root)]
     return findings
 
 
 # ------------------------------------------------------------------------------------------- other tools
+
 
 def _installed(tool: str) -> bool:
     """On PATH beside this interpreter (the project's .venv/bin), where `make setup` installs tools."""
     return os.access(os.path.join(os.path.dirname(sys.executable), tool), os.X_OK)
 
 
-def _missing_files(argv: Sequence[str], root: str) -> List[str]:
-    return [f"no file {token}" for token in argv
-            if token.endswith((".py", ".ipynb")) and not token.startswith("-")
-            and not os.path.exists(os.path.join(root, token))]
+def _missing_files(argv: Sequence[str], root: str) -> list[str]:
+    return [
+        f"no file {token}"
+        for token in argv
+        if token.endswith((".py", ".ipynb"))
+        and not token.startswith("-")
+        and not os.path.exists(os.path.join(root, token))
+    ]
 
 
-def check_python(argv: Sequence[str], root: str = ROOT) -> List[str]:
+def check_python(argv: Sequence[str], root: str = ROOT) -> list[str]:
     if len(argv) >= 3 and argv[1] == "-m":
         module = argv[2]
         try:
@@ -235,7 +248,7 @@ def check_python(argv: Sequence[str], root: str = ROOT) -> List[str]:
     return ["a python command other than `python -m MODULE` or `python FILE.py`"]
 
 
-def check_command(argv: Sequence[str], root: str = ROOT) -> List[str]:
+def check_command(argv: Sequence[str], root: str = ROOT) -> list[str]:
     """Why argv is not a command the project can run ([] when it is)."""
     argv = list(argv)
     while argv and re.fullmatch(r"[A-Za-z_]\w*=.*", argv[0]):  # NAME=value command: the environment
@@ -255,21 +268,22 @@ def check_command(argv: Sequence[str], root: str = ROOT) -> List[str]:
     if name == "make":
         return check_make(argv[1:], root)
     if name in ("airflow", "tensorboard", "jupyter"):
-        return ([] if _installed(name) else [f"{name} is not installed beside {sys.executable}"]) \
-            + _missing_files(argv[1:], root)
+        return ([] if _installed(name) else [f"{name} is not installed beside {sys.executable}"]) + _missing_files(
+            argv[1:], root
+        )
     if name == "docker":
         if argv[1:2] == ["build"]:
             return [] if os.path.exists(os.path.join(root, "Dockerfile")) else ["no Dockerfile"]
         return [] if argv[1:2] == ["push"] else [f"no rule for `docker {' '.join(argv[1:2])}`"]
     if name == "export":
-        return [f"not NAME=value: {token}" for token in argv[1:]
-                if not re.fullmatch(r"[A-Za-z_]\w*=.*", token)]
+        return [f"not NAME=value: {token}" for token in argv[1:] if not re.fullmatch(r"[A-Za-z_]\w*=.*", token)]
     return [f"no rule for the command `{name}`: add one to scripts/check_docs.py, or make the block `text`"]
 
 
 # ------------------------------------------------------------------------------------------------ python
 
-def _module_source(module: str, root: str) -> Optional[str]:
+
+def _module_source(module: str, root: str) -> str | None:
     base = os.path.join(root, *module.split("."))
     for path in (base + ".py", os.path.join(base, "__init__.py")):
         if os.path.exists(path):
@@ -290,14 +304,14 @@ def _defined_names(source: str) -> set:
     return names
 
 
-def check_python_block(body: str, root: str = ROOT) -> List[str]:
+def check_python_block(body: str, root: str = ROOT) -> list[str]:
     try:
         tree = ast.parse(body)
     except SyntaxError as error:
         return [f"does not compile: {error}"]
     findings = []
     for node in ast.walk(tree):
-        modules: List[Tuple[str, List[str]]] = []
+        modules: list[tuple[str, list[str]]] = []
         if isinstance(node, ast.Import):
             modules = [(alias.name, []) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module:
@@ -322,6 +336,7 @@ def check_python_block(body: str, root: str = ROOT) -> List[str]:
 
 # ------------------------------------------------------------------------------------------------- links
 
+
 def heading_anchor(heading: str) -> str:
     """GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces as hyphens."""
     text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
@@ -334,7 +349,7 @@ def anchors(path: str) -> set:
     return {heading_anchor(match) for match in re.findall(r"^#{1,6}\s+(.+?)\s*$", text, re.M)}
 
 
-def check_links(path: str) -> List[str]:
+def check_links(path: str) -> list[str]:
     text = _read(path)
     text = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
     findings = []
@@ -352,7 +367,8 @@ def check_links(path: str) -> List[str]:
 
 # -------------------------------------------------------------------------------------------------- main
 
-def check_file(path: str, root: str = ROOT) -> List[str]:
+
+def check_file(path: str, root: str = ROOT) -> list[str]:
     """Every finding in one Markdown file, as `FILE:LINE: what`."""
     relative = os.path.relpath(path, root)
     text = _read(path)
@@ -360,19 +376,21 @@ def check_file(path: str, root: str = ROOT) -> List[str]:
     for language, body, start in fenced_blocks(text):
         if language in SHELL_LANGUAGES:
             for number, argv in shell_commands(language, body, start):
-                findings += [f"{relative}:{number}: `{shlex.join(argv)}`: {finding}"
-                             for finding in check_command(argv, root)]
+                findings += [
+                    f"{relative}:{number}: `{shlex.join(argv)}`: {finding}" for finding in check_command(argv, root)
+                ]
         elif language == "python":
-            findings += [f"{relative}:{start}: python block: {finding}"
-                         for finding in check_python_block(body, root)]
+            findings += [f"{relative}:{start}: python block: {finding}" for finding in check_python_block(body, root)]
     return findings
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python scripts/check_docs.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("files", nargs="*",
-                        help="Markdown files (default: README.md, docs/*.md, notes in sparse_ae/)")
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python scripts/check_docs.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("files", nargs="*", help="Markdown files (default: README.md, docs/*.md, notes in sparse_ae/)")
     args = parser.parse_args(argv)
     files = args.files or doc_files()
     findings = [finding for path in files for finding in check_file(os.path.abspath(path))]

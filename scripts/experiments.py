@@ -7,6 +7,7 @@ process as a user would run it; the table is read from each run's metrics.json, 
     python scripts/experiments.py --dry-run       # print the commands only
     python scripts/experiments.py --only rho_0.02 --dataset garment_shapes/small --epochs 1
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,7 +18,7 @@ import os
 import shlex
 import subprocess
 import sys
-from typing import List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 METRICS_FILE = "metrics.json"  # what sparse_ae.train writes (not imported: keeps this script TensorFlow-free)
 RESULTS_FILE = "results.md"
@@ -27,7 +28,7 @@ RESULTS_FILE = "results.md"
 class Experiment:
     name: str
     prompt: str  # the seed's practice prompt it answers
-    overrides: Tuple[str, ...]  # --set key=value of `sparse-ae train`
+    overrides: tuple[str, ...]  # --set key=value of `sparse-ae train`
 
 
 EXPERIMENTS = (
@@ -39,47 +40,68 @@ EXPERIMENTS = (
 )
 
 
-def command(experiment: Experiment, dataset: str, data_dir: str, epochs: int, output: str) -> List[str]:
+def command(experiment: Experiment, dataset: str, data_dir: str, epochs: int, output: str) -> list[str]:
     """The `sparse-ae train` command line of one experiment."""
     sets = [part for override in experiment.overrides for part in ("--set", override)]
-    return ["sparse-ae", "train", "--dataset", dataset, "--set", f"dataset.data_dir={data_dir}",
-            "--set", f"model.epochs={epochs}", *sets, "--output", os.path.join(output, experiment.name)]
+    return [
+        "sparse-ae",
+        "train",
+        "--dataset",
+        dataset,
+        "--set",
+        f"dataset.data_dir={data_dir}",
+        "--set",
+        f"model.epochs={epochs}",
+        *sets,
+        "--output",
+        os.path.join(output, experiment.name),
+    ]
 
 
-def run(argv: List[str]) -> None:
+def run(argv: list[str]) -> None:
     """Run `sparse-ae ...` with this interpreter's console script (the same entry point as the command)."""
     script = os.path.join(os.path.dirname(sys.executable), argv[0])
     launcher = [script] if os.path.exists(script) else [sys.executable, "-m", "pipeline.cli"]
     subprocess.run(launcher + argv[1:], check=True)
 
 
-def table(experiments: Sequence[Experiment], output: str, dataset: str, epochs: int,
-          date: Optional[str] = None) -> str:
+def table(experiments: Sequence[Experiment], output: str, dataset: str, epochs: int, date: str | None = None) -> str:
     """A Markdown table of the runs' final validation metrics, read from their metrics.json."""
     date = date or datetime.date.today().isoformat()
-    rows = [f"`{dataset}`, {epochs} epochs, measured {date}; final epoch on the validation split (`test`, clean "
-            "inputs); KL = Σ_j KL(ρ ‖ ρ̂_j), unweighted.",
-            "",
-            "| Experiment | Prompt | `--set` | PSNR (dB) | Recon loss (MSE) | KL penalty | Mean activation | sparsity_target |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    rows = [
+        f"`{dataset}`, {epochs} epochs, measured {date}; final epoch on the validation split (`test`, clean "
+        "inputs); KL = Σ_j KL(ρ ‖ ρ̂_j), unweighted.",
+        "",
+        "| Experiment | Prompt | `--set` | PSNR (dB) | Recon loss (MSE) | KL penalty | Mean activation | sparsity_target |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for experiment in experiments:
         metrics = json.load(open(os.path.join(output, experiment.name, METRICS_FILE)))
         sets = ", ".join(f"`{override}`" for override in experiment.overrides) or "(none)"
-        rows.append(f"| {experiment.name} | {experiment.prompt} | {sets} | {metrics['final_val_psnr']:.2f} | "
-                    f"{metrics['final_val_recon_loss']:.4f} | {metrics['final_val_kl_penalty']:.3f} | "
-                    f"{metrics['final_val_mean_activation']:.4f} | {metrics['config']['sparsity_target']} |")
+        rows.append(
+            f"| {experiment.name} | {experiment.prompt} | {sets} | {metrics['final_val_psnr']:.2f} | "
+            f"{metrics['final_val_recon_loss']:.4f} | {metrics['final_val_kl_penalty']:.3f} | "
+            f"{metrics['final_val_mean_activation']:.4f} | {metrics['config']['sparsity_target']} |"
+        )
     return "\n".join(rows) + "\n"
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="garment_shapes/full")
     parser.add_argument("--data-dir", default="tfds_data", help="TFDS data_dir with the dataset prepared")
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--output", default=os.path.join("artifacts", "experiments"),
-                        help="one folder per experiment, and results.md")
-    parser.add_argument("--only", action="append", choices=[e.name for e in EXPERIMENTS],
-                        help="run only this experiment (repeatable)")
+    parser.add_argument(
+        "--output",
+        default=os.path.join("artifacts", "experiments"),
+        help="one folder per experiment, and results.md",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=[e.name for e in EXPERIMENTS],
+        help="run only this experiment (repeatable)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     args = parser.parse_args(argv)
     chosen = [e for e in EXPERIMENTS if not args.only or e.name in args.only]

@@ -6,6 +6,7 @@ Each setting's run lands in <output>/<name>/ (metrics.json with the training sec
 (results.md) and the plot (frontier.png) are rebuilt from every run found there, so a sweep can
 be run in pieces. Times are ratios to the `seed` setting measured on the same machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,7 +14,6 @@ import json
 import os
 import sys
 import time
-from typing import Dict, List
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -25,20 +25,62 @@ ELU = {"encoder_activation": "elu", "decoder_activation": "elu", "kernel_initial
 COSINE = {"learning_rate_schedule": "cosine"}
 
 # name -> overrides of the seed's settings (the `seed` preset); epochs are the most each may run.
-SETTINGS: Dict[str, dict] = {
+SETTINGS: dict[str, dict] = {
     "seed": {},
     "elu_b0.01_lr3e-3_cos": {**ELU, **COSINE, "sparsity_weight": 0.01, "learning_rate": 3e-3},
-    "elu_b0.01_lr3e-3_cos_20ep": {**ELU, **COSINE, "sparsity_weight": 0.01, "learning_rate": 3e-3, "epochs": 20},
-    "elu_bn_b0.01_lr3e-3_cos_20ep": {**ELU, **COSINE, "batch_norm": True, "sparsity_weight": 0.01,
-                                     "learning_rate": 3e-3, "epochs": 20},
-    "elu_b0.01_bs128_lr2e-3_cos_12ep": {**ELU, **COSINE, "sparsity_weight": 0.01, "learning_rate": 2e-3,
-                                        "batch_size": 128, "epochs": 12},
-    "elu_b0.003_lr3e-3_cos_20ep": {**ELU, **COSINE, "sparsity_weight": 0.003, "learning_rate": 3e-3, "epochs": 20},
-    "elu_b0.01_lr6e-3_cos_20ep": {**ELU, **COSINE, "sparsity_weight": 0.01, "learning_rate": 6e-3, "epochs": 20},
-    "elu_bn_b0.01_lr3e-3_cos_15ep": {**ELU, **COSINE, "batch_norm": True, "sparsity_weight": 0.01,
-                                     "learning_rate": 3e-3, "epochs": 15},
-    "elu_bn_b0.01_lr5e-3_cos_15ep": {**ELU, **COSINE, "batch_norm": True, "sparsity_weight": 0.01,
-                                     "learning_rate": 5e-3, "epochs": 15},
+    "elu_b0.01_lr3e-3_cos_20ep": {
+        **ELU,
+        **COSINE,
+        "sparsity_weight": 0.01,
+        "learning_rate": 3e-3,
+        "epochs": 20,
+    },
+    "elu_bn_b0.01_lr3e-3_cos_20ep": {
+        **ELU,
+        **COSINE,
+        "batch_norm": True,
+        "sparsity_weight": 0.01,
+        "learning_rate": 3e-3,
+        "epochs": 20,
+    },
+    "elu_b0.01_bs128_lr2e-3_cos_12ep": {
+        **ELU,
+        **COSINE,
+        "sparsity_weight": 0.01,
+        "learning_rate": 2e-3,
+        "batch_size": 128,
+        "epochs": 12,
+    },
+    "elu_b0.003_lr3e-3_cos_20ep": {
+        **ELU,
+        **COSINE,
+        "sparsity_weight": 0.003,
+        "learning_rate": 3e-3,
+        "epochs": 20,
+    },
+    "elu_b0.01_lr6e-3_cos_20ep": {
+        **ELU,
+        **COSINE,
+        "sparsity_weight": 0.01,
+        "learning_rate": 6e-3,
+        "epochs": 20,
+    },
+    "elu_bn_b0.01_lr3e-3_cos_15ep": {
+        **ELU,
+        **COSINE,
+        "batch_norm": True,
+        "sparsity_weight": 0.01,
+        "learning_rate": 3e-3,
+        "epochs": 15,
+    },
+    "elu_bn_b0.01_lr5e-3_cos_15ep": {
+        **ELU,
+        **COSINE,
+        "batch_norm": True,
+        "sparsity_weight": 0.01,
+        "learning_rate": 5e-3,
+        "epochs": 15,
+    },
 }
 # The setting that became SparseAEConfig's defaults (tests/test_linear_baseline.py checks they agree).
 DEFAULT_SETTING = "elu_bn_b0.01_lr5e-3_cos_15ep"
@@ -52,15 +94,14 @@ def run_setting(name: str, overrides: dict, data_dir: str, output: str) -> dict:
     config = SparseAEConfig.model_validate({**PRESETS["seed"], **overrides})
     folder = os.path.join(output, name)
     start = time.perf_counter()
-    summary = train(config, DATASET, folder, data_dir=data_dir, download=False, verbose=2,
-                    linear_baseline=False)
+    summary = train(config, DATASET, folder, data_dir=data_dir, download=False, verbose=2, linear_baseline=False)
     summary["train_seconds"] = time.perf_counter() - start
     with open(os.path.join(folder, METRICS_FILE), "w") as handle:
         json.dump(summary, handle, indent=2)
     return summary
 
 
-def collect(output: str) -> List[dict]:
+def collect(output: str) -> list[dict]:
     rows = []
     for name in SETTINGS:
         path = os.path.join(output, name, "metrics.json")
@@ -69,27 +110,33 @@ def collect(output: str) -> List[dict]:
     return rows
 
 
-def write_table(rows: List[dict], baseline: dict, output: str) -> str:
+def write_table(rows: list[dict], baseline: dict, output: str) -> str:
     """results.md: one row per setting, the PCA figure and the seed's time as references."""
     seed_seconds = next((r["train_seconds"] for r in rows if r["name"] == "seed"), None)
-    lines = [f"Data: {DATASET}, eval split ({baseline['eval_images']} images); PCA-{baseline['code_size']} "
-             f"(fitted on the train split) {baseline['eval_psnr']:.2f} dB.", "",
-             "| setting | epochs run (best) | eval PSNR (dB) | vs PCA (dB) | mean activation | training (s) | x seed |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        f"Data: {DATASET}, eval split ({baseline['eval_images']} images); PCA-{baseline['code_size']} "
+        f"(fitted on the train split) {baseline['eval_psnr']:.2f} dB.",
+        "",
+        "| setting | epochs run (best) | eval PSNR (dB) | vs PCA (dB) | mean activation | training (s) | x seed |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for row in rows:
         ratio = f"{row['train_seconds'] / seed_seconds:.2f}" if seed_seconds else "-"
-        lines.append(f"| {row['name']} | {row['epochs_run']} ({row['best_epoch']}) | {row['best_val_psnr']:.2f} | "
-                     f"{row['best_val_psnr'] - baseline['eval_psnr']:+.2f} | {row['best_val_mean_activation']:.4f} | "
-                     f"{row['train_seconds']:.0f} | {ratio} |")
+        lines.append(
+            f"| {row['name']} | {row['epochs_run']} ({row['best_epoch']}) | {row['best_val_psnr']:.2f} | "
+            f"{row['best_val_psnr'] - baseline['eval_psnr']:+.2f} | {row['best_val_mean_activation']:.4f} | "
+            f"{row['train_seconds']:.0f} | {ratio} |"
+        )
     text = "\n".join(lines) + "\n"
     with open(os.path.join(output, "results.md"), "w") as handle:
         handle.write(text)
     return text
 
 
-def write_plot(rows: List[dict], baseline: dict, target: float, output: str) -> str:
+def write_plot(rows: list[dict], baseline: dict, target: float, output: str) -> str:
     """frontier.png: eval PSNR against mean activation, PCA as a line, the target's ±10 % band."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -98,8 +145,13 @@ def write_plot(rows: List[dict], baseline: dict, target: float, output: str) -> 
     axes.axhline(baseline["eval_psnr"], color="tab:red", linestyle="--", label=f"PCA-{baseline['code_size']}")
     for row in rows:
         axes.scatter(row["best_val_mean_activation"], row["best_val_psnr"], color="tab:blue")
-        axes.annotate(row["name"], (row["best_val_mean_activation"], row["best_val_psnr"]), fontsize=7,
-                      xytext=(3, 3), textcoords="offset points")
+        axes.annotate(
+            row["name"],
+            (row["best_val_mean_activation"], row["best_val_psnr"]),
+            fontsize=7,
+            xytext=(3, 3),
+            textcoords="offset points",
+        )
     axes.set_xlabel("mean latent activation (eval split)")
     axes.set_ylabel("eval PSNR (dB)")
     axes.set_title(f"{DATASET}: settings tried")
@@ -127,8 +179,9 @@ def main() -> int:
     if os.path.exists(baseline_path):
         baseline = json.load(open(baseline_path))
     else:
-        baseline = linear_baseline.compute(DATASET, "train", "test", config.latent_dim, data_dir=args.data_dir,
-                                           download=False)
+        baseline = linear_baseline.compute(
+            DATASET, "train", "test", config.latent_dim, data_dir=args.data_dir, download=False
+        )
         json.dump(baseline, open(baseline_path, "w"), indent=2)
     names = [n for n in args.only.split(",") if n] or list(SETTINGS)
     unknown = sorted(set(names) - set(SETTINGS))
@@ -137,8 +190,11 @@ def main() -> int:
     if not args.table_only:
         for name in names:
             summary = run_setting(name, SETTINGS[name], args.data_dir, args.output)
-            print(f"{name}: eval PSNR {summary['best_val_psnr']:.2f} dB, mean activation "
-                  f"{summary['best_val_mean_activation']:.4f}, {summary['train_seconds']:.0f} s", flush=True)
+            print(
+                f"{name}: eval PSNR {summary['best_val_psnr']:.2f} dB, mean activation "
+                f"{summary['best_val_mean_activation']:.4f}, {summary['train_seconds']:.0f} s",
+                flush=True,
+            )
     rows = collect(args.output)
     print(write_table(rows, baseline, args.output))
     print(f"wrote {write_plot(rows, baseline, config.sparsity_target, args.output)}")

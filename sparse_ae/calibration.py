@@ -6,12 +6,13 @@ its warm-up requests from there). Every copy of the folder (the Pusher's archive
 version, a manual promotion or a rollback) therefore carries its own calibration, and scoring needs
 nothing but the serving folder. Paths go through tf.io.gfile, so a remote serving_dir works.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
-from typing import Dict, Iterable, List, Optional, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -28,22 +29,29 @@ class Calibration:
 
     quantile: float  # the configured quantile (scoring.anomaly_quantile)
     threshold: float  # MSE above this flags an image as anomalous
-    quantiles: Dict[str, float]  # "0.99" -> MSE at that quantile
+    quantiles: dict[str, float]  # "0.99" -> MSE at that quantile
     count: int  # images the distribution was measured on
     mean_mse: float
     split: str = "eval"
     dataset: str = ""
-    image_shape: Optional[List[int]] = None  # the images the model takes (H, W, C)
+    image_shape: list[int] | None = None  # the images the model takes (H, W, C)
 
     def describe(self) -> str:
         """One line: where the threshold comes from."""
         on = f"{self.dataset} " if self.dataset else ""
-        return (f"MSE > {self.threshold:.6g}: the {self.quantile:g} quantile of the model's per-image MSE on "
-                f"the {on}{self.split} split ({self.count} images)")
+        return (
+            f"MSE > {self.threshold:.6g}: the {self.quantile:g} quantile of the model's per-image MSE on "
+            f"the {on}{self.split} split ({self.count} images)"
+        )
 
 
-def calibrate(mse: Iterable[float], quantile: float = DEFAULT_QUANTILE, split: str = "eval",
-              dataset: str = "", image_shape: Optional[Sequence[int]] = None) -> Calibration:
+def calibrate(
+    mse: Iterable[float],
+    quantile: float = DEFAULT_QUANTILE,
+    split: str = "eval",
+    dataset: str = "",
+    image_shape: Sequence[int] | None = None,
+) -> Calibration:
     """The calibration of per-image MSE values (numpy's default, linear-interpolated quantiles)."""
     values = np.asarray(list(mse) if not isinstance(mse, np.ndarray) else mse, dtype=np.float64)
     if values.size == 0:
@@ -52,10 +60,16 @@ def calibrate(mse: Iterable[float], quantile: float = DEFAULT_QUANTILE, split: s
         raise ValueError(f"quantile must lie in (0, 1); got {quantile}")
     levels = sorted(set(REPORTED_QUANTILES) | {quantile})
     found = np.quantile(values, levels)
-    return Calibration(quantile=quantile, threshold=float(np.quantile(values, quantile)),
-                       quantiles={f"{q:g}": float(v) for q, v in zip(levels, found)}, count=int(values.size),
-                       mean_mse=float(values.mean()), split=split, dataset=dataset,
-                       image_shape=list(image_shape) if image_shape else None)
+    return Calibration(
+        quantile=quantile,
+        threshold=float(np.quantile(values, quantile)),
+        quantiles={f"{q:g}": float(v) for q, v in zip(levels, found, strict=False)},
+        count=int(values.size),
+        mean_mse=float(values.mean()),
+        split=split,
+        dataset=dataset,
+        image_shape=list(image_shape) if image_shape else None,
+    )
 
 
 def write_calibration(model_dir: str, calibration: Calibration) -> str:
@@ -67,7 +81,7 @@ def write_calibration(model_dir: str, calibration: Calibration) -> str:
     return path
 
 
-def read_calibration(model_dir: str) -> Optional[Calibration]:
+def read_calibration(model_dir: str) -> Calibration | None:
     """The calibration stored with a SavedModel; None when it has none (a model exported before)."""
     path = os.path.join(model_dir, CALIBRATION_FILE)
     if not tf.io.gfile.exists(path):

@@ -4,13 +4,14 @@ They take the pipeline's own keys: `--set model.sparsity_target=0.02`, `--set da
 `--set dataset.data_dir=DIR`, `--set dataset.download=false`; `--dataset NAME` is kept as the short
 form of `--set dataset.name=NAME` (as on `pipeline run`).
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import sys
-from typing import Callable, Dict, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 from sparse_ae.config import DatasetConfig, SparseAEConfig, StrictModel, add_set_argument, config_from_args
 from sparse_ae.errors import ConfigError, DatasetUnavailableError, DataValidationError, TrainingDivergedError
@@ -43,8 +44,9 @@ class TuneConfig(CommandConfig):
     tuner: TunerConfig = TunerConfig()
 
 
-def command_config(args: argparse.Namespace, kind: type[CommandConfig] = CommandConfig,
-                   model: Optional[dict] = None) -> CommandConfig:
+def command_config(
+    args: argparse.Namespace, kind: type[CommandConfig] = CommandConfig, model: dict | None = None
+) -> CommandConfig:
     """Defaults, then model values (a preset, or the config recorded beside the weights), then
     --dataset and the --set overrides; validated (ConfigError)."""
     return config_from_args(kind, args, DATASET_ALIAS, {"model": model} if model else None)
@@ -73,9 +75,13 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def add_preset_argument(parser: argparse.ArgumentParser) -> None:
     from sparse_ae.presets import PRESETS
 
-    parser.add_argument("--preset", default="default", choices=sorted(PRESETS),
-                        help="named model settings under the --set overrides: default, or seed (the seed "
-                             "project's configuration; see docs/model-defaults.md)")
+    parser.add_argument(
+        "--preset",
+        default="default",
+        choices=sorted(PRESETS),
+        help="named model settings under the --set overrides: default, or seed (the seed "
+        "project's configuration; see docs/model-defaults.md)",
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -85,15 +91,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     config, dataset = settings.model, settings.dataset
     from sparse_ae.train import METRICS_FILE, WEIGHTS_FILE, train
 
-    summary = train(config, dataset.tfds_name, args.output, data_dir=dataset.data_dir,
-                    train_split=dataset.split_for("train"), val_split=dataset.split_for("eval"),
-                    download=dataset.download)
-    print(f"best epoch {summary['best_epoch']} of {summary['epochs_run']} (val_loss {summary['best_val_loss']:.5f}): "
-          f"val_psnr {summary['best_val_psnr']:.2f} dB, val_kl_penalty {summary['best_val_kl_penalty']:.4f}, "
-          f"mean activation {summary['best_val_mean_activation']:.4f} (sparsity_target {config.sparsity_target})")
+    summary = train(
+        config,
+        dataset.tfds_name,
+        args.output,
+        data_dir=dataset.data_dir,
+        train_split=dataset.split_for("train"),
+        val_split=dataset.split_for("eval"),
+        download=dataset.download,
+    )
+    print(
+        f"best epoch {summary['best_epoch']} of {summary['epochs_run']} (val_loss {summary['best_val_loss']:.5f}): "
+        f"val_psnr {summary['best_val_psnr']:.2f} dB, val_kl_penalty {summary['best_val_kl_penalty']:.4f}, "
+        f"mean activation {summary['best_val_mean_activation']:.4f} (sparsity_target {config.sparsity_target})"
+    )
     linear = summary["linear_baseline"]
-    print(f"linear baseline on {dataset.tfds_name}: PCA-{linear['code_size']} val_psnr {linear['eval_psnr']:.2f} dB; "
-          f"the model {summary['best_val_psnr'] - linear['eval_psnr']:+.2f} dB")
+    print(
+        f"linear baseline on {dataset.tfds_name}: PCA-{linear['code_size']} val_psnr {linear['eval_psnr']:.2f} dB; "
+        f"the model {summary['best_val_psnr'] - linear['eval_psnr']:+.2f} dB"
+    )
     print(f"wrote {os.path.join(args.output, WEIGHTS_FILE)} and {os.path.join(args.output, METRICS_FILE)}")
     return 0
 
@@ -114,8 +130,13 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     settings = command_config(args, model=base)
     config, dataset = settings.model, settings.dataset
     split = args.split or dataset.split_for("eval")
-    images = np.stack(list(load_images(dataset.tfds_name, split, dataset.data_dir, dataset.download)
-                           .take(args.count).as_numpy_iterator()))
+    images = np.stack(
+        list(
+            load_images(dataset.tfds_name, split, dataset.data_dir, dataset.download)
+            .take(args.count)
+            .as_numpy_iterator()
+        )
+    )
     model = load_model(args.weights, config)
     save_reconstruction_grid(images, to_uint8(reconstruct(model, images)), args.output)
     print(f"wrote {args.output}")
@@ -126,19 +147,30 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     settings = command_config(args)
     dataset = settings.dataset
     code_size = settings.model.latent_dim if args.code_size is None else args.code_size
-    fit_split, eval_split = args.fit_split or dataset.split_for("train"), args.eval_split or dataset.split_for("eval")
+    fit_split, eval_split = (
+        args.fit_split or dataset.split_for("train"),
+        args.eval_split or dataset.split_for("eval"),
+    )
     from sparse_ae.linear_baseline import compute
 
     if code_size <= 0:
         raise ConfigError(f"--code-size {code_size}: must be > 0")
     try:
-        result = compute(dataset.tfds_name, fit_split, eval_split, code_size, data_dir=dataset.data_dir,
-                         download=dataset.download)
+        result = compute(
+            dataset.tfds_name,
+            fit_split,
+            eval_split,
+            code_size,
+            data_dir=dataset.data_dir,
+            download=dataset.download,
+        )
     except ValueError as error:  # a code size beyond the pixel count, an empty split
         raise ConfigError(str(error)) from None
-    print(f"{dataset.tfds_name}: PCA-{result['code_size']} (fitted on {fit_split}, {result['fitted_on_images']} "
-          f"images) eval PSNR on {eval_split} ({result['eval_images']} images) {result['eval_psnr']:.2f} dB, "
-          f"MSE {result['eval_mse']:.5f}")
+    print(
+        f"{dataset.tfds_name}: PCA-{result['code_size']} (fitted on {fit_split}, {result['fitted_on_images']} "
+        f"images) eval PSNR on {eval_split} ({result['eval_images']} images) {result['eval_psnr']:.2f} dB, "
+        f"MSE {result['eval_mse']:.5f}"
+    )
     return 0
 
 
@@ -152,12 +184,21 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     dataset = config.dataset
     started = time.time()
-    trials = search(config.model, config.tuner, dataset.tfds_name, args.output, data_dir=dataset.data_dir,
-                    download=dataset.download, train_split=dataset.split_for("train"),
-                    val_split=dataset.split_for("eval"))
+    trials = search(
+        config.model,
+        config.tuner,
+        dataset.tfds_name,
+        args.output,
+        data_dir=dataset.data_dir,
+        download=dataset.download,
+        train_split=dataset.split_for("train"),
+        val_split=dataset.split_for("eval"),
+    )
     took = time.time() - started
-    print(f"\nTuning on {dataset.tfds_name}: {len(trials)} trials, {config.tuner.epochs_per_trial} epoch(s) each, "
-          f"in {took:.0f} s")
+    print(
+        f"\nTuning on {dataset.tfds_name}: {len(trials)} trials, {config.tuner.epochs_per_trial} epoch(s) each, "
+        f"in {took:.0f} s"
+    )
     print(format_trials_table(trials, config.tuner.sparsity_tolerance))
     print(f"wrote {os.path.join(args.output, TRIALS_FILE)}")
     return 0
@@ -165,14 +206,16 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 def dataset_arguments(parser: argparse.ArgumentParser, example: str = SET_EXAMPLE) -> None:
     """--dataset (short for --set dataset.name=...), --set, and the replaced flags' pointers."""
-    parser.add_argument("--dataset", help=f"TFDS name[/config], short for --set dataset.name=NAME "
-                                          f"(default {DatasetConfig().name})")
+    parser.add_argument(
+        "--dataset",
+        help=f"TFDS name[/config], short for --set dataset.name=NAME (default {DatasetConfig().name})",
+    )
     add_set_argument(parser, example)
     parser.add_argument("--data-dir", action=Replaced, replacement="--set dataset.data_dir=DIR")
     parser.add_argument("--offline", action=Replaced, nargs=0, replacement="--set dataset.download=false")
 
 
-def add_library_commands(subparsers) -> Dict[str, Handler]:
+def add_library_commands(subparsers) -> dict[str, Handler]:
     """Register prepare/train/reconstruct/tune; return the handler of each command name."""
     prepare = subparsers.add_parser("prepare", help="prepare a TFDS dataset (for offline or air-gapped use)")
     dataset_arguments(prepare, "dataset.data_dir=/shared/tfds")
@@ -184,10 +227,15 @@ def add_library_commands(subparsers) -> Dict[str, Handler]:
     add_preset_argument(train)
 
     baseline = subparsers.add_parser(
-        "baseline", help="the linear baseline: PCA of a code size, fitted on one split, PSNR on another")
+        "baseline", help="the linear baseline: PCA of a code size, fitted on one split, PSNR on another"
+    )
     dataset_arguments(baseline, "dataset.data_dir=tfds_data, model.latent_dim=16")
-    baseline.add_argument("--code-size", type=int, default=None,
-                          help=f"PCA components (default: model.latent_dim, {SparseAEConfig().latent_dim})")
+    baseline.add_argument(
+        "--code-size",
+        type=int,
+        default=None,
+        help=f"PCA components (default: model.latent_dim, {SparseAEConfig().latent_dim})",
+    )
     baseline.add_argument("--fit-split", help="default: the TFDS split dataset.split_mapping maps to 'train'")
     baseline.add_argument("--eval-split", help="default: the TFDS split dataset.split_mapping maps to 'eval'")
 
@@ -199,15 +247,22 @@ def add_library_commands(subparsers) -> Dict[str, Handler]:
     recon.add_argument("--output", required=True, help="PNG file to write")
 
     tune = subparsers.add_parser(
-        "tune", help="search sparsity_target, sparsity_weight and latent_dim standalone (no TFX)")
-    dataset_arguments(tune, "tuner.max_trials=6, tuner.sparsity_weight_range=0.01,1, model.epochs=3, "
-                            "dataset.download=false")
+        "tune", help="search sparsity_target, sparsity_weight and latent_dim standalone (no TFX)"
+    )
+    dataset_arguments(
+        tune, "tuner.max_trials=6, tuner.sparsity_weight_range=0.01,1, model.epochs=3, dataset.download=false"
+    )
     tune.add_argument("--output", default="tuning", help="folder for KerasTuner's trials and trials.json")
-    return {"prepare": cmd_prepare, "train": cmd_train, "reconstruct": cmd_reconstruct, "baseline": cmd_baseline,
-            "tune": cmd_tune}
+    return {
+        "prepare": cmd_prepare,
+        "train": cmd_train,
+        "reconstruct": cmd_reconstruct,
+        "baseline": cmd_baseline,
+        "tune": cmd_tune,
+    }
 
 
-def run(parser: argparse.ArgumentParser, handlers: Dict[str, Handler], argv: Optional[Sequence[str]]) -> int:
+def run(parser: argparse.ArgumentParser, handlers: dict[str, Handler], argv: Sequence[str] | None) -> int:
     """Parse, dispatch, and turn expected errors into one line on stderr.
 
     Bad input (config, dataset) exits with 2, a diverged training run with 1.
@@ -225,16 +280,19 @@ def run(parser: argparse.ArgumentParser, handlers: Dict[str, Handler], argv: Opt
         return 1 if isinstance(error, TrainingDivergedError) else 2
 
 
-def make_parser() -> tuple[argparse.ArgumentParser, "argparse._SubParsersAction"]:
+def make_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
     parser = OneLineErrorParser(prog="sparse-ae", description="Sparse autoencoder for images, with a TFX pipeline.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks (implies --verbose)")
     # Read by main() before parsing (the quiet terminal starts before TensorFlow's import); here for --help.
-    parser.add_argument("--verbose", action="store_true",
-                        help="show every library's messages on the terminal (default: into a log file)")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show every library's messages on the terminal (default: into a log file)",
+    )
     subparsers = parser.add_subparsers(dest="command", parser_class=OneLineErrorParser)
     return parser, subparsers
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser, subparsers = make_parser()
     return run(parser, add_library_commands(subparsers), argv)

@@ -1,9 +1,11 @@
 """Typed, validated hyperparameters of the sparse autoencoder, and device visibility."""
+
 from __future__ import annotations
 
 import argparse
 import json
-from typing import Any, Dict, Iterable, Literal, Optional, Tuple, TypeVar
+from collections.abc import Iterable
+from typing import Any, Literal, TypeVar
 
 import pydantic
 from annotated_types import Ge, Gt, Le, Lt
@@ -28,36 +30,60 @@ class SparseAEConfig(StrictModel):
     own settings are the `seed` preset (sparse_ae/presets.py).
     """
 
-    image_shape: Tuple[int, int, int] = Field((28, 28, 1), description="Height, width, channels of the images; each > 0.")
-    hidden_dims: Tuple[int, ...] = Field((256, 128), min_length=1, description="Encoder layer widths, each > 0; the decoder mirrors them.")
+    image_shape: tuple[int, int, int] = Field(
+        (28, 28, 1), description="Height, width, channels of the images; each > 0."
+    )
+    hidden_dims: tuple[int, ...] = Field(
+        (256, 128), min_length=1, description="Encoder layer widths, each > 0; the decoder mirrors them."
+    )
     latent_dim: int = Field(64, gt=0, description="Size of the latent code.")
     latent_activation: Literal["sigmoid", "relu"] = Field(
-        "sigmoid", description="sigmoid: KL on the batch-mean activation; relu: KL on tanh of it (docs/model-library.md).")
-    encoder_activation: Literal["sigmoid", "relu", "tanh", "elu"] = Field("elu", description="Activation of encoder hidden layers.")
-    decoder_activation: Literal["sigmoid", "relu", "tanh", "elu"] = Field("elu", description="Activation of decoder hidden layers.")
+        "sigmoid",
+        description="sigmoid: KL on the batch-mean activation; relu: KL on tanh of it (docs/model-library.md).",
+    )
+    encoder_activation: Literal["sigmoid", "relu", "tanh", "elu"] = Field(
+        "elu", description="Activation of encoder hidden layers."
+    )
+    decoder_activation: Literal["sigmoid", "relu", "tanh", "elu"] = Field(
+        "elu", description="Activation of decoder hidden layers."
+    )
     sparsity_target: float = Field(0.05, gt=0.0, lt=1.0, description="Target mean activation of each latent unit.")
     sparsity_weight: float = Field(0.01, ge=0.0, description="Weight of the KL sparsity penalty in the loss.")
-    batch_norm: bool = Field(True, description="Batch normalization between each hidden Dense layer and its activation.")
+    batch_norm: bool = Field(
+        True, description="Batch normalization between each hidden Dense layer and its activation."
+    )
     kernel_initializer: Literal["glorot_uniform", "he_normal", "lecun_normal"] = Field(
-        "he_normal", description="Initial weights of every Dense layer (he_normal suits elu/relu layers).")
+        "he_normal", description="Initial weights of every Dense layer (he_normal suits elu/relu layers)."
+    )
     learning_rate: float = Field(5e-3, gt=0.0, description="Adam learning rate (the peak one under a schedule).")
     learning_rate_schedule: Literal["constant", "cosine"] = Field(
-        "cosine", description="constant, or cosine: decay per epoch from learning_rate to 0 over `epochs`.")
-    early_stopping_patience: Optional[int] = Field(
-        None, gt=0, description="Stop after this many epochs without a lower val_loss; none: run every epoch. The best "
-                                "epoch's weights are kept either way.")
+        "cosine", description="constant, or cosine: decay per epoch from learning_rate to 0 over `epochs`."
+    )
+    early_stopping_patience: int | None = Field(
+        None,
+        gt=0,
+        description="Stop after this many epochs without a lower val_loss; none: run every epoch. The best "
+        "epoch's weights are kept either way.",
+    )
     batch_size: int = Field(256, gt=0, description="Examples per training step.")
     epochs: int = Field(15, gt=0, description="Training epochs (the most, with early stopping).")
     shuffle_buffer: int = Field(10_000, ge=0, description="Shuffle buffer size (0 disables shuffling).")
-    noise_stddev: float = Field(0.0, ge=0.0, description="Denoising: Gaussian noise stddev added to inputs (in [-1, 1] units).")
+    noise_stddev: float = Field(
+        0.0, ge=0.0, description="Denoising: Gaussian noise stddev added to inputs (in [-1, 1] units)."
+    )
     mask_fraction: float = Field(
-        0.0, ge=0.0, lt=1.0, description="Denoising: fraction of input pixels set to the background (-1) at random.")
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Denoising: fraction of input pixels set to the background (-1) at random.",
+    )
     seed: int = Field(42, ge=0, description="Seed for weights, shuffling and corruption.")
-    visible_gpus: Optional[Tuple[int, ...]] = Field(
-        None, description="GPU indices to use; none: all, []: CPU only.")
+    visible_gpus: tuple[int, ...] | None = Field(None, description="GPU indices to use; none: all, []: CPU only.")
     gpu_memory_growth: bool = Field(True, description="Allocate GPU memory as needed instead of all at once.")
     distribution_strategy: Literal["default", "mirrored", "multi_worker_mirrored"] = Field(
-        "default", description="tf.distribute strategy: one device, all local devices, or workers named by TF_CONFIG.")
+        "default",
+        description="tf.distribute strategy: one device, all local devices, or workers named by TF_CONFIG.",
+    )
 
     @pydantic.field_validator("hidden_dims", "image_shape", "visible_gpus", mode="before")
     @classmethod
@@ -67,7 +93,7 @@ class SparseAEConfig(StrictModel):
 
     @pydantic.field_validator("hidden_dims", "image_shape")
     @classmethod
-    def _positive_sizes(cls, sizes: Tuple[int, ...]) -> Tuple[int, ...]:
+    def _positive_sizes(cls, sizes: tuple[int, ...]) -> tuple[int, ...]:
         if any(size <= 0 for size in sizes):
             raise ValueError("every size must be > 0")
         return sizes
@@ -83,16 +109,20 @@ class DatasetConfig(StrictModel):
 
     name: str = Field("fashion_mnist", min_length=1, description="TFDS name[/config], e.g. garment_shapes/full.")
     version: str = Field("", description="TFDS version, e.g. 3.0.1; empty for the builder's default.")
-    data_dir: Optional[str] = Field(
-        None, description="TFDS data_dir with the prepared datasets (the air-gapped path); none: TFDS's default "
-                          "(~/tensorflow_datasets).")
-    split_mapping: Dict[str, str] = Field(
-        {"train": "train", "test": "eval"}, description="TFDS split -> TFX split; the values must be exactly 'train' and 'eval'.")
+    data_dir: str | None = Field(
+        None,
+        description="TFDS data_dir with the prepared datasets (the air-gapped path); none: TFDS's default "
+        "(~/tensorflow_datasets).",
+    )
+    split_mapping: dict[str, str] = Field(
+        {"train": "train", "test": "eval"},
+        description="TFDS split -> TFX split; the values must be exactly 'train' and 'eval'.",
+    )
     download: bool = Field(True, description="Prepare the dataset when absent; false never touches the network.")
 
     @pydantic.field_validator("split_mapping")
     @classmethod
-    def _train_and_eval(cls, mapping: Dict[str, str]) -> Dict[str, str]:
+    def _train_and_eval(cls, mapping: dict[str, str]) -> dict[str, str]:
         if sorted(mapping.values()) != ["eval", "train"]:
             raise ValueError("must map one TFDS split to 'train' and one to 'eval'")
         return mapping
@@ -125,7 +155,7 @@ def _allowed(model: type[BaseModel], field: str) -> str:
     return f"{annotation}" + (f", {' and '.join(bounds)}" if bounds else "")
 
 
-def _locate(model: type[BaseModel], loc: Tuple[Any, ...]) -> Tuple[type[BaseModel], str]:
+def _locate(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[type[BaseModel], str]:
     """Follow a pydantic error location through nested configs to (model class, field)."""
     current: type[BaseModel] = model
     for part in loc[:-1]:
@@ -140,9 +170,13 @@ def _locate(model: type[BaseModel], loc: Tuple[Any, ...]) -> Tuple[type[BaseMode
 
 def _sections_with(model: type[BaseModel], field: str) -> list[str]:
     """The nested sections of model that have a key named field (`sparsity_target` -> ['model'])."""
-    return [name for name, info in model.model_fields.items()
-            if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
-            and field in info.annotation.model_fields]
+    return [
+        name
+        for name, info in model.model_fields.items()
+        if isinstance(info.annotation, type)
+        and issubclass(info.annotation, BaseModel)
+        and field in info.annotation.model_fields
+    ]
 
 
 def validation_error_message(model: type[BaseModel], error: pydantic.ValidationError) -> str:
@@ -203,11 +237,15 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
 
 def add_set_argument(parser: argparse.ArgumentParser, example: str) -> None:
     """The repeatable `--set KEY=VALUE` option every command reads its config overrides from."""
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
-                        help=f"config override, repeatable; nested keys dotted, e.g. {example}")
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help=f"config override, repeatable; nested keys dotted, e.g. {example}",
+    )
 
 
-def command_overrides(args: argparse.Namespace, aliases: Optional[Dict[str, str]] = None) -> dict[str, Any]:
+def command_overrides(args: argparse.Namespace, aliases: dict[str, str] | None = None) -> dict[str, Any]:
     """A command's overrides as a nested dictionary: its alias flags (flag dest -> dotted key, e.g.
     {"dataset": "dataset.name"}) first, then its --set pairs, which win."""
     values: dict[str, Any] = {}
@@ -222,8 +260,12 @@ def command_overrides(args: argparse.Namespace, aliases: Optional[Dict[str, str]
     return merge(values, parse_overrides(getattr(args, "set", None) or []))
 
 
-def config_from_args(model: type[ConfigT], args: argparse.Namespace, aliases: Optional[Dict[str, str]] = None,
-                     base: Optional[dict[str, Any]] = None) -> ConfigT:
+def config_from_args(
+    model: type[ConfigT],
+    args: argparse.Namespace,
+    aliases: dict[str, str] | None = None,
+    base: dict[str, Any] | None = None,
+) -> ConfigT:
     """The config a command runs with: defaults, then base (a preset), then its flags and --set
     overrides; validated (ConfigError with a one-line message)."""
     return build_config(model, merge(dict(base or {}), command_overrides(args, aliases)))
@@ -255,7 +297,8 @@ def configure_devices(config: SparseAEConfig) -> None:
         if missing:
             raise ConfigError(
                 f"visible_gpus={list(config.visible_gpus)!r}: GPU(s) {missing} not present "
-                f"(this machine has {len(gpus)}; use [] for CPU only)")
+                f"(this machine has {len(gpus)}; use [] for CPU only)"
+            )
         gpus = [gpus[index] for index in config.visible_gpus]
         tf.config.set_visible_devices(gpus, "GPU")
     if config.gpu_memory_growth:

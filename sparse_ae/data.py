@@ -1,19 +1,19 @@
 """tf.data pipelines of (input, target) pairs from a TFDS dataset or serialized tf.Examples."""
+
 from __future__ import annotations
 
 import socket
 import threading
 import urllib.parse
 import urllib.request
-from typing import List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from sparse_ae.config import SparseAEConfig
-from sparse_ae.errors import DatasetUnavailableError  # noqa: F401  (re-exported)
 from sparse_ae.datasets import garment_shapes  # noqa: F401  (registers the builder with TFDS)
+from sparse_ae.errors import DatasetUnavailableError  # noqa: F401  (re-exported)
 
 DEFAULT_DATASET = "fashion_mnist"
 # Seconds to wait for a download host before TFDS is let loose on it (TFDS retries for minutes).
@@ -55,8 +55,9 @@ def to_pairs(images: tf.data.Dataset, config: SparseAEConfig, training: bool) ->
         images = images.shuffle(config.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=True)
     batches = images.batch(config.batch_size)
     if not (training and config.denoising):
-        return batches.map(lambda batch: (scale_images(batch),) * 2,
-                           num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+        return batches.map(lambda batch: (scale_images(batch),) * 2, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+            tf.data.AUTOTUNE
+        )
 
     # One stateless seed per batch from a seeded stream that differs each epoch: the corruption
     # is reproducible run to run although batches are corrupted in parallel threads (stateful
@@ -67,12 +68,16 @@ def to_pairs(images: tf.data.Dataset, config: SparseAEConfig, training: bool) ->
         clean = scale_images(batch)
         return corrupt(clean, config, seed), clean
 
-    return (tf.data.Dataset.zip(batches, seeds)
-            .map(make_pair, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))
+    return (
+        tf.data.Dataset.zip(batches, seeds)
+        .map(make_pair, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
-def load_images(name: str, split: str, data_dir: Optional[str] = None, download: bool = True,
-                with_labels: bool = False) -> tf.data.Dataset:
+def load_images(
+    name: str, split: str, data_dir: str | None = None, download: bool = True, with_labels: bool = False
+) -> tf.data.Dataset:
     """Decoded uint8 images (and labels) of one TFDS split, cached in memory after the first pass."""
     builder = tfds_builder(name, data_dir=data_dir, download=download)
     dataset = builder.as_dataset(split=split, shuffle_files=False)
@@ -84,7 +89,7 @@ def load_images(name: str, split: str, data_dir: Optional[str] = None, download:
     return dataset.cache()
 
 
-def tfds_builder(name: str, data_dir: Optional[str] = None, download: bool = True) -> tfds.core.DatasetBuilder:
+def tfds_builder(name: str, data_dir: str | None = None, download: bool = True) -> tfds.core.DatasetBuilder:
     """A prepared TFDS builder; prepares it when download is allowed, else fails with a clear message.
 
     With download=False no network is tried at all (no GCS lookup).
@@ -99,7 +104,8 @@ def tfds_builder(name: str, data_dir: Optional[str] = None, download: bool = Tru
             raise DatasetUnavailableError(
                 f"dataset {name!r} is not prepared in data_dir={where!r} and download is off; "
                 f"prepare it where it can be built (e.g. `sparse-ae prepare --dataset {name} --set dataset.data_dir=DIR`) "
-                f"and copy DIR here")
+                f"and copy DIR here"
+            )
         check_download_hosts(builder, name, where)
         try:
             builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
@@ -108,11 +114,12 @@ def tfds_builder(name: str, data_dir: Optional[str] = None, download: bool = Tru
                 f"dataset {name!r} is not prepared in data_dir={where!r} and preparing it "
                 f"failed ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). Without "
                 f"the network, prepare it on a machine that has it and copy data_dir, or use the offline "
-                f"dataset garment_shapes") from error
+                f"dataset garment_shapes"
+            ) from error
     return builder
 
 
-def download_hosts(builder: tfds.core.DatasetBuilder) -> List[Tuple[str, int]]:
+def download_hosts(builder: tfds.core.DatasetBuilder) -> list[tuple[str, int]]:
     """(host, port) of every URL the builder downloads from, from its recorded checksums; empty
     for a builder that records none (a generated dataset such as garment_shapes)."""
     if type(builder).download_and_prepare.__module__.startswith("tensorflow_datasets.testing"):
@@ -125,7 +132,7 @@ def download_hosts(builder: tfds.core.DatasetBuilder) -> List[Tuple[str, int]]:
     return sorted(hosts)
 
 
-def unreachable(host: str, port: int, timeout: float = PROBE_TIMEOUT_S) -> Optional[str]:
+def unreachable(host: str, port: int, timeout: float = PROBE_TIMEOUT_S) -> str | None:
     """Why host:port cannot be reached (name lookup and TCP connect within timeout); None if it can.
 
     Through a proxy (HTTPS_PROXY and the like, unless NO_PROXY exempts the host) the proxy is
@@ -167,11 +174,18 @@ def check_download_hosts(builder: tfds.core.DatasetBuilder, name: str, where: st
                 f"dataset {name!r} is not prepared in data_dir={where!r} and must be downloaded from {host}, "
                 f"which cannot be reached: {reason}. Prepare it where there is network (`sparse-ae prepare "
                 f"--dataset {name} --data-dir DIR`) and copy DIR here, or use the offline dataset "
-                f"garment_shapes (--dataset garment_shapes/full)")
+                f"garment_shapes (--dataset garment_shapes/full)"
+            )
 
 
-def tfds_pairs(name: str, split: str, config: SparseAEConfig, training: bool,
-               data_dir: Optional[str] = None, download: bool = True) -> tf.data.Dataset:
+def tfds_pairs(
+    name: str,
+    split: str,
+    config: SparseAEConfig,
+    training: bool,
+    data_dir: str | None = None,
+    download: bool = True,
+) -> tf.data.Dataset:
     """(input, target) batches from a TFDS image dataset (Fashion-MNIST by default)."""
     return to_pairs(load_images(name, split, data_dir, download), config, training)
 
@@ -184,7 +198,7 @@ def example_feature_spec(config: SparseAEConfig) -> dict:
     }
 
 
-def images_from_examples(serialized: tf.Tensor, config: SparseAEConfig) -> Tuple[tf.Tensor, tf.Tensor]:
+def images_from_examples(serialized: tf.Tensor, config: SparseAEConfig) -> tuple[tf.Tensor, tf.Tensor]:
     """Parse a batch of serialized tf.Examples into uint8 images (batch, H, W, C) and labels."""
     parsed = tf.io.parse_example(serialized, example_feature_spec(config))
     images = tf.reshape(tf.cast(parsed[IMAGE_KEY], tf.uint8), (-1, *config.image_shape))

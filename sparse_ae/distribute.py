@@ -4,6 +4,7 @@ Under MultiWorkerMirroredStrategy every worker runs the same program; only the c
 are kept, the others write to a temporary directory they delete (Keras's documented pattern),
 so that collective operations inside saving still run on every worker.
 """
+
 from __future__ import annotations
 
 import json

@@ -16,9 +16,10 @@ Example pixels outside 0..255 (a cast to uint8 would wrap them). A wrong dtype i
 signature itself. The image inputs declare rank 4 with free sizes: a fully static shape would
 let TensorFlow fold the size check away.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional
+from collections.abc import Callable
 
 import tensorflow as tf
 
@@ -41,7 +42,7 @@ GAIN_OUTPUT = "psnr_gain_over_linear"
 class ServingModule(tf.Module):
     """Holds the model's variables and the signature functions."""
 
-    def __init__(self, model: SparseAutoencoder, baseline: Optional[LinearBaseline] = None):
+    def __init__(self, model: SparseAutoencoder, baseline: LinearBaseline | None = None):
         super().__init__(name="sparse_autoencoder_serving")
         self.encoder = model.encoder
         self.decoder = model.decoder
@@ -49,46 +50,66 @@ class ServingModule(tf.Module):
         # The linear baseline travels as constants, so every consumer of the SavedModel (TFMA's
         # gate, a user's Python) scores it per image beside the model, by the same definition.
         self.baseline_mean = None if baseline is None else tf.constant(baseline.mean, name="baseline_mean")
-        self.baseline_components = None if baseline is None else tf.constant(
-            baseline.components, name="baseline_components")
+        self.baseline_components = (
+            None if baseline is None else tf.constant(baseline.components, name="baseline_components")
+        )
         images = [None] * (len(self.config.image_shape) + 1)  # sizes checked in _checked_shape
         self.serve_examples = tf.function(
-            self._serve_examples, input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+            self._serve_examples, input_signature=[tf.TensorSpec([None], tf.string, name="examples")]
+        )
         self.reconstruct = tf.function(
-            self._reconstruct, input_signature=[tf.TensorSpec(images, tf.float32, name="images")])
+            self._reconstruct, input_signature=[tf.TensorSpec(images, tf.float32, name="images")]
+        )
         self.reconstruct_uint8 = tf.function(
-            self._reconstruct_uint8, input_signature=[tf.TensorSpec(images, tf.uint8, name="images")])
+            self._reconstruct_uint8, input_signature=[tf.TensorSpec(images, tf.uint8, name="images")]
+        )
 
     def _checked_shape(self, images: tf.Tensor, signature: str) -> tf.Tensor:
         """images with the static shape (batch, H, W, C), after a runtime check that they have it."""
         expected = ",".join(str(size) for size in self.config.image_shape)
         actual = tf.strings.reduce_join(tf.strings.as_string(tf.shape(images)[1:]), separator=",")
-        check = tf.debugging.Assert(tf.equal(actual, expected), [
-            f"{signature}: images must have shape (batch, {expected.replace(',', ', ')}); got images of shape", actual])
+        check = tf.debugging.Assert(
+            tf.equal(actual, expected),
+            [
+                f"{signature}: images must have shape (batch, {expected.replace(',', ', ')}); got images of shape",
+                actual,
+            ],
+        )
         with tf.control_dependencies([check]):
             return tf.ensure_shape(tf.identity(images), [None, *self.config.image_shape])
 
-    def _reconstruct(self, images: tf.Tensor) -> Dict[str, tf.Tensor]:
+    def _reconstruct(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         images = self._checked_shape(images, RECONSTRUCT)
         # One pass: the largest magnitude is NaN or infinite when any value is (reduce_max propagates NaN).
         inside = tf.reduce_max(tf.abs(images)) <= 1.0
 
         def explain():
             finite = tf.boolean_mask(images, tf.math.is_finite(images))
-            return [f"{RECONSTRUCT}: images must be finite and lie in [-1, 1] (uint8 pixels: use {RECONSTRUCT_UINT8}); "
-                    f"got", tf.size(images) - tf.size(finite), "NaN or infinite values, finite ones from",
-                    tf.reduce_min(finite), "to", tf.reduce_max(finite)]
+            return [
+                f"{RECONSTRUCT}: images must be finite and lie in [-1, 1] (uint8 pixels: use {RECONSTRUCT_UINT8}); got",
+                tf.size(images) - tf.size(finite),
+                "NaN or infinite values, finite ones from",
+                tf.reduce_min(finite),
+                "to",
+                tf.reduce_max(finite),
+            ]
+
         with tf.control_dependencies([_require(inside, explain)]):
             return self._outputs(tf.identity(images))
 
-    def _outputs(self, images: tf.Tensor) -> Dict[str, tf.Tensor]:
+    def _outputs(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         latent = self.encoder(images, training=False)
         reconstruction = self.decoder(latent, training=False)
         mse = mse_per_image(images, reconstruction)
-        outputs = {"reconstruction": reconstruction, "latent": latent, "mse": mse, PSNR_OUTPUT: psnr_from_mse(mse),
-                   # Its mean over a split is the split's mean latent activation; over the sparsity_target
-                   # the figure the sparsity gate bounds.
-                   MEAN_ACTIVATION_OUTPUT: tf.reduce_mean(latent, axis=1)}
+        outputs = {
+            "reconstruction": reconstruction,
+            "latent": latent,
+            "mse": mse,
+            PSNR_OUTPUT: psnr_from_mse(mse),
+            # Its mean over a split is the split's mean latent activation; over the sparsity_target
+            # the figure the sparsity gate bounds.
+            MEAN_ACTIVATION_OUTPUT: tf.reduce_mean(latent, axis=1),
+        }
         outputs[TARGET_RATIO_OUTPUT] = outputs[MEAN_ACTIVATION_OUTPUT] / self.config.sparsity_target
         if self.baseline_components is not None:
             outputs[LINEAR_PSNR_OUTPUT] = psnr_from_mse(mse_per_image(images, self._linear_reconstruction(images)))
@@ -98,20 +119,27 @@ class ServingModule(tf.Module):
     def _linear_reconstruction(self, images: tf.Tensor) -> tf.Tensor:
         """The PCA reconstruction (LinearBaseline.reconstruct in TensorFlow)."""
         flat = tf.reshape(images, (tf.shape(images)[0], -1)) - self.baseline_mean
-        restored = tf.matmul(tf.matmul(flat, self.baseline_components), self.baseline_components,
-                             transpose_b=True) + self.baseline_mean
+        restored = (
+            tf.matmul(tf.matmul(flat, self.baseline_components), self.baseline_components, transpose_b=True)
+            + self.baseline_mean
+        )
         return tf.reshape(tf.clip_by_value(restored, -1.0, 1.0), tf.shape(images))
 
-    def _reconstruct_uint8(self, images: tf.Tensor) -> Dict[str, tf.Tensor]:
+    def _reconstruct_uint8(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         return self._outputs(scale_images(self._checked_shape(images, RECONSTRUCT_UINT8)))
 
-    def _serve_examples(self, examples: tf.Tensor) -> Dict[str, tf.Tensor]:
+    def _serve_examples(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
         pixels = tf.io.parse_example(examples, example_feature_spec(self.config))[IMAGE_KEY]
         inside = tf.reduce_all(tf.logical_and(pixels >= 0, pixels <= 255))
 
         def explain():
-            return [f"{SERVING_DEFAULT}: {IMAGE_KEY} pixels must be integers in [0, 255]; got values from",
-                    tf.reduce_min(pixels), "to", tf.reduce_max(pixels)]
+            return [
+                f"{SERVING_DEFAULT}: {IMAGE_KEY} pixels must be integers in [0, 255]; got values from",
+                tf.reduce_min(pixels),
+                "to",
+                tf.reduce_max(pixels),
+            ]
+
         with tf.control_dependencies([_require(inside, explain)]):
             images = tf.reshape(tf.cast(pixels, tf.uint8), (-1, *self.config.image_shape))
         return self._outputs(scale_images(images))
@@ -120,13 +148,15 @@ class ServingModule(tf.Module):
 def _require(ok: tf.Tensor, explain: Callable[[], list]) -> tf.Tensor:
     """ok, after an assertion that fails with explain()'s message; the message's figures are
     computed only for a refused input (a plain tf.debugging.Assert computes its data every time)."""
+
     def refuse() -> tf.Tensor:
         with tf.control_dependencies([tf.debugging.Assert(ok, explain())]):
             return tf.identity(ok)
+
     return tf.cond(ok, lambda: ok, refuse)
 
 
-def export_saved_model(model: SparseAutoencoder, export_dir: str, baseline: Optional[LinearBaseline] = None) -> str:
+def export_saved_model(model: SparseAutoencoder, export_dir: str, baseline: LinearBaseline | None = None) -> str:
     """Write the SavedModel with the three signatures to export_dir; returns export_dir.
 
     With a baseline, every signature also returns the PCA reconstruction's per-image PSNR and the

@@ -1,7 +1,8 @@
 """Load weights, reconstruct batches, score images by reconstruction error, reuse the encoder."""
+
 from __future__ import annotations
 
-from typing import Dict, Union
+from typing import Union
 
 import numpy as np
 import tensorflow as tf
@@ -28,8 +29,10 @@ def _as_model_input(images: ArrayLike, config: SparseAEConfig) -> tf.Tensor:
     if images.shape.rank == len(config.image_shape) and config.image_shape[-1] == 1:
         images = images[..., tf.newaxis]  # (batch, H, W) -> (batch, H, W, 1)
     if tuple(images.shape[1:]) != tuple(config.image_shape):
-        raise ValueError(f"images of shape {tuple(images.shape)} do not match the model's "
-                         f"(batch, {', '.join(map(str, config.image_shape))})")
+        raise ValueError(
+            f"images of shape {tuple(images.shape)} do not match the model's "
+            f"(batch, {', '.join(map(str, config.image_shape))})"
+        )
     return scale_images(images)
 
 
@@ -38,7 +41,7 @@ def reconstruct(model: SparseAutoencoder, images: ArrayLike) -> np.ndarray:
     return model.predict_on_batch(_as_model_input(images, model.config))
 
 
-def anomaly_scores(model: SparseAutoencoder, images: ArrayLike) -> Dict[str, np.ndarray]:
+def anomaly_scores(model: SparseAutoencoder, images: ArrayLike) -> dict[str, np.ndarray]:
     """Per-image reconstruction error: mse and psnr (dB; a low PSNR flags an anomaly)."""
     inputs = _as_model_input(images, model.config)
     mse = mse_per_image(inputs, model(inputs, training=False))

@@ -5,10 +5,11 @@ worth its training: this module fits PCA on a split (streaming, one pass, float6
 scores it on another with the same per-image PSNR as the model (`sparse_ae.metrics`), the PCA
 reconstruction clipped to the pixel range [-1, 1] as the model's tanh output is.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Iterable, Optional, Tuple
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -48,8 +49,8 @@ def fit_pca(batches: Iterable[np.ndarray], code_size: int) -> LinearBaseline:
     then takes the top code_size eigenvectors of the covariance.
     """
     count = 0
-    total: Optional[np.ndarray] = None
-    gram: Optional[np.ndarray] = None
+    total: np.ndarray | None = None
+    gram: np.ndarray | None = None
     for batch in batches:
         flat = scaled(np.asarray(batch)).reshape(len(batch), -1).astype(np.float64)
         if total is None or gram is None:
@@ -72,10 +73,10 @@ def psnr_per_image(targets: np.ndarray, reconstructions: np.ndarray) -> np.ndarr
     """Per-image PSNR (dB) in numpy, the definition of sparse_ae.metrics."""
     squared = (targets.reshape(len(targets), -1) - reconstructions.reshape(len(targets), -1)) ** 2
     mse = np.maximum(squared.mean(axis=1), MIN_MSE)
-    return 10.0 * np.log10(MAX_VAL ** 2 / mse)
+    return 10.0 * np.log10(MAX_VAL**2 / mse)
 
 
-def score(baseline: LinearBaseline, batches: Iterable[np.ndarray]) -> Dict[str, float]:
+def score(baseline: LinearBaseline, batches: Iterable[np.ndarray]) -> dict[str, float]:
     """Mean per-image PSNR and MSE of the baseline over a stream of image batches."""
     count, psnr_sum, mse_sum = 0, 0.0, 0.0
     for batch in batches:
@@ -89,22 +90,39 @@ def score(baseline: LinearBaseline, batches: Iterable[np.ndarray]) -> Dict[str, 
     return {"psnr": psnr_sum / count, "mse": mse_sum / count, "images": count}
 
 
-def summary(baseline: LinearBaseline, eval_scores: Dict[str, float], dataset: Optional[str] = None) -> dict:
+def summary(baseline: LinearBaseline, eval_scores: dict[str, float], dataset: str | None = None) -> dict:
     """The `linear_baseline` entry of metrics.json and the run summary."""
-    return {"method": "pca", "code_size": baseline.code_size, "fitted_on_images": baseline.fitted_on,
-            "eval_images": int(eval_scores["images"]), "eval_psnr": eval_scores["psnr"],
-            "eval_mse": eval_scores["mse"], **({"dataset": dataset} if dataset else {})}
+    return {
+        "method": "pca",
+        "code_size": baseline.code_size,
+        "fitted_on_images": baseline.fitted_on,
+        "eval_images": int(eval_scores["images"]),
+        "eval_psnr": eval_scores["psnr"],
+        "eval_mse": eval_scores["mse"],
+        **({"dataset": dataset} if dataset else {}),
+    }
 
 
-def fit_and_score(fit_batches: Iterable[np.ndarray], eval_batches: Iterable[np.ndarray], code_size: int,
-                  dataset: Optional[str] = None) -> Tuple[LinearBaseline, dict]:
+def fit_and_score(
+    fit_batches: Iterable[np.ndarray],
+    eval_batches: Iterable[np.ndarray],
+    code_size: int,
+    dataset: str | None = None,
+) -> tuple[LinearBaseline, dict]:
     """PCA fitted on one stream of image batches and scored on another: (baseline, summary dict)."""
     baseline = fit_pca(fit_batches, code_size)
     return baseline, summary(baseline, score(baseline, eval_batches), dataset)
 
 
-def compute(dataset: str, fit_split: str, eval_split: str, code_size: int, data_dir: Optional[str] = None,
-            download: bool = True, batch_size: int = 4096) -> dict:
+def compute(
+    dataset: str,
+    fit_split: str,
+    eval_split: str,
+    code_size: int,
+    data_dir: str | None = None,
+    download: bool = True,
+    batch_size: int = 4096,
+) -> dict:
     """PCA of code_size components fitted on one TFDS split and scored on another: the summary dict."""
     from sparse_ae.data import load_images  # local: TFDS only for this entry point
 

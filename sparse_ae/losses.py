@@ -1,4 +1,5 @@
 """The KL-divergence sparsity penalty on the latent code."""
+
 from __future__ import annotations
 
 import tensorflow as tf

@@ -1,4 +1,5 @@
 """PSNR for images scaled to [-1, 1]: one definition for training, serving and evaluation."""
+
 from __future__ import annotations
 
 import tensorflow as tf

@@ -1,7 +1,6 @@
 """The sparse autoencoder: a subclassed Keras model whose train and test steps add the KL penalty."""
-from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
@@ -20,16 +19,24 @@ def hidden_layers(widths, activation: str, config: SparseAEConfig, prefix: str) 
     layers = []
     for i, width in enumerate(widths):
         if config.batch_norm:
-            layers += [keras.layers.Dense(width, kernel_initializer=config.kernel_initializer, name=f"{prefix}_dense_{i}"),
-                       # momentum 0.9 (Keras: 0.99): the moving statistics that serving uses settle
-                       # within tens of steps, so short runs (a few epochs on small data) evaluate sanely.
-                       # synchronized: under a tf.distribute strategy the statistics are those of the
-                       # global batch, so N replicas train the model one device would.
-                       keras.layers.BatchNormalization(momentum=0.9, synchronized=True, name=f"{prefix}_norm_{i}"),
-                       keras.layers.Activation(activation, name=f"{prefix}_{activation}_{i}")]
+            layers += [
+                keras.layers.Dense(width, kernel_initializer=config.kernel_initializer, name=f"{prefix}_dense_{i}"),
+                # momentum 0.9 (Keras: 0.99): the moving statistics that serving uses settle
+                # within tens of steps, so short runs (a few epochs on small data) evaluate sanely.
+                # synchronized: under a tf.distribute strategy the statistics are those of the
+                # global batch, so N replicas train the model one device would.
+                keras.layers.BatchNormalization(momentum=0.9, synchronized=True, name=f"{prefix}_norm_{i}"),
+                keras.layers.Activation(activation, name=f"{prefix}_{activation}_{i}"),
+            ]
         else:
-            layers.append(keras.layers.Dense(width, activation=activation, kernel_initializer=config.kernel_initializer,
-                                             name=f"{prefix}_dense_{i}"))
+            layers.append(
+                keras.layers.Dense(
+                    width,
+                    activation=activation,
+                    kernel_initializer=config.kernel_initializer,
+                    name=f"{prefix}_dense_{i}",
+                )
+            )
     return layers
 
 
@@ -37,8 +44,14 @@ def build_encoder(config: SparseAEConfig) -> keras.Sequential:
     """Flatten -> hidden layers -> latent code."""
     layers = [keras.layers.Flatten(input_shape=config.image_shape, name="flatten")]
     layers += hidden_layers(config.hidden_dims, config.encoder_activation, config, "encoder")
-    layers.append(keras.layers.Dense(config.latent_dim, activation=config.latent_activation,
-                                     kernel_initializer=config.kernel_initializer, name="latent"))
+    layers.append(
+        keras.layers.Dense(
+            config.latent_dim,
+            activation=config.latent_activation,
+            kernel_initializer=config.kernel_initializer,
+            name="latent",
+        )
+    )
     return keras.Sequential(layers, name="encoder")
 
 
@@ -46,8 +59,14 @@ def build_decoder(config: SparseAEConfig) -> keras.Sequential:
     """Latent code -> mirrored hidden layers -> tanh image in [-1, 1]."""
     layers = [keras.layers.InputLayer(input_shape=(config.latent_dim,), name="latent_input")]
     layers += hidden_layers(reversed(config.hidden_dims), config.decoder_activation, config, "decoder")
-    layers.append(keras.layers.Dense(int(np.prod(config.image_shape)), activation="tanh",
-                                     kernel_initializer=config.kernel_initializer, name="pixels"))
+    layers.append(
+        keras.layers.Dense(
+            int(np.prod(config.image_shape)),
+            activation="tanh",
+            kernel_initializer=config.kernel_initializer,
+            name="pixels",
+        )
+    )
     layers.append(keras.layers.Reshape(config.image_shape, name="image"))
     return keras.Sequential(layers, name="decoder")
 
@@ -73,8 +92,13 @@ class SparseAutoencoder(keras.Model):
 
     @property
     def metrics(self):
-        return [self.loss_tracker, self.recon_loss_tracker, self.kl_penalty_tracker,
-                self.psnr_metric, self.mean_activation_tracker]
+        return [
+            self.loss_tracker,
+            self.recon_loss_tracker,
+            self.kl_penalty_tracker,
+            self.psnr_metric,
+            self.mean_activation_tracker,
+        ]
 
     def encode(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:
         return self.encoder(images, training=training)
@@ -82,7 +106,7 @@ class SparseAutoencoder(keras.Model):
     def decode(self, latent: tf.Tensor, training: bool = False) -> tf.Tensor:
         return self.decoder(latent, training=training)
 
-    def forward(self, images: tf.Tensor, training: bool = False) -> Tuple[tf.Tensor, tf.Tensor]:
+    def forward(self, images: tf.Tensor, training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
         """One pass: (latent code, reconstruction)."""
         latent = self.encode(images, training=training)
         return latent, self.decode(latent, training=training)
@@ -90,8 +114,13 @@ class SparseAutoencoder(keras.Model):
     def call(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:
         return self.forward(images, training=training)[1]
 
-    def compute_losses(self, targets: tf.Tensor, latent: tf.Tensor, reconstruction: tf.Tensor,
-                       sample_weight: Optional[tf.Tensor] = None) -> Dict[str, tf.Tensor]:
+    def compute_losses(
+        self,
+        targets: tf.Tensor,
+        latent: tf.Tensor,
+        reconstruction: tf.Tensor,
+        sample_weight: tf.Tensor | None = None,
+    ) -> dict[str, tf.Tensor]:
         """Per-image MSE, reconstruction MSE, per-unit mean activations, KL penalty, and `loss`.
 
         Every image has the same pixel count, so the mean of per-image MSEs is the batch MSE;
@@ -114,10 +143,15 @@ class SparseAutoencoder(keras.Model):
         loss = recon_loss + self.config.sparsity_weight * kl
         if self.losses:
             loss += tf.add_n(self.losses)
-        return {"loss": loss, "recon_loss": recon_loss, "kl_penalty": kl, "image_mse": image_mse,
-                "unit_means": unit_means}
+        return {
+            "loss": loss,
+            "recon_loss": recon_loss,
+            "kl_penalty": kl,
+            "image_mse": image_mse,
+            "unit_means": unit_means,
+        }
 
-    def _update_metrics(self, losses, sample_weight: Optional[tf.Tensor] = None) -> Dict[str, tf.Tensor]:
+    def _update_metrics(self, losses, sample_weight: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
         self.loss_tracker.update_state(losses["loss"])
         self.recon_loss_tracker.update_state(losses["recon_loss"])
         self.kl_penalty_tracker.update_state(losses["kl_penalty"])
@@ -126,7 +160,7 @@ class SparseAutoencoder(keras.Model):
         return {metric.name: metric.result() for metric in self.metrics}
 
     @staticmethod
-    def _unpack(data) -> Tuple[tf.Tensor, tf.Tensor, Optional[tf.Tensor]]:
+    def _unpack(data) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor | None]:
         """(inputs, targets, sample_weight) of a batch: (x,), (x, y) or (x, y, sample_weight);
         without targets the model reconstructs its inputs."""
         inputs, targets, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -144,7 +178,7 @@ class SparseAutoencoder(keras.Model):
             # share of the global-batch loss is its own mean divided by the replica count.
             scaled_loss = losses["loss"] / tf.distribute.get_strategy().num_replicas_in_sync
         gradients = tape.gradient(scaled_loss, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=False))
         return self._update_metrics(losses, sample_weight)
 
     @tf.autograph.experimental.do_not_convert
@@ -162,11 +196,11 @@ class SparseAutoencoder(keras.Model):
         return {"config": self.config.model_dump()}
 
     @classmethod
-    def from_config(cls, config: dict, custom_objects=None) -> "SparseAutoencoder":
+    def from_config(cls, config: dict, custom_objects=None) -> SparseAutoencoder:
         return cls(SparseAEConfig.model_validate(config["config"]))
 
 
-def build_model(config: SparseAEConfig, strategy: Optional[tf.distribute.Strategy] = None) -> SparseAutoencoder:
+def build_model(config: SparseAEConfig, strategy: tf.distribute.Strategy | None = None) -> SparseAutoencoder:
     """A compiled, built model (Adam at config.learning_rate), ready for fit or load_weights.
 
     Variables, optimizer and metrics are created inside strategy.scope() (default: the current

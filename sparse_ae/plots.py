@@ -1,16 +1,24 @@
 """Pictures: originals over reconstructions, and the run report's figures (matplotlib, no TFX)."""
+
 from __future__ import annotations
 
-from typing import Any, BinaryIO, Dict, List, Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
+from typing import Any, BinaryIO
 
 import numpy as np
 
 
-def save_reconstruction_grid(originals: np.ndarray, reconstructions: np.ndarray, path: Union[str, BinaryIO],
-                             titles: Optional[Sequence[str]] = None, scale: float = 1.2) -> Union[str, BinaryIO]:
+def save_reconstruction_grid(
+    originals: np.ndarray,
+    reconstructions: np.ndarray,
+    path: str | BinaryIO,
+    titles: Sequence[str] | None = None,
+    scale: float = 1.2,
+) -> str | BinaryIO:
     """Write a two-row grid (originals on top, reconstructions below) of uint8 images to path (or a
     binary file object)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -35,9 +43,13 @@ def save_reconstruction_grid(originals: np.ndarray, reconstructions: np.ndarray,
 # Figures of the run report (pipeline/report): each returns a matplotlib Figure built from plain
 # numbers, so a test can read back exactly what is drawn; `save_figure` writes it. Object-oriented
 # matplotlib (no pyplot): no global state, no display backend needed.
-_TRAINING_PANELS = (("loss", "loss (reconstruction + KL)"), ("recon_loss", "reconstruction loss (MSE)"),
-                    ("kl_penalty", "KL sparsity penalty"), ("psnr", "PSNR (dB)"),
-                    ("mean_activation", "mean latent activation"))
+_TRAINING_PANELS = (
+    ("loss", "loss (reconstruction + KL)"),
+    ("recon_loss", "reconstruction loss (MSE)"),
+    ("kl_penalty", "KL sparsity penalty"),
+    ("psnr", "PSNR (dB)"),
+    ("mean_activation", "mean latent activation"),
+)
 
 
 def _figure(width: float, height: float):
@@ -52,19 +64,24 @@ def save_figure(figure, path: str, dpi: int = 100) -> str:
     return path
 
 
-def plot_training_curves(history: Dict[str, Sequence[float]], sparsity_target: Optional[float] = None):
+def plot_training_curves(history: dict[str, Sequence[float]], sparsity_target: float | None = None):
     """Per-epoch training and validation curves of the model's metrics; the sparsity target ρ as a line
     on the mean-activation panel."""
     figure = _figure(12, 6.4)
     axes = figure.subplots(2, 3).ravel()
-    for axis, (name, title) in zip(axes, _TRAINING_PANELS):
+    for axis, (name, title) in zip(axes, _TRAINING_PANELS, strict=False):
         for key, label, style in ((name, "training", "o-"), (f"val_{name}", "validation", "s--")):
             values = history.get(key)
             if values:
                 axis.plot(range(1, len(values) + 1), values, style, label=label, gid=key)
         if name == "mean_activation" and sparsity_target is not None:
-            axis.axhline(sparsity_target, color="tab:red", linestyle=":", label=f"sparsity_target = {sparsity_target:g}",
-                         gid="sparsity_target")
+            axis.axhline(
+                sparsity_target,
+                color="tab:red",
+                linestyle=":",
+                label=f"sparsity_target = {sparsity_target:g}",
+                gid="sparsity_target",
+            )
         axis.set_title(title, fontsize=10)
         axis.set_xlabel("epoch", fontsize=8)
         axis.xaxis.get_major_locator().set_params(integer=True)
@@ -82,10 +99,21 @@ def plot_unit_activation(unit_means: Sequence[float], sparsity_target: float):
     figure = _figure(12, 3.6)
     axis = figure.subplots()
     axis.bar(np.arange(len(means)), means, color="tab:blue", label="mean activation of the unit", gid="units")
-    axis.axhline(sparsity_target, color="tab:red", linestyle="--", label=f"sparsity_target = {sparsity_target:g}",
-                 gid="sparsity_target", zorder=3)
-    axis.axhline(float(means.mean()), color="black", linestyle=":", label=f"mean over units = {means.mean():.3f}",
-                 gid="mean_over_units")
+    axis.axhline(
+        sparsity_target,
+        color="tab:red",
+        linestyle="--",
+        label=f"sparsity_target = {sparsity_target:g}",
+        gid="sparsity_target",
+        zorder=3,
+    )
+    axis.axhline(
+        float(means.mean()),
+        color="black",
+        linestyle=":",
+        label=f"mean over units = {means.mean():.3f}",
+        gid="mean_over_units",
+    )
     axis.set_xlabel("latent unit", fontsize=9)
     axis.set_ylabel("mean activation", fontsize=9)
     axis.set_xlim(-0.7, len(means) - 0.3)
@@ -95,9 +123,15 @@ def plot_unit_activation(unit_means: Sequence[float], sparsity_target: float):
     return figure
 
 
-def plot_class_psnr(class_names: Sequence[str], values: Sequence[float], threshold: Optional[float] = None,
-                    baseline: Optional[Sequence[Optional[float]]] = None, class_floor: Optional[float] = None,
-                    overall: Optional[float] = None, linear: Optional[float] = None):
+def plot_class_psnr(
+    class_names: Sequence[str],
+    values: Sequence[float],
+    threshold: float | None = None,
+    baseline: Sequence[float | None] | None = None,
+    class_floor: float | None = None,
+    overall: float | None = None,
+    linear: float | None = None,
+):
     """Per-class PSNR bars (the candidate; the baseline beside it when given) with the gate's lines,
     and the linear baseline's (PCA of the same code size) overall mean when given."""
     count = len(values)
@@ -113,16 +147,31 @@ def plot_class_psnr(class_names: Sequence[str], values: Sequence[float], thresho
         heights = [np.nan if v is None else v for v in baseline]
         axis.bar(positions + offset, heights, width, color="tab:gray", label="baseline model", gid="baseline")
     if threshold is not None:
-        axis.axhline(threshold, color="tab:red", linestyle="--", gid="threshold",
-                     label=f"gate threshold {threshold:g} dB (overall mean)")
+        axis.axhline(
+            threshold,
+            color="tab:red",
+            linestyle="--",
+            gid="threshold",
+            label=f"gate threshold {threshold:g} dB (overall mean)",
+        )
     if class_floor is not None:
-        axis.axhline(class_floor, color="tab:orange", linestyle="-.", label=f"class floor {class_floor:g} dB",
-                     gid="class_floor")
+        axis.axhline(
+            class_floor,
+            color="tab:orange",
+            linestyle="-.",
+            label=f"class floor {class_floor:g} dB",
+            gid="class_floor",
+        )
     if overall is not None:
         axis.axhline(overall, color="black", linestyle=":", label=f"overall mean {overall:.2f} dB", gid="overall")
     if linear is not None:
-        axis.axhline(linear, color="tab:purple", linestyle="--", label=f"PCA, same code size {linear:.2f} dB",
-                     gid="linear")
+        axis.axhline(
+            linear,
+            color="tab:purple",
+            linestyle="--",
+            label=f"PCA, same code size {linear:.2f} dB",
+            gid="linear",
+        )
     axis.set_xticks(positions, list(class_names), rotation=30, ha="right", fontsize=8)
     axis.set_ylabel("PSNR (dB), higher is better", fontsize=9)
     lows = [v for v in list(values) + [threshold, class_floor, linear] + list(baseline or []) if v is not None]
@@ -132,8 +181,9 @@ def plot_class_psnr(class_names: Sequence[str], values: Sequence[float], thresho
     return figure
 
 
-def plot_class_reconstructions(blocks: Sequence[Tuple[str, np.ndarray, np.ndarray, Sequence[str]]],
-                               columns: int = 3, scale: float = 2.4):
+def plot_class_reconstructions(
+    blocks: Sequence[tuple[str, np.ndarray, np.ndarray, Sequence[str]]], columns: int = 3, scale: float = 2.4
+):
     """Originals over reconstructions, one block per class: (title, originals, reconstructions, captions)
     of uint8 images, blocks in a grid of `columns`.
 
@@ -146,20 +196,26 @@ def plot_class_reconstructions(blocks: Sequence[Tuple[str, np.ndarray, np.ndarra
     block_w, block_h = label_w + per_block * cell_w + gap, title_h + 2 * cell_h + caption_h + gap
     rows = -(-len(blocks) // columns)
     mosaic = np.full((rows * block_h, columns * block_w), 255, np.uint8)
-    texts: List[Tuple[float, float, str, Dict[str, Any]]] = []  # (x, y, text, keyword arguments), mosaic pixels
+    texts: list[tuple[float, float, str, dict[str, Any]]] = []  # (x, y, text, keyword arguments), mosaic pixels
     for index, (title, originals, reconstructions, captions) in enumerate(blocks):
         top, left = (index // columns) * block_h, (index % columns) * block_w + label_w
         texts.append((left, top + title_h - 2, title, {"fontsize": 9, "weight": "bold", "va": "bottom"}))
         for row, name in enumerate(("original", "recon.")):
             y = top + title_h + row * cell_h + height / 2
             texts.append((left - 2, y, name, {"fontsize": 6, "rotation": 90, "ha": "right", "va": "center"}))
-        for column, (original, reconstruction) in enumerate(zip(originals, reconstructions)):
+        for column, (original, reconstruction) in enumerate(zip(originals, reconstructions, strict=False)):
             x, y = left + column * cell_w, top + title_h
-            mosaic[y:y + height, x:x + width] = np.squeeze(original)
-            mosaic[y + cell_h:y + cell_h + height, x:x + width] = np.squeeze(reconstruction)
+            mosaic[y : y + height, x : x + width] = np.squeeze(original)
+            mosaic[y + cell_h : y + cell_h + height, x : x + width] = np.squeeze(reconstruction)
             if column < len(captions):
-                texts.append((x + width / 2, y + 2 * cell_h - pad + 1, captions[column],
-                              {"fontsize": 7, "ha": "center", "va": "top"}))
+                texts.append(
+                    (
+                        x + width / 2,
+                        y + 2 * cell_h - pad + 1,
+                        captions[column],
+                        {"fontsize": 7, "ha": "center", "va": "top"},
+                    )
+                )
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(mosaic.shape[1] * scale / 100, mosaic.shape[0] * scale / 100))

@@ -12,6 +12,7 @@ library writes where it would by default.
 A command that has a run folder moves the log there (`attach`); otherwise the log lives in a
 temporary file that is deleted when the command succeeds and kept (its path printed) when not.
 """
+
 from __future__ import annotations
 
 import io
@@ -20,11 +21,10 @@ import os
 import shutil
 import sys
 import tempfile
-from typing import Optional
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
-_active: Optional["QuietTerminal"] = None
+_active: QuietTerminal | None = None
 
 
 class TerminalHandler(logging.Handler):
@@ -50,19 +50,19 @@ class QuietTerminal:
 
     def __init__(self, verbose: bool = False):
         self.verbose = verbose
-        self.path: Optional[str] = None  # the log file (None: verbose, or no redirection possible)
+        self.path: str | None = None  # the log file (None: verbose, or no redirection possible)
         self.attached = False  # the log was moved to a run's folder: always kept
         self.failed = False  # set by the command on a failure (not bad input): a temporary log is kept
         self.terminal_handler = TerminalHandler(logging.INFO if verbose else logging.ERROR)
-        self._saved_fd: Optional[int] = None
+        self._saved_fd: int | None = None
         self._saved_stderr = None
-        self._log_stream: Optional[io.TextIOBase] = None
-        self._file_handler: Optional[logging.Handler] = None
+        self._log_stream: io.TextIOBase | None = None
+        self._file_handler: logging.Handler | None = None
         self._root_level = logging.root.level
 
     # -- start and stop
 
-    def __enter__(self) -> "QuietTerminal":
+    def __enter__(self) -> QuietTerminal:
         global _active
         _active = self
         root = logging.getLogger()
@@ -82,12 +82,16 @@ class QuietTerminal:
         self._saved_fd = os.dup(2)
         self._saved_stderr = sys.stderr
         if _fileno(sys.stderr) == 2:  # the real stderr: keep Python's writes on the terminal
-            sys.stderr = open(os.dup(self._saved_fd), "w", buffering=1,
-                              encoding=sys.stderr.encoding or "utf-8", errors="backslashreplace")
+            sys.stderr = open(
+                os.dup(self._saved_fd),
+                "w",
+                buffering=1,
+                encoding=sys.stderr.encoding or "utf-8",
+                errors="backslashreplace",
+            )
         os.dup2(fd, 2)
         os.close(fd)
-        self._log_stream = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace",
-                                closefd=False)
+        self._log_stream = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
         self._file_handler = logging.StreamHandler(self._log_stream)
         self._file_handler.setFormatter(logging.Formatter(LOG_FORMAT))
         logging.getLogger().addHandler(self._file_handler)
@@ -124,7 +128,7 @@ class QuietTerminal:
 
     # -- a run's own log file
 
-    def attach(self, path: str) -> Optional[str]:
+    def attach(self, path: str) -> str | None:
         """Move the log to path (a local file, in a run's folder) and keep it; return where the log is.
 
         A remote path (gs://...) keeps the local file, whose path is returned.
@@ -145,7 +149,7 @@ class QuietTerminal:
         self.path = os.path.abspath(path)
         return self.path
 
-    def rename(self, path: str) -> Optional[str]:
+    def rename(self, path: str) -> str | None:
         """Give the attached log its final name (the run id is known only after the run); return it."""
         if not self.attached or self.path is None or "://" in path or "://" in self.path:
             return self.path
@@ -154,12 +158,12 @@ class QuietTerminal:
         return self.path
 
 
-def active() -> Optional[QuietTerminal]:
+def active() -> QuietTerminal | None:
     """The quiet terminal of the running command, if any."""
     return _active
 
 
-def _fileno(stream) -> Optional[int]:
+def _fileno(stream) -> int | None:
     try:
         return stream.fileno()
     except (AttributeError, OSError, ValueError, io.UnsupportedOperation):

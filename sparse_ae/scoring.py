@@ -8,6 +8,7 @@ skipped with a reason naming it, unless strict. Each batch goes through the Save
 flagged when its MSE exceeds the calibration stored with the model (sparse_ae/calibration.py) or a
 threshold given explicitly. No TFX: paths go through tf.io.gfile, so they may be remote.
 """
+
 from __future__ import annotations
 
 import csv
@@ -16,7 +17,7 @@ import heapq
 import io
 import json
 import os
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -35,10 +36,10 @@ class Batch:
     """Images that can be scored (uint8, the model's shape), their ids and labels (-1: none), and
     the images of this stretch of the source that cannot (id, reason)."""
 
-    ids: List[str]
+    ids: list[str]
     images: np.ndarray
-    labels: List[int]
-    skipped: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
+    labels: list[int]
+    skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -52,19 +53,21 @@ class ScoreSummary:
     threshold: float = 0.0
     threshold_source: str = ""
     skipped: int = 0
-    skipped_examples: List[str] = dataclasses.field(default_factory=list)  # the first 20 "id: reason"
+    skipped_examples: list[str] = dataclasses.field(default_factory=list)  # the first 20 "id: reason"
     output: str = ""
-    worst_png: Optional[str] = None
-    mean_mse: Optional[float] = None
+    worst_png: str | None = None
+    mean_mse: float | None = None
 
     @property
     def rate(self) -> float:
         return self.flagged / self.count if self.count else 0.0
 
     def format(self) -> str:
-        lines = [f"Scored {self.count} images from {self.source} with {self.model_dir}",
-                 f"Flagged {self.flagged} ({100 * self.rate:.2f}%) as anomalous: {self.threshold_source}",
-                 f"Rows: {self.output}"]
+        lines = [
+            f"Scored {self.count} images from {self.source} with {self.model_dir}",
+            f"Flagged {self.flagged} ({100 * self.rate:.2f}%) as anomalous: {self.threshold_source}",
+            f"Rows: {self.output}",
+        ]
         if self.worst_png:
             lines.append(f"Worst reconstructions: {self.worst_png}")
         if self.skipped:
@@ -76,7 +79,7 @@ class ScoreSummary:
 # ------------------------------------------------------------------------------------------------
 # Which model.
 # ------------------------------------------------------------------------------------------------
-def serving_versions(serving_dir: str) -> List[int]:
+def serving_versions(serving_dir: str) -> list[int]:
     """Version numbers (numeric folder names) in a TF Serving model folder, ascending."""
     if not tf.io.gfile.isdir(serving_dir):
         return []
@@ -84,17 +87,20 @@ def serving_versions(serving_dir: str) -> List[int]:
     return sorted(int(n) for n in names if n.isdigit() and tf.io.gfile.isdir(os.path.join(serving_dir, n)))
 
 
-def resolve_model_dir(serving_dir: str, version: Optional[int] = None) -> str:
+def resolve_model_dir(serving_dir: str, version: int | None = None) -> str:
     """<serving_dir>/<version>: the live (highest) version by default; ConfigError when absent."""
     versions = serving_versions(serving_dir)
     if not versions:
-        raise ConfigError(f"no model version in serving_dir={serving_dir!r}: push a model first "
-                          f"(`sparse-ae pipeline run`), or pass --model-dir")
+        raise ConfigError(
+            f"no model version in serving_dir={serving_dir!r}: push a model first "
+            f"(`sparse-ae pipeline run`), or pass --model-dir"
+        )
     if version is None:
         return os.path.join(serving_dir, str(versions[-1]))
     if version not in versions:
-        raise ConfigError(f"--version {version}: no such version in {serving_dir} "
-                          f"(versions: {', '.join(map(str, versions))})")
+        raise ConfigError(
+            f"--version {version}: no such version in {serving_dir} (versions: {', '.join(map(str, versions))})"
+        )
     return os.path.join(serving_dir, str(version))
 
 
@@ -107,11 +113,11 @@ class Scorer:
         self.model_dir = model_dir
         self._loaded = tf.saved_model.load(model_dir)
         self._signature = self._loaded.signatures[RECONSTRUCT_UINT8]
-        self.calibration: Optional[Calibration] = read_calibration(model_dir)
+        self.calibration: Calibration | None = read_calibration(model_dir)
         shape = self.calibration.image_shape if self.calibration is not None else None
-        self.image_shape: Tuple[int, ...] = tuple(shape) if shape else DEFAULT_IMAGE_SHAPE
+        self.image_shape: tuple[int, ...] = tuple(shape) if shape else DEFAULT_IMAGE_SHAPE
 
-    def __call__(self, images: np.ndarray) -> Dict[str, np.ndarray]:
+    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """mse, psnr, latent and reconstruction (uint8) of a batch of uint8 images."""
         outputs = self._signature(images=tf.constant(images, tf.uint8))
         result = {key: value.numpy() for key, value in outputs.items()}
@@ -122,7 +128,7 @@ class Scorer:
 # ------------------------------------------------------------------------------------------------
 # Where the images come from: each yields Batches.
 # ------------------------------------------------------------------------------------------------
-def check_image(image: np.ndarray, shape: Sequence[int]) -> Optional[str]:
+def check_image(image: np.ndarray, shape: Sequence[int]) -> str | None:
     """Why the model cannot take image (None when it can)."""
     height, width, channels = shape
     if image.ndim == 2:
@@ -136,11 +142,14 @@ def check_image(image: np.ndarray, shape: Sequence[int]) -> Optional[str]:
     return None
 
 
-def _batches_of(items: Iterator[Tuple[str, Optional[np.ndarray], int, Optional[str]]], shape: Sequence[int],
-                batch_size: int) -> Iterator[Batch]:
+def _batches_of(
+    items: Iterator[tuple[str, np.ndarray | None, int, str | None]],
+    shape: Sequence[int],
+    batch_size: int,
+) -> Iterator[Batch]:
     """Group (id, image, label, reason) items into Batches; an item with a reason is skipped."""
     batch = Batch([], np.zeros([0, *shape], np.uint8), [])
-    images: List[np.ndarray] = []
+    images: list[np.ndarray] = []
     for item_id, image, label, reason in items:
         reason = reason or ("no image" if image is None else check_image(image, shape))
         if reason or image is None:
@@ -156,14 +165,20 @@ def _batches_of(items: Iterator[Tuple[str, Optional[np.ndarray], int, Optional[s
         yield dataclasses.replace(batch, images=np.stack(images) if images else batch.images)
 
 
-def tfds_batches(name: str, split: str, shape: Sequence[int], data_dir: Optional[str] = None,
-                 download: bool = False, batch_size: int = 256) -> Tuple[Iterator[Batch], Optional[int]]:
+def tfds_batches(
+    name: str,
+    split: str,
+    shape: Sequence[int],
+    data_dir: str | None = None,
+    download: bool = False,
+    batch_size: int = 256,
+) -> tuple[Iterator[Batch], int | None]:
     """Batches of a TFDS split (ids `split[index]`), and the split's size when TFDS knows it."""
     from sparse_ae.data import IMAGE_KEY, LABEL_KEY, tfds_builder
 
     builder = tfds_builder(name, data_dir=data_dir, download=download)
     try:
-        total: Optional[int] = builder.info.splits[split].num_examples
+        total: int | None = builder.info.splits[split].num_examples
     except (KeyError, ValueError):
         total = None
     dataset = builder.as_dataset(split=split, shuffle_files=False).batch(batch_size)
@@ -180,19 +195,20 @@ def tfds_batches(name: str, split: str, shape: Sequence[int], data_dir: Optional
                 yield Batch([], np.zeros([0, *shape], np.uint8), [], [(i, reason) for i in ids])
             else:
                 yield Batch(ids, images, [int(label) for label in labels])
+
     return batches(), total
 
 
-def image_files(folder: str) -> List[str]:
+def image_files(folder: str) -> list[str]:
     """PNG and JPEG files directly in folder, sorted by name."""
     if not tf.io.gfile.isdir(folder):
         raise ConfigError(f"--images {folder!r}: no such folder")
-    return sorted(os.path.join(folder, name) for name in tf.io.gfile.listdir(folder)
-                  if name.lower().endswith(IMAGE_SUFFIXES))
+    return sorted(
+        os.path.join(folder, name) for name in tf.io.gfile.listdir(folder) if name.lower().endswith(IMAGE_SUFFIXES)
+    )
 
 
-def folder_batches(folder: str, shape: Sequence[int], batch_size: int = 256
-                   ) -> Tuple[Iterator[Batch], Optional[int]]:
+def folder_batches(folder: str, shape: Sequence[int], batch_size: int = 256) -> tuple[Iterator[Batch], int | None]:
     """Batches of the PNG/JPEG files in folder (ids: the file names); undecodable files are skipped."""
     files = image_files(folder)
 
@@ -207,10 +223,11 @@ def folder_batches(folder: str, shape: Sequence[int], batch_size: int = 256
                 yield name, None, -1, f"not a readable PNG/JPEG image ({reason})"
                 continue
             yield name, image, -1, None
+
     return _batches_of(items(), shape, batch_size), len(files)
 
 
-def example_files(pattern: str) -> List[str]:
+def example_files(pattern: str) -> list[str]:
     """The TFRecord files a glob (or a folder of them) names."""
     if tf.io.gfile.isdir(pattern):
         pattern = os.path.join(pattern, "*")
@@ -220,16 +237,17 @@ def example_files(pattern: str) -> List[str]:
     return files
 
 
-def example_batches(pattern: str, shape: Sequence[int], batch_size: int = 256
-                    ) -> Tuple[Iterator[Batch], Optional[int]]:
+def example_batches(pattern: str, shape: Sequence[int], batch_size: int = 256) -> tuple[Iterator[Batch], int | None]:
     """Batches of gzipped TFRecords of tf.Examples (flat int64 `image`, optional `label`), as the
     pipeline's ExampleGen writes them; ids `file:record`."""
     from sparse_ae.data import IMAGE_KEY, LABEL_KEY
 
     files = example_files(pattern)
     size = int(np.prod(shape))
-    spec = {IMAGE_KEY: tf.io.VarLenFeature(tf.int64),
-            LABEL_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=-1)}
+    spec = {
+        IMAGE_KEY: tf.io.VarLenFeature(tf.int64),
+        LABEL_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+    }
 
     def items():
         for path in files:
@@ -241,20 +259,32 @@ def example_batches(pattern: str, shape: Sequence[int], batch_size: int = 256
                     parsed = tf.io.parse_example(serialized, spec)
                     pixels = tf.sparse.to_dense(parsed[IMAGE_KEY]).numpy()
                     counts = np.bincount(parsed[IMAGE_KEY].indices[:, 0].numpy(), minlength=len(serialized))
-                    for row, label in zip(range(len(serialized)), parsed[LABEL_KEY].numpy()):
+                    for row, label in zip(range(len(serialized)), parsed[LABEL_KEY].numpy(), strict=False):
                         item_id = f"{name}:{index}"
                         index += 1
-                        values = pixels[row, :counts[row]]
+                        values = pixels[row, : counts[row]]
                         if counts[row] != size:
-                            yield item_id, None, int(label), (f"{IMAGE_KEY} has {counts[row]} values; the model "
-                                                              f"takes {size} ({'x'.join(map(str, shape))})")
+                            yield (
+                                item_id,
+                                None,
+                                int(label),
+                                (
+                                    f"{IMAGE_KEY} has {counts[row]} values; the model "
+                                    f"takes {size} ({'x'.join(map(str, shape))})"
+                                ),
+                            )
                         elif values.min() < 0 or values.max() > 255:
-                            yield item_id, None, int(label), (f"{IMAGE_KEY} pixels from {values.min()} to "
-                                                              f"{values.max()}; allowed 0..255")
+                            yield (
+                                item_id,
+                                None,
+                                int(label),
+                                (f"{IMAGE_KEY} pixels from {values.min()} to {values.max()}; allowed 0..255"),
+                            )
                         else:
                             yield item_id, values.astype(np.uint8).reshape(shape), int(label), None
             except tf.errors.OpError as error:
                 yield f"{name}:{index}", None, -1, f"unreadable record ({error.message.splitlines()[0]})"
+
     return _batches_of(items(), shape, batch_size), None
 
 
@@ -282,8 +312,13 @@ class RowWriter:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            fields = [pa.field("id", pa.string()), pa.field("label", pa.int64()), pa.field("mse", pa.float32()),
-                      pa.field("psnr", pa.float32()), pa.field("anomalous", pa.bool_())]
+            fields = [
+                pa.field("id", pa.string()),
+                pa.field("label", pa.int64()),
+                pa.field("mse", pa.float32()),
+                pa.field("psnr", pa.float32()),
+                pa.field("anomalous", pa.bool_()),
+            ]
             fields += [pa.field(f"latent_{i}", pa.float32()) for i in range(latent_size)]
             self._schema = pa.schema(fields)
             self._writer = pq.ParquetWriter(self._local, self._schema)
@@ -291,18 +326,34 @@ class RowWriter:
             self._writer = csv.writer(self._file)
             self._writer.writerow(self.columns)
 
-    def write(self, ids: List[str], labels: List[int], mse: np.ndarray, psnr: np.ndarray, flags: np.ndarray,
-              latent: Optional[np.ndarray]) -> None:
-        columns = [ids, labels, mse, psnr, flags] + ([latent[:, i] for i in range(self.latent_size)]
-                                                     if self.latent_size and latent is not None else [])
+    def write(
+        self,
+        ids: list[str],
+        labels: list[int],
+        mse: np.ndarray,
+        psnr: np.ndarray,
+        flags: np.ndarray,
+        latent: np.ndarray | None,
+    ) -> None:
+        columns = [ids, labels, mse, psnr, flags] + (
+            [latent[:, i] for i in range(self.latent_size)] if self.latent_size and latent is not None else []
+        )
         if self.parquet:
             import pyarrow as pa
 
             self._writer.write_table(pa.Table.from_arrays([pa.array(c) for c in columns], schema=self._schema))
         else:
-            for row in zip(*columns):
-                self._writer.writerow([f"{v:.6g}" if isinstance(v, (float, np.floating)) else
-                                       int(v) if isinstance(v, (bool, np.bool_)) else v for v in row])
+            for row in zip(*columns, strict=False):
+                self._writer.writerow(
+                    [
+                        f"{v:.6g}"
+                        if isinstance(v, (float, np.floating))
+                        else int(v)
+                        if isinstance(v, (bool, np.bool_))
+                        else v
+                        for v in row
+                    ]
+                )
 
     def close(self) -> None:
         if not self.parquet:
@@ -319,10 +370,10 @@ class Worst:
 
     def __init__(self, count: int = WORST_COUNT):
         self.count, self._seen = count, 0
-        self._heap: List[tuple] = []
+        self._heap: list[tuple] = []
 
     def add(self, ids, images, reconstructions, mse) -> None:
-        for item_id, image, reconstruction, value in zip(ids, images, reconstructions, mse):
+        for item_id, image, reconstruction, value in zip(ids, images, reconstructions, mse, strict=False):
             self._seen += 1
             entry = (float(value), self._seen, item_id, image, reconstruction)
             if len(self._heap) < self.count:
@@ -330,7 +381,7 @@ class Worst:
             elif entry[0] > self._heap[0][0]:
                 heapq.heapreplace(self._heap, entry)
 
-    def save(self, path: str) -> Optional[str]:
+    def save(self, path: str) -> str | None:
         """Originals over reconstructions, worst first, each titled with its id and MSE."""
         if not self._heap:
             return None
@@ -338,8 +389,12 @@ class Worst:
 
         worst = sorted(self._heap, reverse=True)
         buffer = io.BytesIO()
-        save_reconstruction_grid(np.stack([w[3] for w in worst]), np.stack([w[4] for w in worst]), buffer,
-                                 titles=[f"{w[2]}\n{w[0]:.4f}" for w in worst])
+        save_reconstruction_grid(
+            np.stack([w[3] for w in worst]),
+            np.stack([w[4] for w in worst]),
+            buffer,
+            titles=[f"{w[2]}\n{w[0]:.4f}" for w in worst],
+        )
         with tf.io.gfile.GFile(path, "wb") as handle:
             handle.write(buffer.getvalue())
         return path
@@ -348,9 +403,18 @@ class Worst:
 # ------------------------------------------------------------------------------------------------
 # The loop.
 # ------------------------------------------------------------------------------------------------
-def score(scorer: Scorer, batches: Iterator[Batch], output: str, source: str, total: Optional[int] = None,
-          threshold: Optional[float] = None, with_latent: bool = False, worst_png: Optional[str] = None,
-          strict: bool = False, progress: bool = True) -> ScoreSummary:
+def score(
+    scorer: Scorer,
+    batches: Iterator[Batch],
+    output: str,
+    source: str,
+    total: int | None = None,
+    threshold: float | None = None,
+    with_latent: bool = False,
+    worst_png: str | None = None,
+    strict: bool = False,
+    progress: bool = True,
+) -> ScoreSummary:
     """Score every batch, write the rows to output (and the worst reconstructions to worst_png);
     returns the summary. strict: the first image that cannot be scored raises DataValidationError."""
     from tqdm import tqdm
@@ -360,11 +424,18 @@ def score(scorer: Scorer, batches: Iterator[Batch], output: str, source: str, to
     elif scorer.calibration is not None:
         threshold, source_of_threshold = scorer.calibration.threshold, scorer.calibration.describe()
     else:
-        raise ConfigError(f"{scorer.model_dir} carries no calibration (exported before calibrations were "
-                          f"stored): pass --threshold MSE")
-    summary = ScoreSummary(model_dir=scorer.model_dir, source=source, threshold=float(threshold),
-                           threshold_source=source_of_threshold, output=output)
-    writer: Optional[RowWriter] = None
+        raise ConfigError(
+            f"{scorer.model_dir} carries no calibration (exported before calibrations were "
+            f"stored): pass --threshold MSE"
+        )
+    summary = ScoreSummary(
+        model_dir=scorer.model_dir,
+        source=source,
+        threshold=float(threshold),
+        threshold_source=source_of_threshold,
+        output=output,
+    )
+    writer: RowWriter | None = None
     worst = Worst()
     mse_sum = 0.0
     bar = tqdm(total=total, unit="img", desc="scoring", disable=not progress)
@@ -372,8 +443,10 @@ def score(scorer: Scorer, batches: Iterator[Batch], output: str, source: str, to
         for batch in batches:
             for item_id, reason in batch.skipped:
                 if strict:
-                    raise DataValidationError(f"{item_id}: {reason} (--strict: stopped; without it the image is "
-                                              f"skipped and the others scored)")
+                    raise DataValidationError(
+                        f"{item_id}: {reason} (--strict: stopped; without it the image is "
+                        f"skipped and the others scored)"
+                    )
                 summary.skipped += 1
                 if len(summary.skipped_examples) < 20:
                     summary.skipped_examples.append(f"{item_id}: {reason}")

@@ -4,12 +4,13 @@ TensorFlow's file layer (`tf.io.gfile`) reads and writes every scheme TensorFlow
 (Keras's `.weights.h5`) reads and writes local files only, so weights go through a local
 temporary copy when their folder is remote.
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
-from typing import Iterator
+from collections.abc import Iterator
 
 import tensorflow as tf
 

@@ -1,10 +1,11 @@
 """Standalone training: fit, checkpoint the best weights, write metrics.json and TensorBoard logs."""
+
 from __future__ import annotations
 
 import json
 import math
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import tensorflow as tf
 import tf_keras as keras
@@ -26,7 +27,7 @@ class StopOnNaN(keras.callbacks.TerminateOnNaN):
     def __init__(self):
         super().__init__()
         self.epoch = 0
-        self.stopped_at: Optional[tuple] = None  # (epoch, step), both counted from 1
+        self.stopped_at: tuple | None = None  # (epoch, step), both counted from 1
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -40,38 +41,48 @@ class StopOnNaN(keras.callbacks.TerminateOnNaN):
 
 def cosine_learning_rate(config: SparseAEConfig):
     """Epoch -> learning rate: half a cosine from config.learning_rate down to 0 at the last epoch."""
+
     def rate(epoch: int, current: float) -> float:
         return config.learning_rate * 0.5 * (1.0 + math.cos(math.pi * epoch / config.epochs))
+
     return rate
 
 
-def training_callbacks(output_dir: str, config: SparseAEConfig, monitor: str = "val_loss",
-                       checkpoint_dir: Optional[str] = None) -> List[keras.callbacks.Callback]:
+def training_callbacks(
+    output_dir: str, config: SparseAEConfig, monitor: str = "val_loss", checkpoint_dir: str | None = None
+) -> list[keras.callbacks.Callback]:
     """Best-weights checkpoint (weights only, into checkpoint_dir, default output_dir: it must be
     local, as h5py writes only local files), TensorBoard logs (any filesystem), a stop on NaN loss,
     the configured learning-rate schedule, and early stopping that leaves the best epoch's weights
     in the model."""
     callbacks = [
-        keras.callbacks.ModelCheckpoint(os.path.join(checkpoint_dir or output_dir, WEIGHTS_FILE), monitor=monitor,
-                                        save_best_only=True, save_weights_only=True),
+        keras.callbacks.ModelCheckpoint(
+            os.path.join(checkpoint_dir or output_dir, WEIGHTS_FILE),
+            monitor=monitor,
+            save_best_only=True,
+            save_weights_only=True,
+        ),
         keras.callbacks.TensorBoard(log_dir=os.path.join(output_dir, LOGS_DIR)),
         StopOnNaN(),
         # Without a patience it never stops early, but still restores the best epoch at the end:
         # the model in memory is then the one in the checkpoint (and best_val_* describe it).
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=config.early_stopping_patience or config.epochs,
-                                      restore_best_weights=True),
+        keras.callbacks.EarlyStopping(
+            monitor=monitor,
+            patience=config.early_stopping_patience or config.epochs,
+            restore_best_weights=True,
+        ),
     ]
     if config.learning_rate_schedule == "cosine":
         callbacks.append(keras.callbacks.LearningRateScheduler(cosine_learning_rate(config)))
     return callbacks
 
 
-def summarize_history(history: Dict[str, List[float]], config: SparseAEConfig) -> Dict[str, Any]:
+def summarize_history(history: dict[str, list[float]], config: SparseAEConfig) -> dict[str, Any]:
     """The metrics.json content: best and final validation figures, the config, the per-epoch history."""
     val_loss = history.get("val_loss", [])
     best_epoch = min(range(len(val_loss)), key=val_loss.__getitem__) if val_loss else None
 
-    def final(name: str) -> Optional[float]:
+    def final(name: str) -> float | None:
         values = history.get(name)
         return float(values[-1]) if values else None
 
@@ -79,8 +90,10 @@ def summarize_history(history: Dict[str, List[float]], config: SparseAEConfig) -
         "epochs_run": len(history.get("loss", [])),
         "best_epoch": None if best_epoch is None else best_epoch + 1,
         # The best epoch's validation figures: those of the weights that are kept and shipped.
-        **{f"best_val_{name}": None if best_epoch is None else float(history[f"val_{name}"][best_epoch])
-           for name in METRIC_NAMES},
+        **{
+            f"best_val_{name}": None if best_epoch is None else float(history[f"val_{name}"][best_epoch])
+            for name in METRIC_NAMES
+        },
         **{f"final_val_{name}": final(f"val_{name}") for name in METRIC_NAMES},
         "sparsity_target": config.sparsity_target,
         "config": config.model_dump(mode="json"),
@@ -88,10 +101,18 @@ def summarize_history(history: Dict[str, List[float]], config: SparseAEConfig) -
     }
 
 
-def fit(model: SparseAutoencoder, train_data: tf.data.Dataset, val_data: tf.data.Dataset, epochs: int,
-        output_dir: str, verbose: int | str = "auto", steps_per_epoch: Optional[int] = None,
-        validation_steps: Optional[int] = None, extra_callbacks: Optional[list] = None,
-        extra_summary: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+def fit(
+    model: SparseAutoencoder,
+    train_data: tf.data.Dataset,
+    val_data: tf.data.Dataset,
+    epochs: int,
+    output_dir: str,
+    verbose: int | str = "auto",
+    steps_per_epoch: int | None = None,
+    validation_steps: int | None = None,
+    extra_callbacks: list | None = None,
+    extra_summary: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Train with the standard callbacks, write metrics.json (plus extra_summary), and return its content.
 
     output_dir may be remote (gs://...): the checkpoint is written to a local folder and copied
@@ -105,9 +126,15 @@ def fit(model: SparseAutoencoder, train_data: tf.data.Dataset, val_data: tf.data
     tf.io.gfile.makedirs(write_dir)
     with local_dir(write_dir) as checkpoint_dir:  # h5py writes only local files
         callbacks = training_callbacks(write_dir, model.config, checkpoint_dir=checkpoint_dir)
-        history = model.fit(train_data, validation_data=val_data, epochs=epochs, verbose=verbose,
-                            steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
-                            callbacks=callbacks + list(extra_callbacks or []))
+        history = model.fit(
+            train_data,
+            validation_data=val_data,
+            epochs=epochs,
+            verbose=verbose,
+            steps_per_epoch=steps_per_epoch,
+            validation_steps=validation_steps,
+            callbacks=callbacks + list(extra_callbacks or []),
+        )
     summary = {**summarize_history(history.history, model.config), **(extra_summary or {})}
     losses = history.history.get("loss", [])
     stopped_at = next(c.stopped_at for c in callbacks if isinstance(c, StopOnNaN))
@@ -121,13 +148,22 @@ def fit(model: SparseAutoencoder, train_data: tf.data.Dataset, val_data: tf.data
         where = f"epoch {epoch}, step {step}" if step else f"epoch {epoch}"
         raise TrainingDivergedError(
             f"training diverged: the loss became NaN/inf at {where} and training stopped there; lower "
-            f"learning_rate (now {model.config.learning_rate}) or sparsity_weight (now {model.config.sparsity_weight})")
+            f"learning_rate (now {model.config.learning_rate}) or sparsity_weight (now {model.config.sparsity_weight})"
+        )
     return summary
 
 
-def train(config: SparseAEConfig, dataset: str, output_dir: str, data_dir: Optional[str] = None,
-          train_split: str = "train", val_split: str = "test", download: bool = True,
-          verbose: int | str = "auto", linear_baseline: bool = True) -> Dict[str, Any]:
+def train(
+    config: SparseAEConfig,
+    dataset: str,
+    output_dir: str,
+    data_dir: str | None = None,
+    train_split: str = "train",
+    val_split: str = "test",
+    download: bool = True,
+    verbose: int | str = "auto",
+    linear_baseline: bool = True,
+) -> dict[str, Any]:
     """Train on a TFDS dataset by name; writes sparse_autoencoder.weights.h5, metrics.json and logs/.
 
     With linear_baseline, metrics.json also holds PCA of latent_dim components fitted on the train
@@ -140,12 +176,13 @@ def train(config: SparseAEConfig, dataset: str, output_dir: str, data_dir: Optio
     train_data = data.tfds_pairs(dataset, train_split, config, training=True, data_dir=data_dir, download=download)
     val_data = data.tfds_pairs(dataset, val_split, config, training=False, data_dir=data_dir, download=download)
     train_data, val_data = shard_by_data(train_data, strategy), shard_by_data(val_data, strategy)
-    extra: Dict[str, Any] = {"dataset": dataset}
+    extra: dict[str, Any] = {"dataset": dataset}
     if linear_baseline:
         from sparse_ae.linear_baseline import compute
 
-        extra["linear_baseline"] = compute(dataset, train_split, val_split, config.latent_dim, data_dir=data_dir,
-                                           download=download)
+        extra["linear_baseline"] = compute(
+            dataset, train_split, val_split, config.latent_dim, data_dir=data_dir, download=download
+        )
     keras.utils.set_random_seed(config.seed)  # the initial weights (and dropout-free steps) reproducible
     model = build_model(config, strategy)
     return fit(model, train_data, val_data, config.epochs, output_dir, verbose=verbose, extra_summary=extra)

@@ -4,13 +4,15 @@ Light on purpose (pydantic only, no TensorFlow, no TFX): `pipeline_config.py` em
 and the objective and table are shared by the standalone search (`sparse_ae/tuner.py`,
 `sparse-ae tune` in sparse_ae/cli.py), the pipeline's Tuner (`pipeline/tuner_module.py`) and the run summary.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
 import os
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from collections.abc import Iterable
+from typing import Any
 
 import pydantic
 from pydantic import Field
@@ -32,20 +34,31 @@ OBJECTIVE = "sparsity_constrained_psnr"
 class TunerConfig(StrictModel):
     """The search: ranges of sparsity_target, sparsity_weight and latent_dim, the budget, the sparsity requirement."""
 
-    enabled: bool = Field(False, description="Pipeline: run a Tuner before the Trainer and train with its best hyperparameters.")
-    sparsity_target_range: Tuple[float, float] = Field(
-        (0.02, 0.2), description="min,max of model.sparsity_target, 0 < min <= max < 1 (sampled uniformly).")
+    enabled: bool = Field(
+        False, description="Pipeline: run a Tuner before the Trainer and train with its best hyperparameters."
+    )
+    sparsity_target_range: tuple[float, float] = Field(
+        (0.02, 0.2), description="min,max of model.sparsity_target, 0 < min <= max < 1 (sampled uniformly)."
+    )
     # Up to 0.1: on garment_shapes/full, beta 0.3 and above collapsed the code to a constant rho in
     # 2 epochs (every unit at rho, KL 0, 13.5 dB: the mean image), while beta 0.03 met rho at 15 dB.
-    sparsity_weight_range: Tuple[float, float] = Field(
-        (1e-3, 0.1), description="min,max of model.sparsity_weight, 0 < min <= max (sampled on a log scale).")
-    latent_dims: Tuple[int, ...] = Field((32, 64, 128), min_length=1, description="Latent sizes to choose from, each > 0.")
+    sparsity_weight_range: tuple[float, float] = Field(
+        (1e-3, 0.1), description="min,max of model.sparsity_weight, 0 < min <= max (sampled on a log scale)."
+    )
+    latent_dims: tuple[int, ...] = Field(
+        (32, 64, 128), min_length=1, description="Latent sizes to choose from, each > 0."
+    )
     max_trials: int = Field(4, gt=0, description="Trials (models trained) in the search.")
     epochs_per_trial: int = Field(2, gt=0, description="Training epochs of each trial.")
-    steps_per_epoch: Optional[int] = Field(None, gt=0, description="Training steps per trial epoch; none: the whole split.")
-    eval_steps: Optional[int] = Field(None, gt=0, description="Validation steps per trial epoch; none: the whole split.")
+    steps_per_epoch: int | None = Field(
+        None, gt=0, description="Training steps per trial epoch; none: the whole split."
+    )
+    eval_steps: int | None = Field(None, gt=0, description="Validation steps per trial epoch; none: the whole split.")
     sparsity_tolerance: float = Field(
-        0.02, gt=0.0, description="A trial counts only when |val mean activation - sparsity_target| <= this (absolute).")
+        0.02,
+        gt=0.0,
+        description="A trial counts only when |val mean activation - sparsity_target| <= this (absolute).",
+    )
     seed: int = Field(42, ge=0, description="Seed of the random search.")
 
     @pydantic.field_validator("latent_dims", mode="before")
@@ -56,21 +69,21 @@ class TunerConfig(StrictModel):
 
     @pydantic.field_validator("sparsity_target_range")
     @classmethod
-    def _target_range(cls, bounds: Tuple[float, float]) -> Tuple[float, float]:
+    def _target_range(cls, bounds: tuple[float, float]) -> tuple[float, float]:
         if not 0.0 < bounds[0] <= bounds[1] < 1.0:
             raise ValueError("needs 0 < min <= max < 1")
         return bounds
 
     @pydantic.field_validator("sparsity_weight_range")
     @classmethod
-    def _weight_range(cls, bounds: Tuple[float, float]) -> Tuple[float, float]:
+    def _weight_range(cls, bounds: tuple[float, float]) -> tuple[float, float]:
         if not 0.0 < bounds[0] <= bounds[1]:
             raise ValueError("needs 0 < min <= max (sampled on a log scale)")
         return bounds
 
     @pydantic.field_validator("latent_dims")
     @classmethod
-    def _positive_dims(cls, dims: Tuple[int, ...]) -> Tuple[int, ...]:
+    def _positive_dims(cls, dims: tuple[int, ...]) -> tuple[int, ...]:
         if any(dim <= 0 for dim in dims):
             raise ValueError("every latent size must be > 0")
         return tuple(dict.fromkeys(dims))  # KerasTuner's Choice rejects duplicates
@@ -104,51 +117,68 @@ class TrialResult:
     meets_sparsity: bool
 
     @classmethod
-    def from_metrics(cls, trial_id: str, values: Dict[str, Any], metrics: Dict[str, float],
-                     tolerance: float) -> "TrialResult":
+    def from_metrics(
+        cls, trial_id: str, values: dict[str, Any], metrics: dict[str, float], tolerance: float
+    ) -> TrialResult:
         """Build from the hyperparameter values and the last epoch's validation metrics."""
         target = float(values["sparsity_target"])
         psnr, activation = float(metrics["val_psnr"]), float(metrics["val_mean_activation"])
-        return cls(trial_id=str(trial_id), sparsity_target=target, sparsity_weight=float(values["sparsity_weight"]),
-                   latent_dim=int(values["latent_dim"]), psnr=psnr, mean_activation=activation,
-                   kl_penalty=float(metrics["val_kl_penalty"]),
-                   score=objective_score(psnr, activation, target, tolerance),
-                   meets_sparsity=meets_sparsity(activation, target, tolerance))
+        return cls(
+            trial_id=str(trial_id),
+            sparsity_target=target,
+            sparsity_weight=float(values["sparsity_weight"]),
+            latent_dim=int(values["latent_dim"]),
+            psnr=psnr,
+            mean_activation=activation,
+            kl_penalty=float(metrics["val_kl_penalty"]),
+            score=objective_score(psnr, activation, target, tolerance),
+            meets_sparsity=meets_sparsity(activation, target, tolerance),
+        )
 
 
-def rank_trials(trials: Iterable[TrialResult]) -> List[TrialResult]:
+def rank_trials(trials: Iterable[TrialResult]) -> list[TrialResult]:
     """Best first by the objective (ties: the earlier trial first)."""
     return sorted(trials, key=lambda trial: -trial.score)
 
 
-def apply_hyperparameters(config: SparseAEConfig, values: Dict[str, Any]) -> SparseAEConfig:
+def apply_hyperparameters(config: SparseAEConfig, values: dict[str, Any]) -> SparseAEConfig:
     """The model config with the tuned values (only TUNED_KEYS; other entries are ignored), validated."""
     tuned = {key: values[key] for key in TUNED_KEYS if key in values}
     return build_config(SparseAEConfig, merge(config.model_dump(), tuned))
 
 
-def format_trials_table(trials: Iterable[TrialResult], tolerance: Optional[float] = None) -> str:
+def format_trials_table(trials: Iterable[TrialResult], tolerance: float | None = None) -> str:
     """The trials sorted by the objective, one line each."""
     ranked = rank_trials(trials)
-    header = (f"{'rank':>4} {'trial':>5} {'sparsity_target':>15} {'sparsity_weight':>15} {'latent_dim':>10} "
-              f"{'PSNR dB':>8} {'mean act':>9} {'KL':>8} {'target met':>10}")
+    header = (
+        f"{'rank':>4} {'trial':>5} {'sparsity_target':>15} {'sparsity_weight':>15} {'latent_dim':>10} "
+        f"{'PSNR dB':>8} {'mean act':>9} {'KL':>8} {'target met':>10}"
+    )
     lines = [header]
     for rank, trial in enumerate(ranked, 1):
-        lines.append(f"{rank:>4} {trial.trial_id:>5} {trial.sparsity_target:>15.4f} {trial.sparsity_weight:>15.3g} "
-                     f"{trial.latent_dim:>10} {trial.psnr:>8.2f} {trial.mean_activation:>9.4f} "
-                     f"{trial.kl_penalty:>8.4f} {'yes' if trial.meets_sparsity else 'NO':>10}")
+        lines.append(
+            f"{rank:>4} {trial.trial_id:>5} {trial.sparsity_target:>15.4f} {trial.sparsity_weight:>15.3g} "
+            f"{trial.latent_dim:>10} {trial.psnr:>8.2f} {trial.mean_activation:>9.4f} "
+            f"{trial.kl_penalty:>8.4f} {'yes' if trial.meets_sparsity else 'NO':>10}"
+        )
     if ranked and not any(trial.meets_sparsity for trial in ranked):
-        lines.append("WARNING: no trial met its sparsity_target within the tolerance; rank 1 is only the best of the misses "
-                     "(widen tuner.sparsity_weight_range upwards, or give trials more epochs)")
+        lines.append(
+            "WARNING: no trial met its sparsity_target within the tolerance; rank 1 is only the best of the misses "
+            "(widen tuner.sparsity_weight_range upwards, or give trials more epochs)"
+        )
     if tolerance is not None:
-        lines.append(f"(objective: val PSNR; a trial whose mean activation is further than {tolerance:g} from its sparsity_target "
-                     f"ranks below every trial within it)")
+        lines.append(
+            f"(objective: val PSNR; a trial whose mean activation is further than {tolerance:g} from its sparsity_target "
+            f"ranks below every trial within it)"
+        )
     return "\n".join(lines)
 
 
 def save_trials(trials: Iterable[TrialResult], directory: str, tolerance: float) -> str:
     """Write trials.json (ranked) into a directory (local or remote, e.g. gs://); returns its path."""
-    from sparse_ae.storage import write_text  # local: keeps TensorFlow out of the command line's config checks
+    from sparse_ae.storage import (
+        write_text,
+    )  # local: keeps TensorFlow out of the command line's config checks
 
     path = os.path.join(directory, TRIALS_FILE)
     write_text(path, trials_json(trials, tolerance))
@@ -157,11 +187,17 @@ def save_trials(trials: Iterable[TrialResult], directory: str, tolerance: float)
 
 def trials_json(trials: Iterable[TrialResult], tolerance: float) -> str:
     """JSON text of the ranked trials and the tolerance they were judged with."""
-    return json.dumps({"objective": OBJECTIVE, "sparsity_tolerance": tolerance,
-                       "trials": [dataclasses.asdict(t) for t in rank_trials(trials)]}, indent=2)
+    return json.dumps(
+        {
+            "objective": OBJECTIVE,
+            "sparsity_tolerance": tolerance,
+            "trials": [dataclasses.asdict(t) for t in rank_trials(trials)],
+        },
+        indent=2,
+    )
 
 
-def load_trials(text: str) -> Tuple[List[TrialResult], Optional[float]]:
+def load_trials(text: str) -> tuple[list[TrialResult], float | None]:
     """Trials and tolerance back from trials_json's text."""
     content = json.loads(text)
     return [TrialResult(**item) for item in content["trials"]], content.get("sparsity_tolerance")

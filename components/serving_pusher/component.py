@@ -1,4 +1,5 @@
 """ServingPusher: TFX's Pusher spec and outputs, with an executor that pushes atomically."""
+
 from tfx.components.pusher import component as pusher_component
 from tfx.dsl.components.base import executor_spec
 

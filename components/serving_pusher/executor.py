@@ -1,10 +1,11 @@
 """The ServingPusher's executor: TFX's Pusher with the publishing of components/serving_dir.py
 (staged, never half-written, never duplicating the live model, versions strictly increasing)."""
+
 from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, List
+from typing import Any
 
 from absl import logging
 from tfx import types
@@ -20,8 +21,12 @@ from components.serving_dir import archive, publish, same_saved_model, serving_v
 class Executor(tfx_pusher.Executor):
     """Filesystem pushes only; see components/serving_dir.py."""
 
-    def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
-           exec_properties: Dict[str, Any]) -> None:
+    def Do(
+        self,
+        input_dict: dict[str, list[types.Artifact]],
+        output_dict: dict[str, list[types.Artifact]],
+        exec_properties: dict[str, Any],
+    ) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)
         model_push = artifact_utils.get_single_instance(output_dict[standard_component_specs.PUSHED_MODEL_KEY])
         if not self.CheckBlessing(input_dict):
@@ -46,8 +51,7 @@ class Executor(tfx_pusher.Executor):
         else:
             serving_path = publish(model_path, base)
             logging.info("Model published to %s.", serving_path)
-        self._MarkPushed(model_push, pushed_destination=serving_path,
-                         pushed_version=os.path.basename(serving_path))
+        self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=os.path.basename(serving_path))
         record_calibration(model_push, serving_path)
 
 

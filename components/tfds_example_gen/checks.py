@@ -9,11 +9,13 @@ label of a ClassLabel feature is one of its classes. A breach raises DataValidat
 the dataset, the split, the shard and record (counted from 0 in the shard), what was found and
 what is allowed.
 """
+
 from __future__ import annotations
 
 import os
 import re
-from typing import Any, Dict, Iterator, Mapping, Optional, Sequence, Tuple
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import apache_beam as beam
 import numpy as np
@@ -36,13 +38,20 @@ def _first_line(error: BaseException) -> str:
 def _reprepare(builder: tfds.core.DatasetBuilder) -> str:
     """The remedy for damaged files: the dataset's own prepare command."""
     name = builder.name + (f"/{builder.builder_config.name}" if builder.builder_config else "")
-    return (f"prepare it again (`sparse-ae prepare --dataset {name} "
-            f"--set dataset.data_dir={builder.data_dir_root}`) "
-            f"or copy it again from where it was prepared")
+    return (
+        f"prepare it again (`sparse-ae prepare --dataset {name} "
+        f"--set dataset.data_dir={builder.data_dir_root}`) "
+        f"or copy it again from where it was prepared"
+    )
 
 
-def check_declared(builder: tfds.core.DatasetBuilder, mapping: Mapping[str, str], image_key: str, label_key: str,
-                   image_shape: Optional[Sequence[int]] = None) -> Tuple[int, ...]:
+def check_declared(
+    builder: tfds.core.DatasetBuilder,
+    mapping: Mapping[str, str],
+    image_key: str,
+    label_key: str,
+    image_shape: Sequence[int] | None = None,
+) -> tuple[int, ...]:
     """The checks that need no reading (features, shapes, empty splits, missing shards); returns the
     shape every image must have."""
     name, features = builder.info.full_name, builder.info.features
@@ -52,12 +61,15 @@ def check_declared(builder: tfds.core.DatasetBuilder, mapping: Mapping[str, str]
     declared = tuple(features[image_key].shape)
     expected = tuple(int(size) for size in image_shape) if image_shape else declared
     if None in expected:
-        raise DataValidationError(f"{name}: images of variable shape {declared} and no image_shape to check them "
-                                  f"against (the pipeline passes model.image_shape)")
-    if len(declared) != len(expected) or any(d is not None and d != e for d, e in zip(declared, expected)):
+        raise DataValidationError(
+            f"{name}: images of variable shape {declared} and no image_shape to check them "
+            f"against (the pipeline passes model.image_shape)"
+        )
+    if len(declared) != len(expected) or any(d is not None and d != e for d, e in zip(declared, expected, strict=False)):
         raise DataValidationError(
             f"{name}: images are {declared}, the pipeline expects {expected} (model.image_shape); "
-            f"set model.image_shape={','.join(str(size) for size in declared)} or use a dataset of that shape")
+            f"set model.image_shape={','.join(str(size) for size in declared)} or use a dataset of that shape"
+        )
     for key in (image_key, label_key):
         dtype = np.dtype(features[key].np_dtype)
         if not (np.issubdtype(dtype, np.number) and (key == image_key or np.issubdtype(dtype, np.integer))):
@@ -68,11 +80,14 @@ def check_declared(builder: tfds.core.DatasetBuilder, mapping: Mapping[str, str]
         if split.num_examples == 0:
             raise DataValidationError(
                 f"{name} split {tfds_split!r} (TFX split {tfx_split!r}) is empty: 0 examples in dataset_info.json; "
-                f"every mapped split needs examples (train: training, eval: validation and the gate)")
+                f"every mapped split needs examples (train: training, eval: validation and the gate)"
+            )
         for instruction in split.file_instructions:
             if not tf.io.gfile.exists(instruction.filename):
-                raise DataValidationError(f"{name} split {tfds_split!r} (TFX split {tfx_split!r}): shard "
-                                          f"{instruction.filename} is missing; {_reprepare(builder)}")
+                raise DataValidationError(
+                    f"{name} split {tfds_split!r} (TFX split {tfx_split!r}): shard "
+                    f"{instruction.filename} is missing; {_reprepare(builder)}"
+                )
     return expected
 
 
@@ -95,17 +110,26 @@ class ShardReader:
     read again record by record (only then) to name it.
     """
 
-    def __init__(self, builder: tfds.core.DatasetBuilder, tfds_split: str, tfx_split: str, image_key: str,
-                 label_key: str, expected_shape: Tuple[int, ...], batch_size: int):
+    def __init__(
+        self,
+        builder: tfds.core.DatasetBuilder,
+        tfds_split: str,
+        tfx_split: str,
+        image_key: str,
+        label_key: str,
+        expected_shape: tuple[int, ...],
+        batch_size: int,
+    ):
         self.builder, self.image_key, self.label_key = builder, image_key, label_key
         self.expected, self.batch_size = tuple(expected_shape), batch_size
         self.where = f"{builder.info.full_name} split {tfds_split!r} (TFX split {tfx_split!r})"
         self.num_classes = getattr(builder.info.features[label_key], "num_classes", None)
 
-    def _records(self, instruction, decoders: Optional[dict] = None) -> tf.data.Dataset:
+    def _records(self, instruction, decoders: dict | None = None) -> tf.data.Dataset:
         info = tfds.core.naming.FilenameInfo.from_str(instruction.filename)
-        dataset = self.builder.as_dataset(split=f"{info.split}[{info.shard_index}shard]", shuffle_files=False,
-                                          decoders=decoders)
+        dataset = self.builder.as_dataset(
+            split=f"{info.split}[{info.shard_index}shard]", shuffle_files=False, decoders=decoders
+        )
         if instruction.skip > 0:
             dataset = dataset.skip(instruction.skip)
         return dataset if instruction.takes_all else dataset.take(instruction.take)
@@ -121,7 +145,7 @@ class ShardReader:
         except DataValidationError as error:
             yield beam.pvalue.TaggedOutput(ERRORS, str(error))
 
-    def _read(self, instruction) -> Iterator[Dict[str, np.ndarray]]:
+    def _read(self, instruction) -> Iterator[dict[str, np.ndarray]]:
         shard = os.path.basename(instruction.filename)
         batches = iter(tfds.as_numpy(self._records(instruction).batch(self.batch_size).prefetch(tf.data.AUTOTUNE)))
         read = 0
@@ -133,28 +157,33 @@ class ShardReader:
             except tf.errors.DataLossError as error:
                 raise DataValidationError(
                     f"{self.where}, shard {shard}: unreadable at record {_readable_records(instruction.filename)} "
-                    f"({_first_line(error)}): the file is corrupt or truncated; {_reprepare(self.builder)}") from None
+                    f"({_first_line(error)}): the file is corrupt or truncated; {_reprepare(self.builder)}"
+                ) from None
             except tf.errors.FailedPreconditionError as error:  # TFDS counts each shard's records too
                 raise self._short(instruction, shard) or DataValidationError(
-                    f"{self.where}, shard {shard}: {_first_line(error)}") from None
+                    f"{self.where}, shard {shard}: {_first_line(error)}"
+                ) from None
             except tf.errors.InvalidArgumentError as error:  # images of different shapes, or undecodable
-                raise DataValidationError(f"{self.where}, shard {shard}, "
-                                          f"{self._diagnose(instruction, read, error)}") from None
+                raise DataValidationError(
+                    f"{self.where}, shard {shard}, {self._diagnose(instruction, read, error)}"
+                ) from None
             self.check(batch, shard, instruction.skip + read)
             read += len(batch[self.label_key])
             yield batch
         if read != instruction.take:
             raise self._short(instruction, shard) or DataValidationError(
-                f"{self.where}, shard {shard}: {read} records read where {instruction.take} were expected")
+                f"{self.where}, shard {shard}: {read} records read where {instruction.take} were expected"
+            )
 
-    def _short(self, instruction, shard: str) -> Optional[DataValidationError]:
+    def _short(self, instruction, shard: str) -> DataValidationError | None:
         """The error for a shard holding another number of records than dataset_info.json says, if it does."""
         found = _readable_records(instruction.filename)
         if found == instruction.examples_in_shard:
             return None
         return DataValidationError(
             f"{self.where}, shard {shard}: {found} records where dataset_info.json says "
-            f"{instruction.examples_in_shard}: the file is truncated or was replaced; {_reprepare(self.builder)}")
+            f"{instruction.examples_in_shard}: the file is truncated or was replaced; {_reprepare(self.builder)}"
+        )
 
     def _diagnose(self, instruction, offset: int, error: Exception) -> str:
         """The first record of a failed batch that has the wrong shape or cannot be decoded."""
@@ -166,8 +195,9 @@ class ShardReader:
             try:
                 image = next(records)[self.image_key]
                 if encoded:
-                    image = tf.io.decode_image(image, channels=self.expected[-1], dtype=feature.tf_dtype,
-                                               expand_animations=False)
+                    image = tf.io.decode_image(
+                        image, channels=self.expected[-1], dtype=feature.tf_dtype, expand_animations=False
+                    )
             except StopIteration:
                 break
             except tf.errors.InvalidArgumentError as failure:
@@ -176,29 +206,47 @@ class ShardReader:
                 return f"record {index}: image of shape {tuple(image.shape)}; allowed: shape {self.expected}"
         return f"records from {instruction.skip + offset}: {_first_line(error)}"
 
-    def check(self, batch: Dict[str, np.ndarray], shard: str, first: int) -> None:
+    def check(self, batch: dict[str, np.ndarray], shard: str, first: int) -> None:
         """Raise for the first record of the batch that breaks the contract (shape, pixels, label)."""
         images, labels = batch[self.image_key], np.asarray(batch[self.label_key]).reshape(-1)
         if tuple(images.shape[1:]) != self.expected:  # every image of the batch has the same wrong shape
-            raise DataValidationError(f"{self.where}, shard {shard}, record {first}: image of shape "
-                                      f"{tuple(images.shape[1:])}; allowed: shape {self.expected}")
+            raise DataValidationError(
+                f"{self.where}, shard {shard}, record {first}: image of shape "
+                f"{tuple(images.shape[1:])}; allowed: shape {self.expected}"
+            )
         if images.dtype != np.uint8:  # uint8 pixels cannot break the contract
             flat = images.reshape(len(images), -1)
             allowed = f"whole numbers in [{PIXEL_RANGE[0]}, {PIXEL_RANGE[1]}] (uint8 pixels)"
             if np.issubdtype(flat.dtype, np.floating):
                 finite = np.isfinite(flat)
-                self._raise_first(~finite.all(axis=1), shard, first,
-                                  lambda i: f"pixel value {flat[i][~finite[i]][0]}", allowed)
+                self._raise_first(
+                    ~finite.all(axis=1),
+                    shard,
+                    first,
+                    lambda i: f"pixel value {flat[i][~finite[i]][0]}",
+                    allowed,
+                )
                 fraction = flat != np.round(flat)
-                self._raise_first(fraction.any(axis=1), shard, first,
-                                  lambda i: f"pixel value {flat[i][fraction[i]][0]}", allowed)
+                self._raise_first(
+                    fraction.any(axis=1),
+                    shard,
+                    first,
+                    lambda i: f"pixel value {flat[i][fraction[i]][0]}",
+                    allowed,
+                )
             outside = (flat < PIXEL_RANGE[0]) | (flat > PIXEL_RANGE[1])
-            self._raise_first(outside.any(axis=1), shard, first,
-                              lambda i: f"pixel value {flat[i][outside[i]][0]}", allowed)
+            self._raise_first(
+                outside.any(axis=1), shard, first, lambda i: f"pixel value {flat[i][outside[i]][0]}", allowed
+            )
         if self.num_classes is not None:
             wrong = (labels < 0) | (labels >= self.num_classes)
-            self._raise_first(wrong, shard, first, lambda i: f"{self.label_key} {labels[i]}",
-                              f"0..{self.num_classes - 1} (the {self.num_classes} classes of {self.label_key!r})")
+            self._raise_first(
+                wrong,
+                shard,
+                first,
+                lambda i: f"{self.label_key} {labels[i]}",
+                f"0..{self.num_classes - 1} (the {self.num_classes} classes of {self.label_key!r})",
+            )
 
     def _raise_first(self, bad: np.ndarray, shard: str, first: int, found, allowed: str) -> None:
         if not bad.any():
@@ -206,8 +254,9 @@ class ShardReader:
         index = int(np.argmax(bad))
         more = int(bad.sum()) - 1
         also = f" ({more} more in records {first}-{first + len(bad) - 1})" if more else ""
-        raise DataValidationError(f"{self.where}, shard {shard}, record {first + index}: {found(index)}; "
-                                  f"allowed: {allowed}{also}")
+        raise DataValidationError(
+            f"{self.where}, shard {shard}, record {first + index}: {found(index)}; allowed: {allowed}{also}"
+        )
 
 
 def raise_data_errors(folder: str) -> None:

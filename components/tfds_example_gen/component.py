@@ -4,10 +4,11 @@ It has no input artifacts, so everything that identifies the data must be an exe
 parameter: TFX's cache then reuses examples only for the very same dataset (tfx#3646). It needs
 no custom driver, so it compiles for Kubeflow V2 too.
 """
+
 from __future__ import annotations
 
 import json
-from typing import Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
 
 from tfx import types
 from tfx.dsl.components.base import base_beam_component, executor_spec
@@ -51,17 +52,31 @@ class TFDSExampleGen(base_beam_component.BaseBeamComponent):
     SPEC_CLASS = TFDSExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
-    def __init__(self, dataset: str, version: str = "", data_dir: Optional[str] = None,
-                 split_mapping: Optional[Mapping[str, str]] = None, download: bool = True,
-                 image_key: str = "image", label_key: str = "label", image_shape: Optional[Sequence[int]] = None,
-                 beam_mode: str = ""):
+    def __init__(
+        self,
+        dataset: str,
+        version: str = "",
+        data_dir: str | None = None,
+        split_mapping: Mapping[str, str] | None = None,
+        download: bool = True,
+        image_key: str = "image",
+        label_key: str = "label",
+        image_shape: Sequence[int] | None = None,
+        beam_mode: str = "",
+    ):
         mapping = dict(split_mapping or DEFAULT_SPLIT_MAPPING)
         if not mapping or len(set(mapping.values())) != len(mapping):
             raise ValueError(f"split_mapping {mapping!r}: needs at least one split and distinct TFX split names")
         spec = TFDSExampleGenSpec(
-            dataset=dataset, version=version or "", data_dir=data_dir or "",
-            split_mapping=json.dumps(mapping, sort_keys=True), download=int(download),
-            image_key=image_key, label_key=label_key,
+            dataset=dataset,
+            version=version or "",
+            data_dir=data_dir or "",
+            split_mapping=json.dumps(mapping, sort_keys=True),
+            download=int(download),
+            image_key=image_key,
+            label_key=label_key,
             image_shape=json.dumps([int(size) for size in image_shape]) if image_shape else "",
-            beam_mode=beam_mode, examples=types.Channel(type=standard_artifacts.Examples))
+            beam_mode=beam_mode,
+            examples=types.Channel(type=standard_artifacts.Examples),
+        )
         super().__init__(spec=spec)

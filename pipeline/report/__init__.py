@@ -9,6 +9,7 @@ This package's `__init__` stays light (no TensorFlow, numpy or ML Metadata at im
 line imports `pipeline.report.cli`), so it imports its content and rendering modules when called;
 they never import this `__init__` back.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,9 +24,15 @@ def report_dir(pipeline_root: str, run_id: str) -> str:
     return os.path.join(os.path.abspath(pipeline_root), REPORTS_DIR, re.sub(r"[^A-Za-z0-9._-]", "_", run_id))
 
 
-def write_report(pipeline_root: str, run_id: Optional[str] = None, output_dir: Optional[str] = None, *,
-                 pipeline_name: Optional[str] = None, metadata_path: Optional[str] = None,
-                 summary=None) -> str:
+def write_report(
+    pipeline_root: str,
+    run_id: str | None = None,
+    output_dir: str | None = None,
+    *,
+    pipeline_name: str | None = None,
+    metadata_path: str | None = None,
+    summary=None,
+) -> str:
     """Write the report of run_id (default: the latest run) and return the path of its report.html.
 
     Default output_dir: <pipeline_root>/reports/<run id>/. pipeline_name defaults to the store's only
@@ -42,4 +49,5 @@ def write_report(pipeline_root: str, run_id: Optional[str] = None, output_dir: O
 def gather(*args, **kwargs):
     """See pipeline.report.content.gather: the report's content (ReportData) without writing it."""
     from pipeline.report.content import gather as gather_
+
     return gather_(*args, **kwargs)

@@ -1,10 +1,11 @@
 """`sparse-ae report --pipeline-root DIR [--run RUN_ID] [--output DIR]`, and the report after `pipeline run`."""
+
 from __future__ import annotations
 
 import argparse
 import logging
 import time
-from typing import Callable, Dict
+from collections.abc import Callable
 
 from sparse_ae.config import add_set_argument
 
@@ -25,8 +26,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     # Unknown root, pipeline or run: a ConfigError (one line, exit 2) before any figure is drawn.
     resolve_run(config.pipeline_root, args.run, config.pipeline_name if named else None, config.metadata_path)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # TFMA's deprecation warnings on loading metrics
-    print(write_report(config.pipeline_root, args.run, args.output,
-                       pipeline_name=config.pipeline_name if named else None, metadata_path=config.metadata_path))
+    print(
+        write_report(
+            config.pipeline_root,
+            args.run,
+            args.output,
+            pipeline_name=config.pipeline_name if named else None,
+            metadata_path=config.metadata_path,
+        )
+    )
     return 0
 
 
@@ -36,8 +44,13 @@ def report_after_run(config, summary) -> None:
     try:
         from pipeline.report import write_report
 
-        path = write_report(config.pipeline_root, summary.run_id, pipeline_name=config.pipeline_name,
-                            metadata_path=config.resolved_metadata_path, summary=summary)
+        path = write_report(
+            config.pipeline_root,
+            summary.run_id,
+            pipeline_name=config.pipeline_name,
+            metadata_path=config.resolved_metadata_path,
+            summary=summary,
+        )
     except Exception as error:  # the run's outcome stands whatever happens here
         reason = str(error).splitlines()[0] if str(error) else ""
         print(f"warning: run report not written: {type(error).__name__}: {reason}")
@@ -45,13 +58,16 @@ def report_after_run(config, summary) -> None:
     print(f"Report: {path} ({time.time() - started:.1f} s)")
 
 
-def add_report_command(subparsers) -> Dict[str, Callable[[argparse.Namespace], int]]:
+def add_report_command(subparsers) -> dict[str, Callable[[argparse.Namespace], int]]:
     """Register `report`; return its handler."""
     report = subparsers.add_parser(
-        "report", help="write the HTML report of a recorded pipeline run (from ML Metadata) and print its path")
+        "report",
+        help="write the HTML report of a recorded pipeline run (from ML Metadata) and print its path",
+    )
     report.add_argument("--pipeline-root", help="the pipeline's root (sets pipeline_root; the metadata store is in it)")
     report.add_argument("--run", metavar="RUN_ID", help="the pipeline run id (default: the latest run)")
-    report.add_argument("--output", metavar="DIR",
-                        help="folder to write into (default: <pipeline_root>/reports/<run>/)")
+    report.add_argument(
+        "--output", metavar="DIR", help="folder to write into (default: <pipeline_root>/reports/<run>/)"
+    )
     add_set_argument(report, "pipeline_name=NAME, metadata_path=FILE")
     return {"report": cmd_report}

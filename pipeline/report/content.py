@@ -3,6 +3,7 @@
 Everything the figures draw is in `ReportData` (and written as report_data.json beside the HTML),
 so a test can compare it with the artifacts read independently.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -10,11 +11,17 @@ import datetime
 import glob
 import json
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import numpy as np
 
-from pipeline.mlmd_reader import SERVING_MODEL_DIR, execution_outputs, node_executions, open_store, resolve_run
+from pipeline.mlmd_reader import (
+    SERVING_MODEL_DIR,
+    execution_outputs,
+    node_executions,
+    open_store,
+    resolve_run,
+)
 from pipeline.run_summary import RunSummary, format_drift, summarize_run
 from sparse_ae.train import METRICS_FILE  # the Trainer's, in its model_run artifact
 
@@ -44,21 +51,24 @@ class ReportData:
     metadata_path: str
     generated: str
     summary: RunSummary
-    gate: Dict[str, Optional[float]]  # pipeline.evaluation.GATE_KEYS
-    verdict: Dict[str, Any]  # status (blessed | not-blessed | failed | none), headline, details
-    components: List[Dict[str, Any]]  # node, state, execution id
-    training: Optional[Dict[str, Any]] = None  # history, sparsity_target, best_epoch, epochs_run, config
-    sparsity: Optional[Dict[str, Any]] = None  # sparsity_target, latent_activation, unit_means, sample_count
-    class_psnr: List[Dict[str, Any]] = dataclasses.field(default_factory=list)  # label, name, psnr, baseline
-    reconstructions: List[Dict[str, Any]] = dataclasses.field(default_factory=list)  # label, name, indices, psnr
-    statistics: Dict[str, Dict[str, Any]] = dataclasses.field(default_factory=dict)  # split -> figures
-    lineage: List[Dict[str, str]] = dataclasses.field(default_factory=list)  # what, value, where
-    missing: List[str] = dataclasses.field(default_factory=list)  # what the report cannot show, and why
-    sample: Optional[Sample] = None
+    gate: dict[str, float | None]  # pipeline.evaluation.GATE_KEYS
+    verdict: dict[str, Any]  # status (blessed | not-blessed | failed | none), headline, details
+    components: list[dict[str, Any]]  # node, state, execution id
+    training: dict[str, Any] | None = None  # history, sparsity_target, best_epoch, epochs_run, config
+    sparsity: dict[str, Any] | None = None  # sparsity_target, latent_activation, unit_means, sample_count
+    class_psnr: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # label, name, psnr, baseline
+    reconstructions: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # label, name, indices, psnr
+    statistics: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # split -> figures
+    lineage: list[dict[str, str]] = dataclasses.field(default_factory=list)  # what, value, where
+    missing: list[str] = dataclasses.field(default_factory=list)  # what the report cannot show, and why
+    sample: Sample | None = None
 
-    def to_json(self) -> Dict[str, Any]:
-        content = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
-                   if field.name not in ("sample", "summary")}
+    def to_json(self) -> dict[str, Any]:
+        content = {
+            field.name: getattr(self, field.name)
+            for field in dataclasses.fields(self)
+            if field.name not in ("sample", "summary")
+        }
         summary = dataclasses.asdict(self.summary)
         summary["class_psnr"] = {str(k): v for k, v in self.summary.class_psnr.items()}
         summary["baseline_class_psnr"] = {str(k): v for k, v in self.summary.baseline_class_psnr.items()}
@@ -70,11 +80,11 @@ class ReportData:
 class RunRecord:
     """One run as the section readers see it: each node's execution and outputs, and the run summary."""
 
-    executions: Dict[str, Any]  # node -> its MLMD Execution in this run
-    outputs: Dict[str, Dict[str, Any]]  # node -> output key -> MLMD Artifact
+    executions: dict[str, Any]  # node -> its MLMD Execution in this run
+    outputs: dict[str, dict[str, Any]]  # node -> output key -> MLMD Artifact
     summary: RunSummary
 
-    def output(self, node: str, key: str) -> Optional[Any]:
+    def output(self, node: str, key: str) -> Any | None:
         return self.outputs.get(node, {}).get(key)
 
     def absent(self, what: str, node: str) -> str:
@@ -83,20 +93,34 @@ class RunRecord:
         return f"{what}: {node} did not run in this run" if state is None else f"{what}: {node}: {state}"
 
 
-def gather(pipeline_root: str, run_id: Optional[str] = None, pipeline_name: Optional[str] = None,
-           metadata_path: Optional[str] = None, summary: Optional[RunSummary] = None,
-           sample_size: int = SAMPLE_SIZE, per_class: int = PER_CLASS) -> ReportData:
+def gather(
+    pipeline_root: str,
+    run_id: str | None = None,
+    pipeline_name: str | None = None,
+    metadata_path: str | None = None,
+    summary: RunSummary | None = None,
+    sample_size: int = SAMPLE_SIZE,
+    per_class: int = PER_CLASS,
+) -> ReportData:
     """Everything the report of one run shows (default: the latest run); what is absent is listed in `missing`."""
     pipeline_root = os.path.abspath(pipeline_root)
     metadata_path, pipeline_name, run_id = resolve_run(pipeline_root, run_id, pipeline_name, metadata_path)
     run = read_run(metadata_path, pipeline_name, run_id, summary)
     gate = _gate(run.executions.get("Evaluator"))
     data = ReportData(
-        pipeline_name=pipeline_name, run_id=run_id, pipeline_root=pipeline_root, metadata_path=metadata_path,
+        pipeline_name=pipeline_name,
+        run_id=run_id,
+        pipeline_root=pipeline_root,
+        metadata_path=metadata_path,
         generated=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        summary=run.summary, gate=gate, verdict=verdict(run.summary, gate, run.output("ServingPusher", "pushed_model")),
-        components=[{"node": node, "state": state, "execution": run.executions[node].id}
-                    for node, state in run.summary.components])
+        summary=run.summary,
+        gate=gate,
+        verdict=verdict(run.summary, gate, run.output("ServingPusher", "pushed_model")),
+        components=[
+            {"node": node, "state": state, "execution": run.executions[node].id}
+            for node, state in run.summary.components
+        ],
+    )
     gather_training(run, data)
     gather_class_psnr(run, data)
     gather_sample(run, data, sample_size, per_class)
@@ -107,7 +131,7 @@ def gather(pipeline_root: str, run_id: Optional[str] = None, pipeline_name: Opti
     return data
 
 
-def read_run(metadata_path: str, pipeline_name: str, run_id: str, summary: Optional[RunSummary] = None) -> RunRecord:
+def read_run(metadata_path: str, pipeline_name: str, run_id: str, summary: RunSummary | None = None) -> RunRecord:
     """The run's executions and outputs from ML Metadata, and its summary (summary reused when it is this run's)."""
     store = open_store(metadata_path)
     executions = node_executions(store, pipeline_name, run_id)
@@ -130,9 +154,15 @@ def gather_training(run: RunRecord, data: ReportData) -> None:
 def gather_class_psnr(run: RunRecord, data: ReportData) -> None:
     """The per-class PSNR section: the Evaluator's figures, the baseline's beside them."""
     summary = run.summary
-    data.class_psnr = [{"label": label, "name": _class_name(summary.class_names, label), "psnr": value,
-                        "baseline": summary.baseline_class_psnr.get(label)}
-                       for label, value in sorted(summary.class_psnr.items())]
+    data.class_psnr = [
+        {
+            "label": label,
+            "name": _class_name(summary.class_names, label),
+            "psnr": value,
+            "baseline": summary.baseline_class_psnr.get(label),
+        }
+        for label, value in sorted(summary.class_psnr.items())
+    ]
     if not data.class_psnr:
         data.missing.append(run.absent("Per-class PSNR (the Evaluator's TFMA output)", "Evaluator"))
 
@@ -152,9 +182,13 @@ def gather_sample(run: RunRecord, data: ReportData, sample_size: int, per_class:
     model_config = (data.training or {}).get("config", {})
     data.sample = run_sample(model_dir, examples.uri, split, sample_size, model_config)
     target = (data.training or {}).get("sparsity_target", model_config.get("sparsity_target"))
-    data.sparsity = {"sparsity_target": target, "latent_activation": model_config.get("latent_activation"),
-                     "unit_means": [float(v) for v in data.sample.latent.mean(axis=0)],
-                     "sample_count": int(len(data.sample.labels)), "split": split}
+    data.sparsity = {
+        "sparsity_target": target,
+        "latent_activation": model_config.get("latent_activation"),
+        "unit_means": [float(v) for v in data.sample.latent.mean(axis=0)],
+        "sample_count": int(len(data.sample.labels)),
+        "split": split,
+    }
     data.reconstructions = pick_per_class(data.sample, run.summary.class_names, per_class)
     if target is None:
         data.missing.append("sparsity_target: not recorded in the Trainer's metrics.json")
@@ -169,11 +203,11 @@ def gather_statistics(run: RunRecord, data: ReportData) -> None:
         data.missing.append(run.absent("Data statistics", "StatisticsGen"))
 
 
-def _class_name(names: List[str], label: int) -> str:
+def _class_name(names: list[str], label: int) -> str:
     return names[label] if 0 <= label < len(names) else str(label)
 
 
-def _gate(evaluator) -> Dict[str, Optional[float]]:
+def _gate(evaluator) -> dict[str, float | None]:
     """The gate the Evaluator applied, from its eval_config execution property."""
     from pipeline.evaluation import recorded_gate
 
@@ -189,17 +223,22 @@ def _eval_split(evaluator) -> str:
     return EVAL_SPLIT
 
 
-def read_training(metrics_path: str) -> Dict[str, Any]:
+def read_training(metrics_path: str) -> dict[str, Any]:
     """The Trainer's per-epoch history and the config it trained (sparse_ae/train.py's metrics.json)."""
     content = json.load(open(metrics_path))
     config = content.get("config", {})
-    return {"history": content.get("history", {}), "path": metrics_path,
-            "sparsity_target": content.get("sparsity_target", config.get("sparsity_target")),
-            "best_epoch": content.get("best_epoch"), "epochs_run": content.get("epochs_run"),
-            "best_val_psnr": content.get("best_val_psnr"), "config": config}
+    return {
+        "history": content.get("history", {}),
+        "path": metrics_path,
+        "sparsity_target": content.get("sparsity_target", config.get("sparsity_target")),
+        "best_epoch": content.get("best_epoch"),
+        "epochs_run": content.get("epochs_run"),
+        "best_val_psnr": content.get("best_val_psnr"),
+        "config": config,
+    }
 
 
-def read_eval_examples(examples_uri: str, split: str, count: int, image_shape) -> Tuple[np.ndarray, np.ndarray]:
+def read_eval_examples(examples_uri: str, split: str, count: int, image_shape) -> tuple[np.ndarray, np.ndarray]:
     """The first `count` examples of a split of ExampleGen's output: uint8 images and labels."""
     import tensorflow as tf
 
@@ -216,7 +255,7 @@ def read_eval_examples(examples_uri: str, split: str, count: int, image_shape) -
     return images.numpy(), labels.numpy()
 
 
-def run_sample(model_dir: str, examples_uri: str, split: str, count: int, model_config: Dict[str, Any]) -> Sample:
+def run_sample(model_dir: str, examples_uri: str, split: str, count: int, model_config: dict[str, Any]) -> Sample:
     """Reconstruct the first `count` eval images with the exported SavedModel (`reconstruct_uint8`)."""
     import tensorflow as tf
 
@@ -225,27 +264,38 @@ def run_sample(model_dir: str, examples_uri: str, split: str, count: int, model_
     image_shape = model_config.get("image_shape", (28, 28, 1))
     images, labels = read_eval_examples(examples_uri, split, count, image_shape)
     outputs = tf.saved_model.load(model_dir).signatures["reconstruct_uint8"](images=tf.constant(images))
-    return Sample(images=images, labels=labels, reconstructions=to_uint8(outputs["reconstruction"].numpy()),
-                  psnr=outputs["psnr"].numpy(), latent=outputs["latent"].numpy())
+    return Sample(
+        images=images,
+        labels=labels,
+        reconstructions=to_uint8(outputs["reconstruction"].numpy()),
+        psnr=outputs["psnr"].numpy(),
+        latent=outputs["latent"].numpy(),
+    )
 
 
-def pick_per_class(sample: Sample, names: List[str], per_class: int) -> List[Dict[str, Any]]:
+def pick_per_class(sample: Sample, names: list[str], per_class: int) -> list[dict[str, Any]]:
     """The first `per_class` sampled images of every class, with their PSNR."""
     picked = []
     for label in sorted(set(int(v) for v in sample.labels)):
         indices = [int(i) for i in np.flatnonzero(sample.labels == label)[:per_class]]
-        picked.append({"label": label, "name": _class_name(names, label), "indices": indices,
-                       "psnr": [float(sample.psnr[i]) for i in indices]})
+        picked.append(
+            {
+                "label": label,
+                "name": _class_name(names, label),
+                "indices": indices,
+                "psnr": [float(sample.psnr[i]) for i in indices],
+            }
+        )
     return picked
 
 
-def read_statistics(statistics_uri: str) -> Dict[str, Dict[str, Any]]:
+def read_statistics(statistics_uri: str) -> dict[str, dict[str, Any]]:
     """Per split: example count and each feature's numeric summary (StatisticsGen's FeatureStats.pb)."""
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
     result = {}
     for path in sorted(glob.glob(os.path.join(statistics_uri, "Split-*", "FeatureStats.pb"))):
-        split = os.path.basename(os.path.dirname(path))[len("Split-"):]
+        split = os.path.basename(os.path.dirname(path))[len("Split-") :]
         stats = statistics_pb2.DatasetFeatureStatisticsList.FromString(open(path, "rb").read())
         for dataset in stats.datasets:
             features = {}
@@ -253,16 +303,20 @@ def read_statistics(statistics_uri: str) -> Dict[str, Dict[str, Any]]:
                 name = ".".join(feature.path.step) or feature.name
                 if feature.HasField("num_stats"):
                     numbers = feature.num_stats
-                    features[name] = {"min": numbers.min, "max": numbers.max, "mean": numbers.mean,
-                                      "missing": int(numbers.common_stats.num_missing),
-                                      "values_per_example": numbers.common_stats.avg_num_values}
+                    features[name] = {
+                        "min": numbers.min,
+                        "max": numbers.max,
+                        "mean": numbers.mean,
+                        "missing": int(numbers.common_stats.num_missing),
+                        "values_per_example": numbers.common_stats.avg_num_values,
+                    }
             result[split] = {"examples": int(dataset.num_examples), "features": features}
     return result
 
 
-def verdict(summary: RunSummary, gate: Dict[str, Optional[float]], pushed_model=None) -> Dict[str, Any]:
+def verdict(summary: RunSummary, gate: dict[str, float | None], pushed_model=None) -> dict[str, Any]:
     """The gate's decision in words: status, a one-line headline and the details behind it."""
-    details: List[str] = []
+    details: list[str] = []
     threshold, tolerance = gate.get("psnr_threshold"), gate.get("change_tolerance")
     if summary.psnr is not None:
         line = f"Eval PSNR {summary.psnr:.2f} dB over {summary.example_count} examples"
@@ -270,20 +324,26 @@ def verdict(summary: RunSummary, gate: Dict[str, Optional[float]], pushed_model=
     if summary.baseline_psnr is not None:
         allowed = f" (allowed: a drop of at most {tolerance:g} dB)" if tolerance is not None else ""
         change = summary.psnr - summary.baseline_psnr
-        details.append(f"Baseline {summary.baseline_note or f'model {summary.baseline_model_id}'}: "
-                       f"{summary.baseline_psnr:.2f} dB; change {change:+.2f} dB{allowed}")
+        details.append(
+            f"Baseline {summary.baseline_note or f'model {summary.baseline_model_id}'}: "
+            f"{summary.baseline_psnr:.2f} dB; change {change:+.2f} dB{allowed}"
+        )
     elif summary.psnr is not None:
         details.append("No baseline: no model was live, so the absolute thresholds alone decided")
     if summary.linear_baseline_psnr is not None and summary.psnr is not None:
         required = gate.get("min_gain_over_linear")
-        details.append(f"Linear baseline (PCA, same code size): {summary.linear_baseline_psnr:.2f} dB; the model "
-                       f"{summary.psnr - summary.linear_baseline_psnr:+.2f} dB"
-                       + (f" (required: {required:+g} dB)" if required is not None else " (not gated)"))
+        details.append(
+            f"Linear baseline (PCA, same code size): {summary.linear_baseline_psnr:.2f} dB; the model "
+            f"{summary.psnr - summary.linear_baseline_psnr:+.2f} dB"
+            + (f" (required: {required:+g} dB)" if required is not None else " (not gated)")
+        )
     if summary.mean_activation is not None:
         tolerance = gate.get("sparsity_tolerance")
         ratio = f", {summary.activation_to_target:.2f} x sparsity_target" if summary.activation_to_target else ""
-        details.append(f"Mean latent activation {summary.mean_activation:.4f}{ratio}"
-                       + (f" (allowed: within ±{tolerance:.0%})" if tolerance is not None else " (not gated)"))
+        details.append(
+            f"Mean latent activation {summary.mean_activation:.4f}{ratio}"
+            + (f" (allowed: within ±{tolerance:.0%})" if tolerance is not None else " (not gated)")
+        )
     failed = [node for node, state in summary.components if state == "failed"]
     if summary.blessed:
         status = "blessed"
@@ -313,31 +373,60 @@ def verdict(summary: RunSummary, gate: Dict[str, Optional[float]], pushed_model=
     details += [" ".join([drift[0], "; ".join(" ".join(line.split()) for line in drift[1:])]).strip()] if drift else []
     if summary.bulk_inference:
         found = summary.bulk_inference
-        details.append(f"Bulk inference: {found['flagged']} of {found['count']} images above the model's calibrated "
-                       f"threshold (MSE > {found['threshold']:.6g})")
+        details.append(
+            f"Bulk inference: {found['flagged']} of {found['count']} images above the model's calibrated "
+            f"threshold (MSE > {found['threshold']:.6g})"
+        )
     return {"status": status, "headline": headline, "details": details}
 
 
-def lineage(summary: RunSummary, outputs: Dict[str, Dict[str, Any]], metadata_path: str) -> List[Dict[str, str]]:
+def lineage(summary: RunSummary, outputs: dict[str, dict[str, Any]], metadata_path: str) -> list[dict[str, str]]:
     """Where the run's inputs and outputs are: dataset, examples, model run, model, evaluation, push."""
-    def artifact(node: str, key: str) -> Optional[Any]:
+
+    def artifact(node: str, key: str) -> Any | None:
         return outputs.get(node, {}).get(key)
 
     rows = [{"what": "ML Metadata", "value": f"run {summary.run_id}", "where": metadata_path}]
     examples = artifact("TFDSExampleGen", "examples")
-    rows.append({"what": "Dataset (TFDS name/config:version)", "value": summary.dataset or "-",
-                 "where": f"Examples artifact {examples.id}: {examples.uri}" if examples else "no Examples artifact"})
-    for node, key, what in (("StatisticsGen", "statistics", "Statistics"), ("SchemaGen", "schema", "Schema"),
-                            ("ExampleValidator", "anomalies", "Anomalies"), ("Trainer", "model_run", "Model run"),
-                            ("Trainer", "model", "Model (candidate)"), ("Evaluator", "evaluation", "Evaluation"),
-                            ("Evaluator", "blessing", "Blessing")):
+    rows.append(
+        {
+            "what": "Dataset (TFDS name/config:version)",
+            "value": summary.dataset or "-",
+            "where": f"Examples artifact {examples.id}: {examples.uri}" if examples else "no Examples artifact",
+        }
+    )
+    for node, key, what in (
+        ("StatisticsGen", "statistics", "Statistics"),
+        ("SchemaGen", "schema", "Schema"),
+        ("ExampleValidator", "anomalies", "Anomalies"),
+        ("Trainer", "model_run", "Model run"),
+        ("Trainer", "model", "Model (candidate)"),
+        ("Evaluator", "evaluation", "Evaluation"),
+        ("Evaluator", "blessing", "Blessing"),
+    ):
         found = artifact(node, key)
-        rows.append({"what": what, "value": f"artifact {found.id}" if found else "-",
-                     "where": found.uri if found else "not produced in this run"})
-    rows.append({"what": "Baseline", "value": summary.baseline_note or (
-        f"model {summary.baseline_model_id}" if summary.baseline_model_id else "none"), "where": ""})
+        rows.append(
+            {
+                "what": what,
+                "value": f"artifact {found.id}" if found else "-",
+                "where": found.uri if found else "not produced in this run",
+            }
+        )
+    rows.append(
+        {
+            "what": "Baseline",
+            "value": summary.baseline_note
+            or (f"model {summary.baseline_model_id}" if summary.baseline_model_id else "none"),
+            "where": "",
+        }
+    )
     pushed = artifact("ServingPusher", "pushed_model")
     version = os.path.basename(summary.pushed_path) if summary.pushed_path else None
-    rows.append({"what": "Pushed version", "value": f"version {version}" if version else "not pushed",
-                 "where": summary.pushed_path or (f"PushedModel artifact {pushed.id}" if pushed else "")})
+    rows.append(
+        {
+            "what": "Pushed version",
+            "value": f"version {version}" if version else "not pushed",
+            "where": summary.pushed_path or (f"PushedModel artifact {pushed.id}" if pushed else ""),
+        }
+    )
     return rows

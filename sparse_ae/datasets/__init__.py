@@ -1,2 +1,3 @@
 """TFDS builders of this project; importing the package registers them with TFDS."""
+
 from sparse_ae.datasets import garment_shapes  # noqa: F401

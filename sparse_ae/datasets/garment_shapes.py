@@ -5,10 +5,11 @@ numpy from a seed. Nothing is downloaded: the same config always yields
 byte-identical images and labels. Importing this module registers the builder
 with TFDS under the name ``garment_shapes``.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Iterator, Optional, Tuple
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -40,7 +41,7 @@ _PX_PER_UNIT = 12.5
 # Distances are in canonical units; negative means inside the garment.
 ShapeFn = Callable[
     [np.ndarray, np.ndarray, np.random.Generator],
-    Tuple[np.ndarray, Optional[np.ndarray]],
+    tuple[np.ndarray, np.ndarray | None],
 ]
 
 
@@ -116,8 +117,7 @@ def _t_shirt(u, v, rng):
     # Short sleeves stick out sideways and slightly down: the T silhouette.
     ang, length = _unif(rng, n, 0.25, 0.7), _unif(rng, n, 0.32, 0.5)
     sx, sy = wb - 0.12, top + _unif(rng, n, 0.13, 0.2)
-    sleeves = _bar(np.abs(u), v, sx, sy, sx + length * np.cos(ang),
-                   sy + length * np.sin(ang), _unif(rng, n, 0.14, 0.2))
+    sleeves = _bar(np.abs(u), v, sx, sy, sx + length * np.cos(ang), sy + length * np.sin(ang), _unif(rng, n, 0.14, 0.2))
     neck = _ellipse(u, v, 0.0, top, _unif(rng, n, 0.15, 0.24), _unif(rng, n, 0.07, 0.14))
     return _cut(np.minimum(body, sleeves), neck), None
 
@@ -145,8 +145,15 @@ def _pullover(u, v, rng):
     body = _trapezoid(u, v, top, bot, wb, wb + _unif(rng, n, -0.04, 0.04))
     # Long sleeves hang down, splayed away from the body (arms at ~30-45 deg).
     sx, sy = wb - 0.1, top + 0.12
-    sleeves = _bar(np.abs(u), v, sx, sy, wb + _unif(rng, n, 0.35, 0.5),
-                   bot - _unif(rng, n, 0.0, 0.15), _unif(rng, n, 0.12, 0.16))
+    sleeves = _bar(
+        np.abs(u),
+        v,
+        sx,
+        sy,
+        wb + _unif(rng, n, 0.35, 0.5),
+        bot - _unif(rng, n, 0.0, 0.15),
+        _unif(rng, n, 0.12, 0.16),
+    )
     neck = _ellipse(u, v, 0.0, top, _unif(rng, n, 0.15, 0.22), _unif(rng, n, 0.08, 0.13))
     # Ribbed waistband and cuffs are knit seams across the hem.
     band_y = bot - _unif(rng, n, 0.1, 0.16)
@@ -178,8 +185,15 @@ def _coat(u, v, rng):
     body = _trapezoid(u, v, top, bot, wb, wb + _unif(rng, n, 0.0, 0.1))
     # Sleeves hang almost straight beside the body, ending at the pockets.
     sx, sy = wb - 0.08, top + 0.1
-    sleeves = _bar(np.abs(u), v, sx, sy, wb + _unif(rng, n, 0.1, 0.2),
-                   _unif(rng, n, 0.5, 0.75), _unif(rng, n, 0.12, 0.16))
+    sleeves = _bar(
+        np.abs(u),
+        v,
+        sx,
+        sy,
+        wb + _unif(rng, n, 0.1, 0.2),
+        _unif(rng, n, 0.5, 0.75),
+        _unif(rng, n, 0.12, 0.16),
+    )
     # Open V collar between the lapels.
     v_tip = top + _unif(rng, n, 0.3, 0.5)
     collar = _trapezoid(u, v, top - 0.1, v_tip, _unif(rng, n, 0.18, 0.26), 0.0)
@@ -207,7 +221,7 @@ def _sandal(u, v, rng):
         y1 = arch + _unif(rng, n, -0.05, 0.1) + 0.15 * np.abs(x)
         tops.append((x1, y1))
         d = np.minimum(d, _segment(u, v, x0, sole_y, x1, y1) - r)
-    for (ax, ay), (bx, by) in zip(tops[:-1], tops[1:]):
+    for (ax, ay), (bx, by) in zip(tops[:-1], tops[1:], strict=False):
         d = np.minimum(d, _segment(u, v, ax, ay, bx, by) - r)
     # Ankle loop above the heel.
     cy, rad = sole_y - _unif(rng, n, 0.35, 0.5), _unif(rng, n, 0.15, 0.22)
@@ -256,8 +270,7 @@ def _shirt(u, v, rng):
     # Long sleeves spread wide (a Y silhouette), unlike the pullover's hanging arms.
     ang, length = _unif(rng, n, 0.75, 1.05), _unif(rng, n, 0.75, 0.95)
     sx, sy = wb - 0.1, top + 0.14
-    sleeves = _bar(np.abs(u), v, sx, sy, sx + length * np.cos(ang),
-                   sy + length * np.sin(ang), _unif(rng, n, 0.1, 0.13))
+    sleeves = _bar(np.abs(u), v, sx, sy, sx + length * np.cos(ang), sy + length * np.sin(ang), _unif(rng, n, 0.1, 0.13))
     # Small V notch under a pointed collar, then a button placket to the hem.
     v_tip = top + _unif(rng, n, 0.15, 0.25)
     notch = _trapezoid(u, v, top - 0.1, v_tip, _unif(rng, n, 0.1, 0.15), 0.0)
@@ -274,10 +287,16 @@ def _ankle_boot(u, v, rng):
     x0, x1 = _unif(rng, n, 0.0, 0.25), _unif(rng, n, 0.8, 0.95)
     shaft_top, foot_top = _unif(rng, n, -0.98, -0.72), _unif(rng, n, -0.1, 0.15)
     # L shape: a tall shaft at the heel plus a low foot with a rounded toe.
-    shaft = _box(u, v, (x0 + x1) / 2, (shaft_top + sole_bot) / 2,
-                 (x1 - x0) / 2, (sole_bot - shaft_top) / 2, r=0.06)
-    foot = _box(u, v, (x1 - 0.95) / 2, (foot_top + sole_bot) / 2,
-                (x1 + 0.95) / 2, (sole_bot - foot_top) / 2, r=_unif(rng, n, 0.15, 0.28))
+    shaft = _box(u, v, (x0 + x1) / 2, (shaft_top + sole_bot) / 2, (x1 - x0) / 2, (sole_bot - shaft_top) / 2, r=0.06)
+    foot = _box(
+        u,
+        v,
+        (x1 - 0.95) / 2,
+        (foot_top + sole_bot) / 2,
+        (x1 + 0.95) / 2,
+        (sole_bot - foot_top) / 2,
+        r=_unif(rng, n, 0.15, 0.28),
+    )
     seam = np.minimum(
         _segment(u, v, -0.95, sole_bot - sole_h, x1, sole_bot - sole_h),
         _segment(u, v, x0 + 0.12, shaft_top + 0.1, x0 + 0.12, foot_top + 0.1),
@@ -286,9 +305,17 @@ def _ankle_boot(u, v, rng):
 
 
 # Indexed by label, in CLASS_NAMES order.
-_SHAPES: Tuple[ShapeFn, ...] = (
-    _t_shirt, _trouser, _pullover, _dress, _coat,
-    _sandal, _shirt, _sneaker, _bag, _ankle_boot,
+_SHAPES: tuple[ShapeFn, ...] = (
+    _t_shirt,
+    _trouser,
+    _pullover,
+    _dress,
+    _coat,
+    _sandal,
+    _shirt,
+    _sneaker,
+    _bag,
+    _ankle_boot,
 )
 
 
@@ -323,8 +350,11 @@ def _texture(u, v, rng):
     n = u.shape[0]
     kind = rng.integers(0, 3, size=(n, 1, 1))
     freq = _unif(rng, n, 1.5, 5.0)  # cycles per canonical unit: 2.5-8 px period
-    ang, phase1, phase2 = (_unif(rng, n, 0.0, np.pi), _unif(rng, n, 0.0, 2 * np.pi),
-                           _unif(rng, n, 0.0, 2 * np.pi))
+    ang, phase1, phase2 = (
+        _unif(rng, n, 0.0, np.pi),
+        _unif(rng, n, 0.0, 2 * np.pi),
+        _unif(rng, n, 0.0, 2 * np.pi),
+    )
     amp = _unif(rng, n, 0.08, 0.35)
     c, s = np.cos(ang), np.sin(ang)
     stripes = np.sin(2 * np.pi * freq * (c * u + s * v) + phase1)
@@ -342,8 +372,7 @@ def _shade(u, v, dist_px, seam_px, rng):
     light = 1.0 + _unif(rng, n, -0.15, 0.15) * u + _unif(rng, n, -0.2, 0.2) * v
     # Outline stroke: a band just inside the edge, brighter or darker than the fill.
     width = _unif(rng, n, 0.7, 1.8)
-    gain = np.where(rng.random((n, 1, 1)) < 0.5,
-                    _unif(rng, n, 0.45, 0.75), _unif(rng, n, 1.25, 1.6)).astype(np.float32)
+    gain = np.where(rng.random((n, 1, 1)) < 0.5, _unif(rng, n, 0.45, 0.75), _unif(rng, n, 1.25, 1.6)).astype(np.float32)
     edge = np.clip(width + 0.5 + dist_px, 0.0, 1.0)
     stroke = 1.0 + (gain - 1.0) * edge
     # Seams (hems, openings, soles) are darker lines inside the silhouette.
@@ -405,13 +434,29 @@ class GarmentShapes(tfds.core.GeneratorBasedBuilder):
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Initial release: procedurally drawn garments."}
     BUILDER_CONFIGS = [
-        GarmentShapesConfig(name="full", num_train=60_000, num_test=10_000, seed=20240,
-                            description="60,000 train / 10,000 test (Fashion-MNIST sized)."),
-        GarmentShapesConfig(name="small", num_train=2_000, num_test=500, seed=20240,
-                            description="2,000 train / 500 test, for tests and quick runs."),
-        GarmentShapesConfig(name="small_bright", num_train=2_000, num_test=500, seed=20241, brightness=1.8,
-                            description="Like small (other draws), every pixel 1.8x brighter: a deliberately "
-                                        "shifted dataset for drift checks."),
+        GarmentShapesConfig(
+            name="full",
+            num_train=60_000,
+            num_test=10_000,
+            seed=20240,
+            description="60,000 train / 10,000 test (Fashion-MNIST sized).",
+        ),
+        GarmentShapesConfig(
+            name="small",
+            num_train=2_000,
+            num_test=500,
+            seed=20240,
+            description="2,000 train / 500 test, for tests and quick runs.",
+        ),
+        GarmentShapesConfig(
+            name="small_bright",
+            num_train=2_000,
+            num_test=500,
+            seed=20241,
+            brightness=1.8,
+            description="Like small (other draws), every pixel 1.8x brighter: a deliberately "
+            "shifted dataset for drift checks.",
+        ),
     ]
     DEFAULT_BUILDER_CONFIG_NAME = "full"
 
@@ -425,10 +470,12 @@ class GarmentShapes(tfds.core.GeneratorBasedBuilder):
                 "fabric texture, brightness and pixel noise. Generated locally "
                 "from a seed; nothing is downloaded."
             ),
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(IMAGE_SIZE, IMAGE_SIZE, 1)),
-                "label": tfds.features.ClassLabel(names=list(CLASS_NAMES)),
-            }),
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(shape=(IMAGE_SIZE, IMAGE_SIZE, 1)),
+                    "label": tfds.features.ClassLabel(names=list(CLASS_NAMES)),
+                }
+            ),
             supervised_keys=("image", "label"),
         )
 
@@ -441,14 +488,14 @@ class GarmentShapes(tfds.core.GeneratorBasedBuilder):
             "test": self._generate_examples(cfg.num_test, (cfg.seed, 1)),
         }
 
-    def _generate_examples(self, num_examples: int, seed: Tuple[int, int]) -> Iterator:
+    def _generate_examples(self, num_examples: int, seed: tuple[int, int]) -> Iterator:
         """Yields (index, example); labels are exactly balanced, then shuffled."""
         rng = np.random.default_rng(list(seed))
         labels = rng.permutation(np.arange(num_examples) % NUM_CLASSES)
         for start in range(0, num_examples, _CHUNK):
-            chunk = labels[start:start + _CHUNK]
+            chunk = labels[start : start + _CHUNK]
             images = draw_garments(chunk, rng)
             if self.builder_config.brightness != 1.0:
                 images = np.clip(np.rint(images * self.builder_config.brightness), 0, 255).astype(np.uint8)
-            for i, (image, label) in enumerate(zip(images, chunk)):
+            for i, (image, label) in enumerate(zip(images, chunk, strict=False)):
                 yield start + i, {"image": image, "label": int(label)}
