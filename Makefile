@@ -9,7 +9,7 @@ EPOCHS ?= 5
 
 export TF_USE_LEGACY_KERAS := 1
 
-.PHONY: setup browser test demo run train bench bench-full experiments docs constraints clean
+.PHONY: setup browser test test-fast demo run train bench bench-full experiments docs constraints clean
 
 setup: $(STAMP) browser
 
@@ -24,6 +24,10 @@ $(STAMP): setup.py constraints.txt scripts/setup_venv.sh scripts/find_python.sh
 
 test: $(STAMP) browser
 	$(PY) -m pytest tests
+
+# The fast tier: no pipeline run and nothing slow (markers in pytest.ini), a few minutes.
+test-fast: $(STAMP)
+	$(PY) -m pytest tests -m "not slow and not e2e"
 
 # The main job, offline: the whole pipeline on the project's generated dataset (prepared on
 # first use). Extra overrides: make demo ARGS="--set model.epochs=3".

@@ -1,6 +1,5 @@
 """The pipeline as a real Airflow 2 DAG: `airflow db migrate` and `airflow dags test` in a temporary
 AIRFLOW_HOME (sqlite) execute every task on garment_shapes/small; a DagBag loads the folder."""
-from conftest import small_pipeline_overrides  # noqa: E402
 import json
 import os
 import sqlite3
@@ -12,6 +11,9 @@ import pytest
 
 from pipeline.airflow_runner import write_dag_file
 from pipeline_config import load_config
+from helpers import small_pipeline_overrides
+
+pytestmark = pytest.mark.e2e  # every test here reads a pipeline run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AIRFLOW = os.path.join(os.path.dirname(sys.executable), "airflow")

@@ -7,7 +7,6 @@ models, blessings and pushes as they were. The pipeline faults share one pipelin
 first run (1 epoch, lenient gate) pushed a model; the data faults run in-process and fail in
 TFDSExampleGen within seconds.
 """
-from conftest import file_digests as tree, served_pipeline_root  # noqa: E402
 import glob
 import io
 import json
@@ -26,6 +25,7 @@ from pipeline.local_runner import run_local
 from pipeline.run_summary import format_summary, open_store, summarize_run
 from pipeline_config import load_config
 from sparse_ae.errors import DataValidationError, DatasetUnavailableError, TrainingDivergedError
+from helpers import file_digests as tree, served_pipeline_root
 
 CLI = os.path.join(os.path.dirname(sys.executable), "sparse-ae")
 UPSTREAM = ["TFDSExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator"]
@@ -214,6 +214,7 @@ DATA_FAULTS = [
 ]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("damage, fragments", DATA_FAULTS, ids=[fault.__name__ for fault, _ in DATA_FAULTS])
 def test_damaged_dataset_stops_the_run_in_example_gen(live, garment_data_dir, tmp_path, damage, fragments):
     damage(copy_dataset(garment_data_dir, tmp_path))
@@ -246,6 +247,7 @@ def float_dataset(garment_data_dir, tmp_path_factory):
     return data_dir
 
 
+@pytest.mark.e2e
 def test_nan_pixels_stop_the_run_in_example_gen(live, float_dataset):
     message, summary = run_fault(live, ["dataset.name=garment_floats", f"dataset.data_dir={float_dataset}"],
                                  DataValidationError)
@@ -270,6 +272,7 @@ def test_pixel_checks_name_the_first_bad_record(float_dataset):
     reader.check({"image": np.full((4, 28, 28, 1), 255, np.int32), "label": np.arange(4)}, "s", 0)  # all valid
 
 
+@pytest.mark.e2e
 def test_wrong_image_shape_for_the_model_stops_before_reading(live):
     message, summary = run_fault(live, ["model.image_shape=32,32,3"], DataValidationError)
     assert summary.components == [("TFDSExampleGen", "failed")]
@@ -277,6 +280,7 @@ def test_wrong_image_shape_for_the_model_stops_before_reading(live):
                        "(model.image_shape); set model.image_shape=28,28,1 or use a dataset of that shape")
 
 
+@pytest.mark.e2e
 def test_absent_dataset_offline_stops_the_run_in_example_gen(live, tmp_path):
     message, summary = run_fault(live, [f"dataset.data_dir={tmp_path}/nothing"], DatasetUnavailableError)
     assert summary.components == [("TFDSExampleGen", "failed")]
@@ -284,6 +288,7 @@ def test_absent_dataset_offline_stops_the_run_in_example_gen(live, tmp_path):
     assert "sparse-ae prepare --dataset garment_shapes/small" in message
 
 
+@pytest.mark.e2e
 def test_blank_images_are_an_anomaly_that_stops_the_run_before_training(live, garment_data_dir, tmp_path):
     """Valid records (ExampleGen passes them) whose eval images are all blank: a model would
     reconstruct them perfectly and pass any PSNR gate. ExampleValidator's statistics see it."""
@@ -300,6 +305,7 @@ def test_blank_images_are_an_anomaly_that_stops_the_run_before_training(live, ga
                        "nothing is trained or pushed on this data")
 
 
+@pytest.mark.e2e
 def test_diverging_training_stops_in_the_trainer(live):
     message, summary = run_fault(live, ["model.learning_rate=1e20"], TrainingDivergedError)
     states = dict(summary.components)
@@ -310,6 +316,7 @@ def test_diverging_training_stops_in_the_trainer(live):
     assert summary.failure == f"Trainer: TrainingDivergedError: {message}"
 
 
+@pytest.mark.e2e
 def test_data_fault_through_the_cli_exit_1_one_line_no_traceback(live, garment_data_dir, tmp_path):
     label_out_of_range(copy_dataset(garment_data_dir, tmp_path / "tfds"))
     serving = live["config"].serving_dir

@@ -18,7 +18,6 @@ The rerun uses 2 epochs rather than the killed run's 1,000 to stay short; the ki
 execution is left RUNNING in ML Metadata and never counts as a cached result either way (TFX's
 cache takes completed executions only).
 """
-from conftest import file_digests as tree, served_pipeline_root  # noqa: E402
 import os
 import re
 import resource
@@ -34,6 +33,7 @@ from components.serving_pusher.executor import (PublishError, STAGING_PREFIX, pu
                                                 serving_versions)
 from pipeline.run_lock import LOCK_FILE
 from pipeline.run_summary import latest_run_id, open_store, summarize_run
+from helpers import file_digests as tree, served_pipeline_root
 
 CLI = os.path.join(os.path.dirname(sys.executable), "sparse-ae")
 UPSTREAM = ["TFDSExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator"]
@@ -173,6 +173,7 @@ def states(summary) -> dict:
     return dict(summary.components)
 
 
+@pytest.mark.e2e
 def test_a_run_killed_in_the_trainer_changes_nothing_served(first, killed):
     assert killed["rc"] == -signal.SIGKILL
     assert killed["serving_after"] == killed["serving_before"]  # byte for byte, no staging folder either
@@ -186,6 +187,7 @@ def test_a_run_killed_in_the_trainer_changes_nothing_served(first, killed):
     assert f"pid {killed['pid']} " in killed["lock"]  # the dead holder's line stays in the lock file
 
 
+@pytest.mark.e2e
 def test_rerun_after_a_kill_resumes_from_cache_and_pushes_a_new_version(first, killed, concurrent):
     winner, summary = concurrent["winner"], concurrent["summary"]
     assert winner is not None, [(r["rc"], r["stderr"][-2000:]) for r in concurrent["results"]]
@@ -201,6 +203,7 @@ def test_rerun_after_a_kill_resumes_from_cache_and_pushes_a_new_version(first, k
     assert serving_versions(first["serving"]) == [concurrent["v1"], int(os.path.basename(summary.pushed_path))]
 
 
+@pytest.mark.e2e
 def test_a_second_run_at_once_is_refused_and_metadata_stays_consistent(first, killed, concurrent):
     assert sorted(r["rc"] for r in concurrent["results"]) == [0, 2], \
         [(r["rc"], r["stderr"][-2000:]) for r in concurrent["results"]]
@@ -218,6 +221,7 @@ def test_a_second_run_at_once_is_refused_and_metadata_stays_consistent(first, ki
     assert latest_run_id(store, first["name"]) == concurrent["summary"].run_id
 
 
+@pytest.mark.e2e
 def test_staging_folders_of_killed_pushes_are_never_versions_and_are_cleaned_up(first, concurrent):
     leftovers = concurrent["leftovers"]
     assert concurrent["versions_with_leftovers"] == [concurrent["v1"]]
@@ -227,6 +231,7 @@ def test_staging_folders_of_killed_pushes_are_never_versions_and_are_cleaned_up(
                for name in concurrent["entries_after"])
 
 
+@pytest.mark.e2e
 def test_an_unwritable_serving_directory_fails_the_push_cleanly(first, unwritable):
     assert unwritable["rc"] == 1, unwritable["stderr"][-3000:]
     last = unwritable["stderr"].strip().splitlines()[-1]
@@ -240,6 +245,7 @@ def test_an_unwritable_serving_directory_fails_the_push_cleanly(first, unwritabl
     assert unwritable["pushes_after"] == unwritable["pushes_before"]
 
 
+@pytest.mark.e2e
 def test_disk_full_during_the_push_fails_cleanly(first, concurrent, disk_full):
     assert disk_full["rc"] == 1, disk_full["stderr"][-3000:]
     last = disk_full["stderr"].strip().splitlines()[-1]

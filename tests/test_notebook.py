@@ -62,6 +62,7 @@ def executed(garment_data_dir, tmp_path_factory):
     return notebook, work / "out"
 
 
+@pytest.mark.e2e
 def test_every_cell_ran(executed):
     notebook, _ = executed
     for cell in notebook.cells:
@@ -70,6 +71,7 @@ def test_every_cell_ran(executed):
             assert not [o for o in cell.outputs if o.output_type == "error"], cell.source
 
 
+@pytest.mark.e2e
 def test_standalone_training_and_reconstructions(executed):
     notebook, out = executed
     text = "\n".join(_text(cell) for cell in notebook.cells)
@@ -82,6 +84,7 @@ def test_standalone_training_and_reconstructions(executed):
     assert len(images) >= 2  # training curves and the reconstruction grid, at least
 
 
+@pytest.mark.e2e
 def test_pipeline_ran_and_its_evaluation_is_shown(executed):
     notebook, out = executed
     text = "\n".join(_text(cell) for cell in notebook.cells)
@@ -91,6 +94,7 @@ def test_pipeline_ran_and_its_evaluation_is_shown(executed):
     assert os.path.exists(out / "pipeline_root" / "metadata.sqlite")
 
 
+@pytest.mark.e2e
 def test_report_is_written(executed):
     notebook, _ = executed
     text = "\n".join(_text(cell) for cell in notebook.cells)

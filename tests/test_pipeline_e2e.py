@@ -5,7 +5,6 @@ same again, served from cache (its re-evaluation against itself publishes nothin
 unreachable threshold through the real `sparse-ae` command, not blessed; (4) a retrained model,
 blessed against run 1's model as baseline.
 """
-from conftest import small_pipeline_overrides  # noqa: E402
 import glob
 import os
 import subprocess
@@ -20,6 +19,9 @@ from ml_metadata.proto import metadata_store_pb2
 from pipeline.local_runner import run_local
 from pipeline.run_summary import open_store, summarize_run
 from pipeline_config import load_config
+from helpers import small_pipeline_overrides
+
+pytestmark = pytest.mark.e2e  # every test here reads a pipeline run
 
 UPSTREAM = ["TFDSExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Trainer"]
 

@@ -6,7 +6,6 @@ seed) rejected by an unreachable threshold; `promote` without a reason is refuse
 re-publishes v1 as v3; (4) model A evaluated again: its baseline must be the live A, although B
 has the higher id and a (manual) blessing, which TFX's LatestBlessedModelStrategy would pick.
 """
-from conftest import small_pipeline_overrides  # noqa: E402
 import contextlib
 import io
 import json
@@ -26,6 +25,7 @@ from pipeline.local_runner import run_local
 from pipeline.run_summary import format_summary, open_store, summarize_run
 from pipeline_config import load_config
 from sparse_ae.calibration import read_calibration
+from helpers import small_pipeline_overrides
 
 PROMOTE_REASON = "B's blur is acceptable for the catalogue; ship it (ticket OPS-42)"
 ROLLBACK_REASON = "B broke the thumbnail service"
@@ -98,6 +98,7 @@ def manual_executions(history, type_name):
     return result
 
 
+@pytest.mark.e2e
 def test_promote_without_a_reason_is_refused(history):
     no_reason = history["no_reason"]
     assert no_reason.returncode == 2 and "--reason" in no_reason.stderr
@@ -107,6 +108,7 @@ def test_promote_without_a_reason_is_refused(history):
     assert len(history["versions_before_promote"]) == 1  # only run 1's blessed model
 
 
+@pytest.mark.e2e
 def test_rejected_candidate_promoted_with_a_reason_becomes_live_and_is_recorded(history):
     rejected = history["rejected"]
     assert rejected.blessed is False and rejected.pushed_path is None
@@ -140,6 +142,7 @@ def test_rejected_candidate_promoted_with_a_reason_becomes_live_and_is_recorded(
     assert "made live by manual promotion by" in format_summary(report)
 
 
+@pytest.mark.e2e
 def test_next_run_compares_against_the_promoted_live_model(history):
     after = history["after_promote"]
     assert after.baseline_model_id == history["rejected_id"]
@@ -148,6 +151,7 @@ def test_next_run_compares_against_the_promoted_live_model(history):
     assert after.pushed_path is None and history["versions_after_rollback"][:2] == history["versions_after_promote"]
 
 
+@pytest.mark.e2e
 def test_rollback_makes_the_earlier_model_live_with_identical_reconstructions(history, garment_data_dir):
     code, out = history["rollback"]
     assert code == 0, out
@@ -175,6 +179,7 @@ def test_rollback_makes_the_earlier_model_live_with_identical_reconstructions(hi
     assert pushed.custom_properties["anomaly_threshold"].double_value == pytest.approx(calibration.threshold, rel=1e-5)
 
 
+@pytest.mark.e2e
 def test_next_run_after_a_rollback_compares_against_the_live_model(history):
     after = history["after_rollback"]
     assert history["rejected_id"] > history["good_id"]  # the built-in strategy would pick B
@@ -183,6 +188,7 @@ def test_next_run_after_a_rollback_compares_against_the_live_model(history):
     assert f"live version {history['versions_after_rollback'][-1]} (rollback by" in format_summary(after)
 
 
+@pytest.mark.e2e
 def test_models_lists_versions_and_candidates(history):
     code, out = history["models_json"]
     assert code == 0

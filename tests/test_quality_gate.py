@@ -1,13 +1,15 @@
 """The gate's quality conditions beyond PSNR, on real LocalDagRunner runs (garment_shapes/small):
 a code that misses sparsity_target beyond the tolerance, and a model below a required gain over
 the linear baseline, are refused, and the summary and the report say which condition failed."""
-from conftest import LENIENT_GATE, small_pipeline_overrides  # noqa: E402
 
 import pytest
 
 from pipeline.local_runner import run_local
 from pipeline.run_summary import format_summary, summarize_run
 from pipeline_config import load_config
+from helpers import LENIENT_GATE, small_pipeline_overrides
+
+pytestmark = pytest.mark.e2e  # every test here reads a pipeline run
 
 
 @pytest.fixture(scope="module")

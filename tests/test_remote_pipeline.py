@@ -6,8 +6,10 @@ import os
 import pytest
 import tensorflow as tf
 
-from conftest import LENIENT_GATE, small_pipeline_overrides
 from remote_fs import register_ram_for_beam
+from helpers import LENIENT_GATE, small_pipeline_overrides
+
+pytestmark = pytest.mark.e2e  # every test here reads a pipeline run
 
 
 def test_a_whole_run_with_pipeline_root_and_serving_dir_on_a_remote_filesystem(garment_data_dir, ram_root, tmp_path):

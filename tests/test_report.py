@@ -5,7 +5,6 @@ independently (TFMA's output, the Trainer's metrics.json, the exported SavedMode
 One pipeline run (garment_shapes/small, 2 epochs) through the real command, shared by every test;
 a second, failing run (the Trainer refuses a GPU that does not exist) for the report of a broken run.
 """
-from conftest import small_pipeline_overrides  # noqa: E402
 import glob
 import html.parser
 import json
@@ -24,6 +23,7 @@ from pipeline.report import report_dir, write_report
 from pipeline.report.render import DATA_FILE, FIGURES, HTML_FILE
 from pipeline.run_summary import RunSummary, open_store, summarize_run
 from pipeline_config import load_config
+from helpers import small_pipeline_overrides
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -56,6 +56,7 @@ def artifact_uri(run, type_name: str) -> str:
 
 # --- written by the pipeline run, rebuilt by the command -------------------------------------------------
 
+@pytest.mark.e2e
 def test_pipeline_run_writes_the_report_and_prints_its_path(run):
     match = re.search(r"^Report: (\S+) \(\d+\.\d s\)$", run["cli"].stdout, re.MULTILINE)
     assert match, run["cli"].stdout[-2000:]
@@ -64,6 +65,7 @@ def test_pipeline_run_writes_the_report_and_prints_its_path(run):
     assert sorted(os.listdir(run["dir"])) == sorted([HTML_FILE, DATA_FILE, *FIGURES.values()])
 
 
+@pytest.mark.e2e
 def test_report_is_self_contained(run):
     """Only relative references to files in its folder: no CDN, no script, nothing to fetch."""
     class References(html.parser.HTMLParser):
@@ -84,6 +86,7 @@ def test_report_is_self_contained(run):
         assert os.path.isfile(os.path.join(run["dir"], reference)), reference
 
 
+@pytest.mark.e2e
 def test_report_command_rebuilds_the_same_report(run, tmp_path, capsys):
     from pipeline.cli import main
 
@@ -98,6 +101,7 @@ def test_report_command_rebuilds_the_same_report(run, tmp_path, capsys):
     assert sorted(os.listdir(tmp_path)) == sorted(os.listdir(run["dir"]))
 
 
+@pytest.mark.e2e
 def test_report_command_errors_are_one_line_and_exit_2(run, tmp_path, capsys):
     from pipeline.cli import main
 
@@ -112,6 +116,7 @@ def test_report_command_errors_are_one_line_and_exit_2(run, tmp_path, capsys):
 
 # --- the plotted numbers are the artifacts' --------------------------------------------------------------
 
+@pytest.mark.e2e
 def test_class_psnr_bars_are_tfmas_per_slice_values_and_the_line_is_the_gate(run):
     import tensorflow_model_analysis as tfma
 
@@ -135,6 +140,7 @@ def test_class_psnr_bars_are_tfmas_per_slice_values_and_the_line_is_the_gate(run
     assert len(threshold) == 1 and set(threshold[0].get_ydata()) == {10.0}
 
 
+@pytest.mark.e2e
 def test_training_curves_are_the_trainers_metrics_history(run):
     metrics = json.load(open(os.path.join(artifact_uri(run, "ModelRun"), "metrics.json")))
     data = run["data"]["training"]
@@ -148,6 +154,7 @@ def test_training_curves_are_the_trainers_metrics_history(run):
     assert set(lines["sparsity_target"].get_ydata()) == {run["config"].model.sparsity_target}
 
 
+@pytest.mark.e2e
 def test_latent_means_and_reconstructions_come_from_the_trained_model(run, garment_data_dir):
     """Recomputed here from the Model artifact's SavedModel on the eval Examples, parsed by hand."""
     model = tf.saved_model.load(os.path.join(artifact_uri(run, "Model"), "Format-Serving"))
@@ -176,6 +183,7 @@ def test_latent_means_and_reconstructions_come_from_the_trained_model(run, garme
     assert set(target[0].get_ydata()) == {run["config"].model.sparsity_target}
 
 
+@pytest.mark.e2e
 def test_statistics_lineage_and_verdict_in_the_data(run):
     data, summary = run["data"], run["summary"]
     assert data["statistics"]["train"]["examples"] == 2000 and data["statistics"]["eval"]["examples"] == 500
@@ -245,6 +253,7 @@ def browser_check(folder: str, profile: str) -> dict:
     return json.loads(html.unescape(found.group(1)))
 
 
+@pytest.mark.e2e
 def test_report_opens_in_a_browser_with_every_image_and_the_verdict(run, tmp_path):
     folder = str(tmp_path / "report")
     shutil.copytree(run["dir"], folder)
@@ -267,6 +276,7 @@ def test_report_opens_in_a_browser_with_every_image_and_the_verdict(run, tmp_pat
     assert (pixels.mean(axis=2) < 128).mean() > 0.01  # dark pixels: text and images
 
 
+@pytest.mark.e2e
 def test_browser_check_catches_a_missing_image(run, tmp_path):
     """The check above can fail: with one PNG deleted it reports exactly that image as not loaded."""
     folder = str(tmp_path / "report")
@@ -278,6 +288,7 @@ def test_browser_check_catches_a_missing_image(run, tmp_path):
 
 # --- robust: a failed run, a report that cannot be written ---------------------------------------------
 
+@pytest.mark.e2e
 def test_report_of_a_failed_run_shows_what_exists_and_what_is_missing(run, capsys):
     """The Trainer fails (visible_gpus names a GPU that is not there): the run exits 1 and its report
     says so, keeps the data statistics, and lists the missing parts."""
@@ -309,6 +320,7 @@ def test_report_of_a_failed_run_shows_what_exists_and_what_is_missing(run, capsy
     assert "RUN FAILED at Trainer" in page and "Not shown" in page
 
 
+@pytest.mark.e2e
 def test_report_failure_after_a_run_is_a_warning_not_an_error(run, tmp_path, capsys):
     from pipeline.report.cli import report_after_run
 
@@ -340,6 +352,7 @@ def test_report_path_is_a_folder_per_run():
     assert report_dir("/r", "2026-11-29T05:48:11.425929") == "/r/reports/2026-11-29T05_48_11.425929"
 
 
+@pytest.mark.e2e
 def test_write_report_default_folder(run):
     """The public API the notebook uses: latest run, default folder."""
     path = write_report(run["config"].pipeline_root)

@@ -13,10 +13,12 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from conftest import LENIENT_GATE, small_pipeline_overrides
 from pipeline.cli import main
 from sparse_ae.calibration import CALIBRATION_FILE, read_calibration
 from sparse_ae.scoring import serving_versions
+from helpers import LENIENT_GATE, small_pipeline_overrides
+
+pytestmark = pytest.mark.e2e  # every test here reads a pipeline run
 
 
 @pytest.fixture(scope="module")

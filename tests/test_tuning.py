@@ -1,6 +1,5 @@
 """Tuning sparsity: the objective's ordering, the standalone `sparse-ae tune`, and a LocalDagRunner
 run with the Tuner on garment_shapes/small whose Trainer must use the Tuner's best values."""
-from conftest import small_pipeline_overrides  # noqa: E402
 import json
 import os
 
@@ -11,6 +10,7 @@ from sparse_ae.config import SparseAEConfig
 from sparse_ae.errors import ConfigError
 from sparse_ae.tuning import (SPARSITY_MISS_PENALTY, TRIALS_FILE, TrialResult, apply_hyperparameters,
                               format_trials_table, load_trials, objective_score, rank_trials)
+from helpers import small_pipeline_overrides
 
 # Tiny, and chosen so that 3 seeded trials of 1 epoch give both outcomes: a small beta leaves the
 # mean activation far above rho (a miss with the better PSNR), a large one pulls it to rho (a meet).
@@ -87,6 +87,7 @@ def tuned_run(garment_data_dir, tmp_path_factory):
     return summary, format_summary(summary)
 
 
+@pytest.mark.e2e
 def test_pipeline_trainer_uses_the_tuners_best_hyperparameters(tuned_run):
     summary, _ = tuned_run
     states = dict(summary.components)
@@ -104,6 +105,7 @@ def test_pipeline_trainer_uses_the_tuners_best_hyperparameters(tuned_run):
     assert summary.blessed is True and summary.pushed_path
 
 
+@pytest.mark.e2e
 def test_pipeline_tuner_ranks_trials_that_miss_rho_below_those_that_meet_it(tuned_run):
     summary, report = tuned_run
     trials = [TrialResult(**item) for item in summary.tuner_trials]
