@@ -15,6 +15,28 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([SPARSE_AE, *args], capture_output=True, text=True, timeout=600, env=env)
 
 
+def assert_weights_reproduce_the_recorded_psnr(output, metrics: dict, data_dir: str) -> None:
+    """The saved weights, loaded into a model built from the recorded config, reconstruct the
+    validation split (garment_shapes/small's test split) at the PSNR recorded for the best epoch,
+    the one whose weights are kept; a model of the same config with other initial weights does not."""
+    import numpy as np
+    import tensorflow_datasets as tfds
+
+    from sparse_ae.config import SparseAEConfig
+    from sparse_ae.inference import anomaly_scores, load_model
+    from sparse_ae.model import build_model
+
+    config = SparseAEConfig(**metrics["config"])
+    images = tfds.as_numpy(tfds.load("garment_shapes/small", split="test", data_dir=data_dir, download=False,
+                                     batch_size=-1))["image"]
+    trained = load_model(str(output / "sparse_autoencoder.weights.h5"), config)
+    psnr = float(np.mean(anomaly_scores(trained, images)["psnr"]))
+    assert psnr == pytest.approx(metrics["best_val_psnr"], abs=0.05)
+    untrained = build_model(config.model_copy(update={"seed": config.seed + 1}))
+    assert psnr > float(np.mean(anomaly_scores(untrained, images)["psnr"])) + 1.0
+
+
+@pytest.mark.slow  # trains twice in subprocesses
 def test_train_then_reconstruct(garment_data_dir, tmp_path):
     output = tmp_path / "run"
     result = run_cli("train", "--dataset", "garment_shapes/small", "--data-dir", garment_data_dir, "--offline",
@@ -23,7 +45,7 @@ def test_train_then_reconstruct(garment_data_dir, tmp_path):
     assert "Epoch 2/2" in result.stdout  # Keras's progress output
     metrics = json.load(open(output / "metrics.json"))
     assert metrics["epochs_run"] == 2 and metrics["config"]["hidden_dims"] == [64]
-    assert (output / "sparse_autoencoder.weights.h5").stat().st_size > 0
+    assert_weights_reproduce_the_recorded_psnr(output, metrics, garment_data_dir)
 
     png = tmp_path / "grid.png"
     result = run_cli("reconstruct", "--weights", str(output / "sparse_autoencoder.weights.h5"), "--offline",
@@ -49,6 +71,7 @@ def test_bad_input_is_one_line_and_exit_status_2(args, fragment):
     assert fragment in lines[0] and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # trains in a subprocess
 def test_baseline_prints_pca_of_any_tfds_split_and_train_prints_it_beside_the_model(garment_data_dir, tmp_path):
     from sparse_ae.linear_baseline import compute
 
