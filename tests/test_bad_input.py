@@ -71,6 +71,7 @@ def test_bad_config_is_one_line_exit_2_and_touches_nothing(tmp_path, monkeypatch
     assert os.listdir(tmp_path) == []  # no pipeline root, no serving directory
 
 
+@pytest.mark.slow  # two `sparse-ae` processes
 def test_bad_config_through_the_command_and_debug(tmp_path):
     result = run_cli("pipeline", "run", "--set", "gate.psnr_threshold=abc", cwd=str(tmp_path))
     assert (result.returncode, result.stdout) == (2, "")

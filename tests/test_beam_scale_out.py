@@ -48,6 +48,7 @@ def run_example_and_statistics_gen(data_dir: str, output: str, beam_args: list) 
     return result
 
 
+@pytest.mark.slow  # ExampleGen and StatisticsGen twice, one run with 2 worker processes
 def test_two_beam_workers_give_the_same_examples_and_statistics_as_one(garment_data_dir, tmp_path):
     one = run_example_and_statistics_gen(garment_data_dir, str(tmp_path / "one"), pipeline_beam_args(ONE_WORKER))
     two = run_example_and_statistics_gen(garment_data_dir, str(tmp_path / "two"), pipeline_beam_args(TWO_WORKERS))

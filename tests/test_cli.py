@@ -54,6 +54,7 @@ def test_train_then_reconstruct(garment_data_dir, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # a `sparse-ae` process each
 @pytest.mark.parametrize("args, fragment", [
     (["train", "--dataset", "garment_shapes/small", "--output", "x", "--set", "sparsity_target=1.5"],
      "sparsity_target=1.5"),

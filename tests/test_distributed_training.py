@@ -57,6 +57,7 @@ def python_env(**extra) -> dict:
     return env
 
 
+@pytest.mark.slow  # trains in fresh interpreters
 def test_mirrored_strategy_on_two_cpu_devices_matches_one_device(garment_data_dir):
     result = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, garment_data_dir, json.dumps(SMALL)],
                             capture_output=True, text=True, timeout=600, env=python_env(), cwd=ROOT)
@@ -81,6 +82,7 @@ def free_ports(count: int) -> list:
     return ports
 
 
+@pytest.mark.slow  # trains in fresh interpreters
 def test_multi_worker_mirrored_strategy_across_two_processes(garment_data_dir, tmp_path):
     output = tmp_path / "model"
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}

@@ -95,6 +95,7 @@ def test_every_experiment_command_is_documented(readme):
         assert command in readme, f"README.md lacks the experiment command: {command}"
 
 
+@pytest.mark.slow  # trains in a subprocess
 def test_experiment_results_come_from_metrics_json(garment_data_dir, tmp_path):
     """One experiment for real (small, 1 epoch): its row in results.md is its metrics.json."""
     result = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "experiments.py"), "--only", "rho_0.02",

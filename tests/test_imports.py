@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Never imported on the path of a run (the Tuner's Keras 3 and plots, InfraValidator's Kubernetes
@@ -45,6 +47,7 @@ def _run(script: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # a fresh interpreter imports the runner
 def test_runner_import_leaves_out_what_a_run_does_not_use():
     found = _run(_SCRIPT % {"names": ABSENT + NOT_RUN})
     after_import = found["after_import"]

@@ -61,6 +61,7 @@ def test_bad_tune_settings_exit_2_with_one_line(setting, words, capsys):
     assert len(err.splitlines()) == 1 and words in err
 
 
+@pytest.mark.slow  # two training trials
 def test_standalone_search_prints_the_ranked_table(garment_data_dir, tmp_path, capsys):
     overrides = sum((["--set", item] for item in TINY_SEARCH + ["tuner.max_trials=2"]), [])
     assert cli.main(["tune", "--dataset", "garment_shapes/small", "--data-dir", garment_data_dir, "--offline",
