@@ -111,7 +111,7 @@ def test_pipeline_ran_and_its_evaluation_is_shown(executed):
 
 @pytest.mark.e2e
 def test_report_is_written(executed):
-    notebook, _ = executed
+    notebook, out = executed
     text = "\n".join(_text(cell) for cell in notebook.cells)
     report = re.search(r"report: (\S+)", text).group(1)
     folder = os.path.dirname(report)
