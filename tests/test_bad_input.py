@@ -258,6 +258,7 @@ def test_nan_pixels_stop_the_run_in_example_gen(live, float_dataset):
                        "numbers in [0, 255] (uint8 pixels) (1 more in records 0-1023)")
 
 
+@pytest.mark.slow  # its fixture writes a float copy of the whole dataset
 def test_pixel_checks_name_the_first_bad_record(float_dataset):
     """The per-batch checks for what float or wide integer images can hold (no pipeline run)."""
     from components.tfds_example_gen.checks import ShardReader

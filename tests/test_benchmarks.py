@@ -13,6 +13,7 @@ def positive_or_not_measurable(value) -> bool:
     return value is None or (isinstance(value, (int, float)) and math.isfinite(value) and value > 0)
 
 
+@pytest.mark.slow  # the smoke benchmarks run ExampleGen, TFMA and training
 def test_each_benchmark_runs_and_writes_its_file(garment_data_dir, tmp_path):
     assert main(["--smoke", "--data-dir", garment_data_dir, "--results-dir", str(tmp_path)]) == 0
     for name in ("train_step", "example_gen", "evaluator", "serving"):
