@@ -45,6 +45,7 @@ def test_streaming_pca_equals_a_direct_numpy_reconstruction(garment_data_dir):
                                    download=False)["eval_psnr"] > computed["eval_psnr"] + 1.0
 
 
+@pytest.mark.slow  # trains and exports a SavedModel
 def test_exported_model_scores_the_baseline_and_the_code_per_image(garment_data_dir, tmp_path):
     train, test = split_array(garment_data_dir, "train"), split_array(garment_data_dir, "test")
     config = SparseAEConfig(hidden_dims=(32,), latent_dim=8, sparsity_target=0.1)
@@ -61,6 +62,7 @@ def test_exported_model_scores_the_baseline_and_the_code_per_image(garment_data_
     np.testing.assert_allclose(outputs[TARGET_RATIO_OUTPUT].numpy(), latent.mean(axis=1) / 0.1, rtol=1e-5)
 
 
+@pytest.mark.slow  # trains a model
 def test_standalone_training_records_the_baseline_in_metrics_json(garment_data_dir, tmp_path):
     from sparse_ae.train import METRICS_FILE, train
 
