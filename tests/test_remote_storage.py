@@ -104,12 +104,14 @@ def _validate(inputs: dict, schema_uri: str) -> standard_artifacts.ExampleAnomal
     return anomalies
 
 
+@pytest.mark.slow  # TFDV statistics and schema made for it; the executors run
 def test_the_validator_passes_clean_data_on_a_remote_uri(remote_inputs):
     anomalies = _validate(remote_inputs, remote_inputs["schema"].uri)
     assert fileio.glob(os.path.join(anomalies.uri, "Split-*", "SchemaDiff.pb"))  # written there, read there
     assert _no_local_uri_folder()
 
 
+@pytest.mark.slow  # TFDV statistics and schema made for it; the executors run
 def test_anomalies_on_a_remote_uri_stop_the_validator(remote_inputs):
     """A schema that requires a feature the data lacks: the anomalies are written to ram:// and must
     be read back from there (glob.glob and open find nothing on such a URI)."""
@@ -127,6 +129,7 @@ def _custom_config(**extra) -> str:
     return json.dumps({"model": MODEL.model_dump(mode="json"), "dataset": "garment_shapes/small", **extra})
 
 
+@pytest.mark.slow  # TFDV statistics and schema made for it; the executors run
 def test_the_trainer_writes_its_run_dir_and_model_to_a_remote_uri(remote_inputs):
     """run_fn through TFX's Trainer executor: the checkpoint (.weights.h5, which h5py writes only
     locally), metrics.json and TensorBoard logs land in the remote model run dir, and the SavedModel,
@@ -181,6 +184,7 @@ def test_the_best_checkpoint_survives_the_round_trip_through_a_remote_run_dir(ra
     assert _no_local_uri_folder()
 
 
+@pytest.mark.slow  # TFDV statistics and schema made for it; the executors run
 def test_the_tuner_writes_its_trials_and_results_to_remote_uris(remote_inputs):
     from pipeline.tuner_module import SparsityTunerExecutor
     from sparse_ae.tuning import TRIALS_FILE, TunerConfig
