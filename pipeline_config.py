@@ -199,7 +199,8 @@ class PipelineConfig(StrictModel):
     container_image: str = Field(
         "sparse-ae-tfx:latest",
         min_length=1,
-        description="Image every Kubeflow/Vertex step runs in (built from the Dockerfile), e.g. gcr.io/<project>/sparse-ae-tfx:1",
+        description="Image every Kubeflow/Vertex step runs in (built from the Dockerfile), "
+        "e.g. gcr.io/<project>/sparse-ae-tfx:1",
     )
     airflow: AirflowConfig = AirflowConfig()
     enable_cache: bool = Field(

@@ -135,7 +135,8 @@ def growth(
     seconds = np.array([point["seconds"] for point in points.values()])
     slope, intercept = np.polyfit(sizes, seconds, 1)
     residual = float(np.max(np.abs(seconds - (slope * sizes + intercept)) / seconds))
-    line = fit_line({int(size): float(value) for size, value in zip(sizes, seconds, strict=False)})  # None where noise wins
+    # None where noise wins
+    line = fit_line({int(size): float(value) for size, value in zip(sizes, seconds, strict=False)})
     return {
         "description": "pipeline wall time (fresh process, imports included) against dataset size",
         "sizes": {"dataset": dataset, "epochs": epochs, "totals": list(totals)},

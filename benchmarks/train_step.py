@@ -53,11 +53,13 @@ def run(data_dir: str | None, dataset: str = "garment_shapes/full", epochs: int 
     # Each pair of neighbouring epochs ran under the same conditions: the median of the pairwise
     # ratios is steadier than the ratio of medians when the machine's speed drifts.
     pair_ratios = [
-        safe_ratio(plain, ours) for plain, ours in zip(times["baseline_plain_fit"], times["sparse_autoencoder"], strict=False)
+        safe_ratio(plain, ours)
+        for plain, ours in zip(times["baseline_plain_fit"], times["sparse_autoencoder"], strict=False)
     ]
     measured = [ratio for ratio in pair_ratios if ratio is not None]
     return {
-        "description": "examples/s of fit, median over alternating epochs after one warm-up epoch; ratio: median of pairwise epoch-time ratios",
+        "description": "examples/s of fit, median over alternating epochs after one warm-up epoch; "
+        "ratio: median of pairwise epoch-time ratios",
         "sizes": {
             "dataset": dataset,
             "examples": count,

@@ -68,8 +68,9 @@ def _run(module: types.ModuleType) -> None:
         if not isinstance(module, _DeferredModule):
             return  # another thread ran it
         spec = module.__spec__
+        assert spec is not None and isinstance(spec.loader, _DeferringLoader)  # set by _DeferringFinder
         loader = spec.loader.real
-        module.__class__ = types.ModuleType
+        module.__class__ = types.ModuleType  # type: ignore[assignment]  # back to a plain module, in place
         spec.loader = module.__loader__ = loader
         try:
             loader.exec_module(module)

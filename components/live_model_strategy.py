@@ -137,7 +137,7 @@ class LiveModelStatisticsStrategy(resolver.ResolverStrategy):
     ) -> dict[str, list[types.Artifact]] | None:
         model_key = next(k for k, v in input_dict.items() if k == "model")
         statistics_key = next(k for k in input_dict if k != model_key)
-        empty = {key: [] for key in input_dict}
+        empty: dict[str, list[types.Artifact]] = {key: [] for key in input_dict}
         models = {model.id: model for model in input_dict[model_key]}
         model_id = live_model_id(store, self._serving_dir, models) if models else None
         if model_id is None:

@@ -42,11 +42,17 @@ class PublishError(RuntimeError):
     """A model could not be published; the versions already in the serving folder are untouched."""
 
 
+def _listed_names(directory: str) -> list[str]:
+    """The entry names of a folder on any filesystem, as text (fileio may list bytes), without the
+    trailing '/' that object stores add to folders."""
+    return [os.fsdecode(name).rstrip("/") for name in fileio.listdir(directory)]
+
+
 def _version_folders(base_directory: str) -> list[int]:
     """Numeric folder names, ascending, complete or not."""
     if not fileio.isdir(base_directory):
         return []
-    names = [name.rstrip("/") for name in fileio.listdir(base_directory)]
+    names = _listed_names(base_directory)
     return sorted(int(name) for name in names if name.isdigit() and fileio.isdir(os.path.join(base_directory, name)))
 
 
@@ -127,8 +133,8 @@ def remove_stale_staging(base_directory: str) -> list[str]:
 
     Another host's recent one, or a live process's, may be a push in progress and is left alone.
     """
-    removed = []
-    for name in (n.rstrip("/") for n in fileio.listdir(base_directory)):
+    removed: list[str] = []
+    for name in _listed_names(base_directory):
         owner = _staging_owner(name)
         if owner is None or not _is_stale(base_directory, name, owner):
             continue
@@ -165,10 +171,11 @@ def _model_files(source: str) -> list[str]:
     top-level saved_model.pb(txt) last."""
     if not fileio.isdir(source):
         raise FileNotFoundError(errno.ENOENT, "no SavedModel folder", source)
-    found = []
-    for folder, _, files in fileio.walk(source):
+    found: list[str] = []
+    for listed, _, files in fileio.walk(source):
+        folder = os.fsdecode(listed)
         relative = os.path.relpath(folder, source) if folder.rstrip("/") != source.rstrip("/") else ""
-        found.extend(os.path.join(relative, name) for name in files)
+        found.extend(os.path.join(relative, os.fsdecode(name)) for name in files)
     # Listings of prefix-keyed stores can invent entries: TensorFlow's ram:// lists an empty
     # `assets/` beside `assets.extra/` as a file `assets/.extra`. Copy only what exists.
     found = [path for path in found if fileio.exists(os.path.join(source, path))]

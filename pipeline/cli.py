@@ -81,7 +81,7 @@ def _run_and_report(config, args: argparse.Namespace) -> int:
     failure = None
     try:
         run_local(config)
-    except Exception as error:  # a failed component: report the run, then fail
+    except Exception as error:  # noqa: BLE001  (any failed component: report the run, then fail)
         failure = error
     config = config.absolute()
     print(

@@ -23,6 +23,7 @@ import json
 import os
 import time
 
+from ml_metadata import errors as mlmd_errors
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.dsl.io import fileio
@@ -270,7 +271,7 @@ def format_inventory(found: Inventory, config: PipelineConfig) -> str:
 def _user() -> str:
     try:
         return getpass.getuser()
-    except Exception:  # no login name (e.g. a container without USER): still record something
+    except (KeyError, OSError):  # no login name (e.g. a container without USER): still record something
         return os.environ.get("USER", "unknown")
 
 
@@ -298,7 +299,7 @@ def _find_model(store, context, reference: str) -> metadata_store_pb2.Artifact:
 def _artifact_type_id(store, name: str) -> int:
     try:
         return store.get_artifact_type(name).id
-    except Exception:  # not yet registered in this store (a pipeline run registers both)
+    except mlmd_errors.NotFoundError:  # not yet registered in this store (a pipeline run registers both)
         return store.put_artifact_type(metadata_store_pb2.ArtifactType(name=name))
 
 

@@ -16,7 +16,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
-from typing import ContextManager
+from contextlib import AbstractContextManager
 
 from pipeline_config import PipelineConfig
 
@@ -79,7 +79,7 @@ def pipeline_root_lock(pipeline_root: str) -> Iterator[str]:
         os.close(fd)  # releases the lock
 
 
-def run_lock(config: PipelineConfig) -> ContextManager[str]:
+def run_lock(config: PipelineConfig) -> AbstractContextManager[str]:
     """The lock of a local run of config: in its pipeline root (beside the sqlite store when the root is remote)."""
     config = config.absolute()
     remote = "://" in config.pipeline_root

@@ -72,7 +72,8 @@ def table(experiments: Sequence[Experiment], output: str, dataset: str, epochs: 
         f"`{dataset}`, {epochs} epochs, measured {date}; final epoch on the validation split (`test`, clean "
         "inputs); KL = Σ_j KL(ρ ‖ ρ̂_j), unweighted.",
         "",
-        "| Experiment | Prompt | `--set` | PSNR (dB) | Recon loss (MSE) | KL penalty | Mean activation | sparsity_target |",
+        "| Experiment | Prompt | `--set` | PSNR (dB) | Recon loss (MSE) | KL penalty | Mean activation "
+        "| sparsity_target |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for experiment in experiments:

@@ -18,7 +18,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from sparse_ae.presets import PRESETS  # noqa: E402
+from sparse_ae.presets import PRESETS
 
 DATASET = "garment_shapes/full"
 ELU = {"encoder_activation": "elu", "decoder_activation": "elu", "kernel_initializer": "he_normal"}

@@ -179,6 +179,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     import time
 
     config = command_config(args, TuneConfig)  # validated before the slow TensorFlow import
+    assert isinstance(config, TuneConfig)
     from sparse_ae.tuner import search
     from sparse_ae.tuning import format_trials_table
 

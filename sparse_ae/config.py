@@ -151,8 +151,8 @@ def _allowed(model: type[BaseModel], field: str) -> str:
             if isinstance(item, kind):
                 bounds.append(f"{symbol} {getattr(item, attribute)}")
     annotation = info.annotation
-    annotation = annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
-    return f"{annotation}" + (f", {' and '.join(bounds)}" if bounds else "")
+    name = annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
+    return f"{name}" + (f", {' and '.join(bounds)}" if bounds else "")
 
 
 def _locate(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[type[BaseModel], str]:

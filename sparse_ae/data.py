@@ -13,7 +13,7 @@ import tensorflow_datasets as tfds
 
 from sparse_ae.config import SparseAEConfig
 from sparse_ae.datasets import garment_shapes  # noqa: F401  (registers the builder with TFDS)
-from sparse_ae.errors import DatasetUnavailableError  # noqa: F401  (re-exported)
+from sparse_ae.errors import DatasetUnavailableError
 
 DEFAULT_DATASET = "fashion_mnist"
 # Seconds to wait for a download host before TFDS is let loose on it (TFDS retries for minutes).
@@ -103,7 +103,8 @@ def tfds_builder(name: str, data_dir: str | None = None, download: bool = True) 
         if not download:
             raise DatasetUnavailableError(
                 f"dataset {name!r} is not prepared in data_dir={where!r} and download is off; "
-                f"prepare it where it can be built (e.g. `sparse-ae prepare --dataset {name} --set dataset.data_dir=DIR`) "
+                f"prepare it where it can be built "
+                f"(e.g. `sparse-ae prepare --dataset {name} --set dataset.data_dir=DIR`) "
                 f"and copy DIR here"
             )
         check_download_hosts(builder, name, where)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Union
+from typing import TypeAlias
 
 import numpy as np
 import tensorflow as tf
@@ -13,7 +13,7 @@ from sparse_ae.data import scale_images
 from sparse_ae.metrics import mse_per_image, psnr_from_mse
 from sparse_ae.model import SparseAutoencoder, build_model
 
-ArrayLike = Union[np.ndarray, tf.Tensor]
+ArrayLike: TypeAlias = np.ndarray | tf.Tensor
 
 
 def load_model(weights_path: str, config: SparseAEConfig) -> SparseAutoencoder:

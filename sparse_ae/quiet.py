@@ -21,6 +21,7 @@ import os
 import shutil
 import sys
 import tempfile
+from typing import TextIO
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -41,7 +42,7 @@ class TerminalHandler(logging.Handler):
             return
         try:
             print(self.format(record), file=sys.stderr, flush=True)
-        except Exception:  # never let a log line break the run
+        except Exception:  # noqa: BLE001  (never let a log line break the run, as logging.Handler does)
             self.handleError(record)
 
 
@@ -55,7 +56,7 @@ class QuietTerminal:
         self.failed = False  # set by the command on a failure (not bad input): a temporary log is kept
         self.terminal_handler = TerminalHandler(logging.INFO if verbose else logging.ERROR)
         self._saved_fd: int | None = None
-        self._saved_stderr = None
+        self._saved_stderr: TextIO | None = None
         self._log_stream: io.TextIOBase | None = None
         self._file_handler: logging.Handler | None = None
         self._root_level = logging.root.level
@@ -111,6 +112,7 @@ class QuietTerminal:
         root.setLevel(self._root_level)
         if self._saved_fd is None:
             return
+        assert self._file_handler is not None and self._log_stream is not None  # set with _saved_fd
         logging.captureWarnings(False)
         root.removeHandler(self._file_handler)
         self._log_stream.close()
@@ -135,6 +137,7 @@ class QuietTerminal:
         """
         if self._saved_fd is None:
             return None
+        assert self.path is not None and self._log_stream is not None  # set with _saved_fd
         self.attached = True
         if "://" in path:
             return self.path

@@ -100,8 +100,10 @@ class SparsityTuner(keras_tuner.engine.base_tuner.BaseTuner):
         metrics = {name: float(history[name][-1]) for name in ("val_psnr", "val_mean_activation", "val_kl_penalty")}
         result = TrialResult.from_metrics(trial.trial_id, values, metrics, self.tuner_config.sparsity_tolerance)
         print(
-            f"[tuner] trial {trial.trial_id} done: PSNR {result.psnr:.2f} dB, mean activation {result.mean_activation:.4f} "
-            f"({'meets' if result.meets_sparsity else 'misses'} sparsity_target within {self.tuner_config.sparsity_tolerance:g}), "
+            f"[tuner] trial {trial.trial_id} done: PSNR {result.psnr:.2f} dB, "
+            f"mean activation {result.mean_activation:.4f} "
+            f"({'meets' if result.meets_sparsity else 'misses'} sparsity_target "
+            f"within {self.tuner_config.sparsity_tolerance:g}), "
             f"KL {result.kl_penalty:.4f}, objective {result.score:.2f}",
             flush=True,
         )

@@ -168,8 +168,8 @@ def format_trials_table(trials: Iterable[TrialResult], tolerance: float | None =
         )
     if tolerance is not None:
         lines.append(
-            f"(objective: val PSNR; a trial whose mean activation is further than {tolerance:g} from its sparsity_target "
-            f"ranks below every trial within it)"
+            f"(objective: val PSNR; a trial whose mean activation is further than {tolerance:g} "
+            f"from its sparsity_target ranks below every trial within it)"
         )
     return "\n".join(lines)
 

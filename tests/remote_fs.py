@@ -6,6 +6,7 @@ subclass here lists ram:// explicitly, so fileio serves it through tf.io.gfile o
 than by fallback. Like an object store, and unlike a local disk, renaming a ram:// folder does not
 carry its files along: a test that passes here does not rely on a folder rename.
 """
+
 from __future__ import annotations
 
 from tfx.dsl.io import filesystem_registry
@@ -74,8 +75,11 @@ def _ram_beam_filesystem():
         def _open(self, path, mode, compression_type):
             compression_type = FileSystem._get_compression_type(path, compression_type)
             raw = tf.io.gfile.GFile(path, mode) if "r" in mode else _CountingWriter(tf.io.gfile.GFile(path, mode))
-            return raw if compression_type == CompressionTypes.UNCOMPRESSED else CompressedFile(
-                raw, compression_type=compression_type)
+            return (
+                raw
+                if compression_type == CompressionTypes.UNCOMPRESSED
+                else CompressedFile(raw, compression_type=compression_type)
+            )
 
         def create(self, path, mime_type="application/octet-stream", compression_type=CompressionTypes.AUTO):
             tf.io.gfile.makedirs(posixpath.dirname(path))
@@ -85,12 +89,12 @@ def _ram_beam_filesystem():
             return self._open(path, "rb", compression_type)
 
         def copy(self, source_file_names, destination_file_names):
-            for source, destination in zip(source_file_names, destination_file_names):
+            for source, destination in zip(source_file_names, destination_file_names, strict=False):
                 tf.io.gfile.makedirs(posixpath.dirname(destination))
                 tf.io.gfile.copy(source, destination, overwrite=True)
 
         def rename(self, source_file_names, destination_file_names):
-            for source, destination in zip(source_file_names, destination_file_names):
+            for source, destination in zip(source_file_names, destination_file_names, strict=False):
                 tf.io.gfile.makedirs(posixpath.dirname(destination))
                 tf.io.gfile.rename(source, destination, overwrite=True)
 

@@ -1,6 +1,6 @@
 """The pipeline as a real Airflow 2 DAG: `airflow db migrate` and `airflow dags test` in a temporary
 AIRFLOW_HOME (sqlite) execute every task on garment_shapes/small; a DagBag loads the folder."""
-from conftest import small_pipeline_overrides  # noqa: E402
+
 import json
 import os
 import sqlite3
@@ -9,21 +9,45 @@ import sys
 import time
 
 import pytest
+from helpers import small_pipeline_overrides
 
 from pipeline.airflow_runner import write_dag_file
 from pipeline_config import load_config
 
+pytestmark = pytest.mark.e2e  # every test here reads a pipeline run
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AIRFLOW = os.path.join(os.path.dirname(sys.executable), "airflow")
-TASKS = ["TFDSExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "live_model_statistics_resolver",
-         "DriftValidator", "Trainer", "latest_blessed_model_resolver", "Evaluator", "ServingPusher"]
-EDGES = {("TFDSExampleGen", "StatisticsGen"), ("StatisticsGen", "SchemaGen"), ("StatisticsGen", "ExampleValidator"),
-         ("SchemaGen", "ExampleValidator"), ("TFDSExampleGen", "Trainer"), ("SchemaGen", "Trainer"),
-         ("ExampleValidator", "Trainer"),  # anomalies stop the run before training
-         ("StatisticsGen", "DriftValidator"), ("SchemaGen", "DriftValidator"),
-         ("live_model_statistics_resolver", "DriftValidator"), ("DriftValidator", "Trainer"),  # drift, too
-         ("TFDSExampleGen", "Evaluator"), ("Trainer", "Evaluator"), ("latest_blessed_model_resolver", "Evaluator"),
-         ("Trainer", "ServingPusher"), ("Evaluator", "ServingPusher")}
+TASKS = [
+    "TFDSExampleGen",
+    "StatisticsGen",
+    "SchemaGen",
+    "ExampleValidator",
+    "live_model_statistics_resolver",
+    "DriftValidator",
+    "Trainer",
+    "latest_blessed_model_resolver",
+    "Evaluator",
+    "ServingPusher",
+]
+EDGES = {
+    ("TFDSExampleGen", "StatisticsGen"),
+    ("StatisticsGen", "SchemaGen"),
+    ("StatisticsGen", "ExampleValidator"),
+    ("SchemaGen", "ExampleValidator"),
+    ("TFDSExampleGen", "Trainer"),
+    ("SchemaGen", "Trainer"),
+    ("ExampleValidator", "Trainer"),  # anomalies stop the run before training
+    ("StatisticsGen", "DriftValidator"),
+    ("SchemaGen", "DriftValidator"),
+    ("live_model_statistics_resolver", "DriftValidator"),
+    ("DriftValidator", "Trainer"),  # drift, too
+    ("TFDSExampleGen", "Evaluator"),
+    ("Trainer", "Evaluator"),
+    ("latest_blessed_model_resolver", "Evaluator"),
+    ("Trainer", "ServingPusher"),
+    ("Evaluator", "ServingPusher"),
+}
 
 DAGBAG_SCRIPT = """
 import json, sys
@@ -43,17 +67,29 @@ print("RESULT " + json.dumps({
 @pytest.fixture(scope="module")
 def airflow_run(garment_data_dir, tmp_path_factory):
     home = tmp_path_factory.mktemp("airflow")
-    config = load_config(small_pipeline_overrides(home, garment_data_dir) + [
-        "model.batch_size=64", "model.hidden_dims=64", "model.latent_dim=16", "gate.psnr_threshold=5",
-        "gate.baseline=latest_blessed"])
+    config = load_config(
+        small_pipeline_overrides(home, garment_data_dir)
+        + [
+            "model.batch_size=64",
+            "model.hidden_dims=64",
+            "model.latent_dim=16",
+            "gate.psnr_threshold=5",
+            "gate.baseline=latest_blessed",
+        ]
+    )
     dags = home / "dags"
     dag_file = write_dag_file(config, str(dags))
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "TF_CONFIG"))}
-    env.update(AIRFLOW_HOME=str(home), AIRFLOW__CORE__DAGS_FOLDER=str(dags), AIRFLOW__CORE__LOAD_EXAMPLES="False",
-               AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db", PYTHONPATH=ROOT,
-               TF_CPP_MIN_LOG_LEVEL="2",
-               # Importing TFX takes longer than Airflow's default 30 s limit for parsing a DAG file here.
-               AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT="600")
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
+        PYTHONPATH=ROOT,
+        TF_CPP_MIN_LOG_LEVEL="2",
+        # Importing TFX takes longer than Airflow's default 30 s limit for parsing a DAG file here.
+        AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT="600",
+    )
 
     def airflow(*args, timeout=900):
         return subprocess.run([AIRFLOW, *args], capture_output=True, text=True, env=env, cwd=str(home), timeout=timeout)
@@ -63,8 +99,9 @@ def airflow_run(garment_data_dir, tmp_path_factory):
     started = time.time()
     test = airflow("dags", "test", config.pipeline_name, "2026-01-01")
     seconds = time.time() - started
-    bag = subprocess.run([sys.executable, "-c", DAGBAG_SCRIPT, str(dags)], capture_output=True, text=True,
-                         env=env, timeout=300)
+    bag = subprocess.run(
+        [sys.executable, "-c", DAGBAG_SCRIPT, str(dags)], capture_output=True, text=True, env=env, timeout=300
+    )
     return dict(config=config.absolute(), home=home, dag_file=dag_file, test=test, seconds=seconds, bag=bag)
 
 
@@ -83,6 +120,7 @@ def test_airflow_dags_test_executes_the_whole_pipeline(airflow_run):
 
 def test_airflow_run_is_recorded_in_ml_metadata(airflow_run):
     from ml_metadata.proto import metadata_store_pb2
+
     from pipeline.run_summary import open_store
 
     config = airflow_run["config"]

@@ -7,7 +7,7 @@ models, blessings and pushes as they were. The pipeline faults share one pipelin
 first run (1 epoch, lenient gate) pushed a model; the data faults run in-process and fail in
 TFDSExampleGen within seconds.
 """
-from conftest import file_digests as tree, served_pipeline_root  # noqa: E402
+
 import glob
 import io
 import json
@@ -20,12 +20,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from helpers import file_digests as tree
+from helpers import served_pipeline_root
 from PIL import Image
 
 from pipeline.local_runner import run_local
 from pipeline.run_summary import format_summary, open_store, summarize_run
 from pipeline_config import load_config
-from sparse_ae.errors import DataValidationError, DatasetUnavailableError, TrainingDivergedError
+from sparse_ae.errors import DatasetUnavailableError, DataValidationError, TrainingDivergedError
 
 CLI = os.path.join(os.path.dirname(sys.executable), "sparse-ae")
 UPSTREAM = ["TFDSExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator"]
@@ -49,14 +51,30 @@ CONFIG_CASES = [
     (["gate.psnr_threshold=nan"], ["gate.psnr_threshold='nan'", "finite number"]),
     (["model.learning_rate=inf"], ["model.learning_rate='inf'", "finite number", "> 0.0"]),
     (["model.sparsity=0.1"], ["unknown key 'model.sparsity'", "sparsity_target"]),
-    (["serving_dir=out/models", "pipeline_root=out/models/"],
-     ["serving_dir='out/models' and pipeline_root='out/models/' conflict", "allowed: two different folders"]),
+    (
+        ["serving_dir=out/models", "pipeline_root=out/models/"],
+        ["serving_dir='out/models' and pipeline_root='out/models/' conflict", "allowed: two different folders"],
+    ),
 ]
 
 
-@pytest.mark.parametrize("overrides, fragments", CONFIG_CASES, ids=[
-    "rho-0", "rho-1.5", "negative-beta", "latent-0", "batch-0", "hidden-0", "threshold-abc", "threshold-nan",
-    "learning-rate-inf", "unknown-key", "serving-dir-is-pipeline-root"])
+@pytest.mark.parametrize(
+    "overrides, fragments",
+    CONFIG_CASES,
+    ids=[
+        "rho-0",
+        "rho-1.5",
+        "negative-beta",
+        "latent-0",
+        "batch-0",
+        "hidden-0",
+        "threshold-abc",
+        "threshold-nan",
+        "learning-rate-inf",
+        "unknown-key",
+        "serving-dir-is-pipeline-root",
+    ],
+)
 def test_bad_config_is_one_line_exit_2_and_touches_nothing(tmp_path, monkeypatch, capsys, overrides, fragments):
     """The CLI's own main() in this process (the next test runs the installed command)."""
     from pipeline.cli import main
@@ -71,11 +89,14 @@ def test_bad_config_is_one_line_exit_2_and_touches_nothing(tmp_path, monkeypatch
     assert os.listdir(tmp_path) == []  # no pipeline root, no serving directory
 
 
+@pytest.mark.slow  # two `sparse-ae` processes
 def test_bad_config_through_the_command_and_debug(tmp_path):
     result = run_cli("pipeline", "run", "--set", "gate.psnr_threshold=abc", cwd=str(tmp_path))
     assert (result.returncode, result.stdout) == (2, "")
-    assert result.stderr == ("sparse-ae: error: gate.psnr_threshold='abc': Input should be a valid number, unable to "
-                             "parse string as a number (allowed: float)\n")
+    assert result.stderr == (
+        "sparse-ae: error: gate.psnr_threshold='abc': Input should be a valid number, unable to "
+        "parse string as a number (allowed: float)\n"
+    )
     result = run_cli("--debug", "pipeline", "run", "--set", "model.latent_dim=0", cwd=str(tmp_path))
     assert result.returncode == 1  # the exception itself, with its traceback
     assert "Traceback" in result.stderr and "ConfigError: model.latent_dim=0" in result.stderr
@@ -84,14 +105,19 @@ def test_bad_config_through_the_command_and_debug(tmp_path):
 
 # --- Pipeline faults on one pipeline root that already serves a model.
 
+
 def records(metadata: str) -> dict:
     """What must not change: Models, blessed ModelBlessings, PushedModels that claim a push."""
     store = open_store(metadata)
-    return {"models": sorted(a.id for a in store.get_artifacts_by_type("Model")),
-            "blessed": sorted(a.id for a in store.get_artifacts_by_type("ModelBlessing")
-                              if a.custom_properties["blessed"].int_value),
-            "pushed": sorted(a.id for a in store.get_artifacts_by_type("PushedModel")
-                             if a.custom_properties["pushed"].int_value)}
+    return {
+        "models": sorted(a.id for a in store.get_artifacts_by_type("Model")),
+        "blessed": sorted(
+            a.id for a in store.get_artifacts_by_type("ModelBlessing") if a.custom_properties["blessed"].int_value
+        ),
+        "pushed": sorted(
+            a.id for a in store.get_artifacts_by_type("PushedModel") if a.custom_properties["pushed"].int_value
+        ),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +188,7 @@ def truncate_at_record_boundary(folder):
 def corrupt_bytes(folder):
     path = shard(folder, "test")
     data = bytearray(open(path, "rb").read())
-    data[len(data) // 2:len(data) // 2 + 8] = b"\xff" * 8
+    data[len(data) // 2 : len(data) // 2 + 8] = b"\xff" * 8
     open(path, "wb").write(bytes(data))
 
 
@@ -185,6 +211,7 @@ def image_of_wrong_shape(folder):
     def edit(index, example):
         if index == 1234:
             example.features.feature["image"].bytes_list.value[0] = png(np.full((27, 27), 200, np.uint8))
+
     rewrite(shard(folder, "train"), edit)
 
 
@@ -192,28 +219,59 @@ def label_out_of_range(folder):
     def edit(index, example):
         if index == 1500:
             example.features.feature["label"].int64_list.value[0] = 12
+
     rewrite(shard(folder, "train"), edit)
 
 
 DATA_FAULTS = [
-    (truncate_mid_record, ["split 'train' (TFX split 'train'), shard garment_shapes-train.tfrecord-00000-of-00001: "
-                           "unreadable at record 999", "truncated record", "corrupt or truncated",
-                           "sparse-ae prepare --dataset garment_shapes/small"]),
-    (truncate_at_record_boundary, ["shard garment_shapes-train.tfrecord-00000-of-00001: 1500 records where "
-                                   "dataset_info.json says 2000"]),
-    (corrupt_bytes, ["split 'test' (TFX split 'eval'), shard garment_shapes-test.tfrecord-00000-of-00001: "
-                     "unreadable at record 252 (corrupted record"]),
+    (
+        truncate_mid_record,
+        [
+            "split 'train' (TFX split 'train'), shard garment_shapes-train.tfrecord-00000-of-00001: "
+            "unreadable at record 999",
+            "truncated record",
+            "corrupt or truncated",
+            "sparse-ae prepare --dataset garment_shapes/small",
+        ],
+    ),
+    (
+        truncate_at_record_boundary,
+        ["shard garment_shapes-train.tfrecord-00000-of-00001: 1500 records where dataset_info.json says 2000"],
+    ),
+    (
+        corrupt_bytes,
+        [
+            "split 'test' (TFX split 'eval'), shard garment_shapes-test.tfrecord-00000-of-00001: "
+            "unreadable at record 252 (corrupted record"
+        ],
+    ),
     (empty_split, ["split 'test' (TFX split 'eval') is empty: 0 examples in dataset_info.json"]),
-    (missing_shard, ["split 'test' (TFX split 'eval'): shard ",
-                     "garment_shapes-test.tfrecord-00000-of-00001 is missing",
-                     "sparse-ae prepare --dataset garment_shapes/small"]),
-    (image_of_wrong_shape, ["split 'train' (TFX split 'train'), shard garment_shapes-train.tfrecord-00000-of-00001, "
-                            "record 1234: image of shape (27, 27, 1); allowed: shape (28, 28, 1)"]),
-    (label_out_of_range, ["shard garment_shapes-train.tfrecord-00000-of-00001, record 1500: label 12; "
-                          "allowed: 0..9 (the 10 classes of 'label')"]),
+    (
+        missing_shard,
+        [
+            "split 'test' (TFX split 'eval'): shard ",
+            "garment_shapes-test.tfrecord-00000-of-00001 is missing",
+            "sparse-ae prepare --dataset garment_shapes/small",
+        ],
+    ),
+    (
+        image_of_wrong_shape,
+        [
+            "split 'train' (TFX split 'train'), shard garment_shapes-train.tfrecord-00000-of-00001, "
+            "record 1234: image of shape (27, 27, 1); allowed: shape (28, 28, 1)"
+        ],
+    ),
+    (
+        label_out_of_range,
+        [
+            "shard garment_shapes-train.tfrecord-00000-of-00001, record 1500: label 12; "
+            "allowed: 0..9 (the 10 classes of 'label')"
+        ],
+    ),
 ]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("damage, fragments", DATA_FAULTS, ids=[fault.__name__ for fault, _ in DATA_FAULTS])
 def test_damaged_dataset_stops_the_run_in_example_gen(live, garment_data_dir, tmp_path, damage, fragments):
     damage(copy_dataset(garment_data_dir, tmp_path))
@@ -232,8 +290,12 @@ def float_dataset(garment_data_dir, tmp_path_factory):
     data_dir = str(tmp_path_factory.mktemp("floats"))
     folder = os.path.join(data_dir, "garment_floats", "1.0.0")
     os.makedirs(folder)
-    features = tfds.features.FeaturesDict({"image": tfds.features.Tensor(shape=(28, 28, 1), dtype=np.float32),
-                                           "label": tfds.features.ClassLabel(num_classes=10)})
+    features = tfds.features.FeaturesDict(
+        {
+            "image": tfds.features.Tensor(shape=(28, 28, 1), dtype=np.float32),
+            "label": tfds.features.ClassLabel(num_classes=10),
+        }
+    )
     source = tfds.builder("garment_shapes/small", data_dir=garment_data_dir)
     for split in ("train", "test"):
         with tf.io.TFRecordWriter(os.path.join(folder, f"garment_floats-{split}.tfrecord-00000-of-00001")) as writer:
@@ -246,23 +308,33 @@ def float_dataset(garment_data_dir, tmp_path_factory):
     return data_dir
 
 
+@pytest.mark.e2e
 def test_nan_pixels_stop_the_run_in_example_gen(live, float_dataset):
-    message, summary = run_fault(live, ["dataset.name=garment_floats", f"dataset.data_dir={float_dataset}"],
-                                 DataValidationError)
+    message, summary = run_fault(
+        live, ["dataset.name=garment_floats", f"dataset.data_dir={float_dataset}"], DataValidationError
+    )
     assert summary.components == [("TFDSExampleGen", "failed")]
-    assert message == ("garment_floats/1.0.0 split 'train' (TFX split 'train'), shard "
-                       "garment_floats-train.tfrecord-00000-of-00001, record 7: pixel value nan; allowed: whole "
-                       "numbers in [0, 255] (uint8 pixels) (1 more in records 0-1023)")
+    assert message == (
+        "garment_floats/1.0.0 split 'train' (TFX split 'train'), shard "
+        "garment_floats-train.tfrecord-00000-of-00001, record 7: pixel value nan; allowed: whole "
+        "numbers in [0, 255] (uint8 pixels) (1 more in records 0-1023)"
+    )
 
 
+@pytest.mark.slow  # its fixture writes a float copy of the whole dataset
 def test_pixel_checks_name_the_first_bad_record(float_dataset):
     """The per-batch checks for what float or wide integer images can hold (no pipeline run)."""
     from components.tfds_example_gen.checks import ShardReader
 
-    reader = ShardReader(tfds.builder("garment_floats", data_dir=float_dataset), "train", "train", "image", "label",
-                         (28, 28, 1), 1024)
-    for value, found in ((np.inf, "pixel value inf"), (300.0, "pixel value 300.0"), (0.5, "pixel value 0.5"),
-                         (-1.0, "pixel value -1.0")):
+    reader = ShardReader(
+        tfds.builder("garment_floats", data_dir=float_dataset), "train", "train", "image", "label", (28, 28, 1), 1024
+    )
+    for value, found in (
+        (np.inf, "pixel value inf"),
+        (300.0, "pixel value 300.0"),
+        (0.5, "pixel value 0.5"),
+        (-1.0, "pixel value -1.0"),
+    ):
         images = np.zeros((4, 28, 28, 1), np.float32)
         images[2, 0, 0, 0] = value
         with pytest.raises(DataValidationError, match=rf"shard s, record 12: {found}; allowed: whole numbers"):
@@ -270,13 +342,17 @@ def test_pixel_checks_name_the_first_bad_record(float_dataset):
     reader.check({"image": np.full((4, 28, 28, 1), 255, np.int32), "label": np.arange(4)}, "s", 0)  # all valid
 
 
+@pytest.mark.e2e
 def test_wrong_image_shape_for_the_model_stops_before_reading(live):
     message, summary = run_fault(live, ["model.image_shape=32,32,3"], DataValidationError)
     assert summary.components == [("TFDSExampleGen", "failed")]
-    assert message == ("garment_shapes/small/1.0.0: images are (28, 28, 1), the pipeline expects (32, 32, 3) "
-                       "(model.image_shape); set model.image_shape=28,28,1 or use a dataset of that shape")
+    assert message == (
+        "garment_shapes/small/1.0.0: images are (28, 28, 1), the pipeline expects (32, 32, 3) "
+        "(model.image_shape); set model.image_shape=28,28,1 or use a dataset of that shape"
+    )
 
 
+@pytest.mark.e2e
 def test_absent_dataset_offline_stops_the_run_in_example_gen(live, tmp_path):
     message, summary = run_fault(live, [f"dataset.data_dir={tmp_path}/nothing"], DatasetUnavailableError)
     assert summary.components == [("TFDSExampleGen", "failed")]
@@ -284,6 +360,7 @@ def test_absent_dataset_offline_stops_the_run_in_example_gen(live, tmp_path):
     assert "sparse-ae prepare --dataset garment_shapes/small" in message
 
 
+@pytest.mark.e2e
 def test_blank_images_are_an_anomaly_that_stops_the_run_before_training(live, garment_data_dir, tmp_path):
     """Valid records (ExampleGen passes them) whose eval images are all blank: a model would
     reconstruct them perfectly and pass any PSNR gate. ExampleValidator's statistics see it."""
@@ -291,15 +368,19 @@ def test_blank_images_are_an_anomaly_that_stops_the_run_before_training(live, ga
 
     def edit(index, example):
         example.features.feature["image"].bytes_list.value[0] = blank
+
     rewrite(shard(copy_dataset(garment_data_dir, tmp_path), "test"), edit)
     message, summary = run_fault(live, [f"dataset.data_dir={tmp_path}"], DataValidationError)
     states = dict(summary.components)
     assert [states[node] for node in UPSTREAM] == ["complete"] * 3 + ["failed"]
     assert not {"Trainer", "Evaluator", "ServingPusher"} & set(states)  # the Resolver alone may have run
-    assert message == ("1 data anomaly: eval: image: every pixel of the split has one value: blank images; "
-                       "nothing is trained or pushed on this data")
+    assert message == (
+        "1 data anomaly: eval: image: every pixel of the split has one value: blank images; "
+        "nothing is trained or pushed on this data"
+    )
 
 
+@pytest.mark.e2e
 def test_diverging_training_stops_in_the_trainer(live):
     message, summary = run_fault(live, ["model.learning_rate=1e20"], TrainingDivergedError)
     states = dict(summary.components)
@@ -310,18 +391,24 @@ def test_diverging_training_stops_in_the_trainer(live):
     assert summary.failure == f"Trainer: TrainingDivergedError: {message}"
 
 
+@pytest.mark.e2e
 def test_data_fault_through_the_cli_exit_1_one_line_no_traceback(live, garment_data_dir, tmp_path):
     label_out_of_range(copy_dataset(garment_data_dir, tmp_path / "tfds"))
     serving = live["config"].serving_dir
     before = tree(serving)
-    result = run_cli("pipeline", "run", *sum((["--set", item] for item in
-                                              live["overrides"] + [f"dataset.data_dir={tmp_path}/tfds"]), []),
-                     cwd=str(tmp_path))
+    result = run_cli(
+        "pipeline",
+        "run",
+        *sum((["--set", item] for item in live["overrides"] + [f"dataset.data_dir={tmp_path}/tfds"]), []),
+        cwd=str(tmp_path),
+    )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    reason = ("DataValidationError: garment_shapes/small/1.0.0 split 'train' (TFX split 'train'), shard "
-              "garment_shapes-train.tfrecord-00000-of-00001, record 1500: label 12; allowed: 0..9 "
-              "(the 10 classes of 'label')")
+    reason = (
+        "DataValidationError: garment_shapes/small/1.0.0 split 'train' (TFX split 'train'), shard "
+        "garment_shapes-train.tfrecord-00000-of-00001, record 1500: label 12; allowed: 0..9 "
+        "(the 10 classes of 'label')"
+    )
     assert result.stderr.strip().splitlines()[-1] == reason
     assert f"Failed at TFDSExampleGen: {reason}" in result.stdout and "Pushed: no" in result.stdout
     assert tree(serving) == before

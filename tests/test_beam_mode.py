@@ -1,22 +1,32 @@
 """The DirectRunner mode chosen for the data and the machine, and beam_pipeline_args overriding it."""
+
 import pytest
 
-from pipeline.beam_args import (BeamMode, beam_mode, beam_pipeline_args, break_even_examples, choose_direct_mode,
-                                prepared_size)
+from pipeline.beam_args import (
+    BeamMode,
+    beam_mode,
+    beam_pipeline_args,
+    break_even_examples,
+    choose_direct_mode,
+    prepared_size,
+)
 from pipeline_config import BEAM_RUNNER_TEMPLATES, load_config
 
 IN_MEMORY, MULTI = BEAM_RUNNER_TEMPLATES["direct_in_memory"], BEAM_RUNNER_TEMPLATES["direct_multi_processing"]
 
 
-@pytest.mark.parametrize("examples, cores, mode", [
-    (2_500, 2, "in_memory"),  # garment_shapes/small: worker start-ups would dominate
-    (2_500, 64, "in_memory"),  # small data stays in memory however many cores
-    (70_000, 2, "in_memory"),  # Fashion-MNIST size on 2 cores: at most half the work to gain
-    (10_000_000, 2, "multi_processing"),
-    (10_000_000, 1, "in_memory"),  # one core: nothing to run in parallel
-    (None, 16, "in_memory"),  # not prepared yet: the stated fallback
-    (None, None, "in_memory"),  # os.cpu_count() may be None
-])
+@pytest.mark.parametrize(
+    "examples, cores, mode",
+    [
+        (2_500, 2, "in_memory"),  # garment_shapes/small: worker start-ups would dominate
+        (2_500, 64, "in_memory"),  # small data stays in memory however many cores
+        (70_000, 2, "in_memory"),  # Fashion-MNIST size on 2 cores: at most half the work to gain
+        (10_000_000, 2, "multi_processing"),
+        (10_000_000, 1, "in_memory"),  # one core: nothing to run in parallel
+        (None, 16, "in_memory"),  # not prepared yet: the stated fallback
+        (None, None, "in_memory"),  # os.cpu_count() may be None
+    ],
+)
 def test_mode_follows_dataset_size_and_cores(examples, cores, mode):
     chosen = choose_direct_mode(examples, cores)
     assert chosen.mode == mode and chosen.args == (IN_MEMORY if mode == "in_memory" else MULTI)
@@ -46,11 +56,17 @@ def test_prepared_dataset_size_decides(garment_data_dir):
     assert config.beam_pipeline_args is None  # the default: choose
     assert prepared_size(config.dataset) == 2_500
     mode = beam_mode(config, cores=2)
-    assert mode == BeamMode(IN_MEMORY, "in_memory", f"chosen: 2,500 examples < {break_even_examples(2):,}, "
-                                                    f"the break-even on 2 cores")
+    assert mode == BeamMode(
+        IN_MEMORY, "in_memory", f"chosen: 2,500 examples < {break_even_examples(2):,}, the break-even on 2 cores"
+    )
     assert beam_pipeline_args(config, mode) == IN_MEMORY + ["--sdk_container_image=sparse-ae-tfx:latest"]
-    sliced = load_config(["dataset.name=garment_shapes/small", f"dataset.data_dir={garment_data_dir}",
-                          'dataset.split_mapping={"train[:300]": "train", "test": "eval"}'])
+    sliced = load_config(
+        [
+            "dataset.name=garment_shapes/small",
+            f"dataset.data_dir={garment_data_dir}",
+            'dataset.split_mapping={"train[:300]": "train", "test": "eval"}',
+        ]
+    )
     assert prepared_size(sliced.dataset) == 800
 
 
@@ -61,18 +77,26 @@ def test_unknown_size_when_not_prepared(tmp_path):
     assert prepared_size(load_config(["dataset.data_dir=gs://bucket/tfds"]).dataset) is None  # never read here
 
 
-@pytest.mark.parametrize("args, mode", [
-    (MULTI, "multi_processing"),
-    (["--direct_num_workers=2", "--direct_running_mode=multi_processing"], "multi_processing"),
-    (["--direct_num_workers=1"], "in_memory"),  # Beam's default running mode
-    (["--runner=DataflowRunner", "--project=p"], "DataflowRunner"),
-])
+@pytest.mark.parametrize(
+    "args, mode",
+    [
+        (MULTI, "multi_processing"),
+        (["--direct_num_workers=2", "--direct_running_mode=multi_processing"], "multi_processing"),
+        (["--direct_num_workers=1"], "in_memory"),  # Beam's default running mode
+        (["--runner=DataflowRunner", "--project=p"], "DataflowRunner"),
+    ],
+)
 def test_explicit_beam_pipeline_args_override_the_choice(garment_data_dir, args, mode):
-    config = load_config(["dataset.name=garment_shapes/small", f"dataset.data_dir={garment_data_dir}",
-                          "beam_pipeline_args=" + ",".join(args)])
+    config = load_config(
+        [
+            "dataset.name=garment_shapes/small",
+            f"dataset.data_dir={garment_data_dir}",
+            "beam_pipeline_args=" + ",".join(args),
+        ]
+    )
     chosen = beam_mode(config, cores=2)  # the choice would be in_memory
     assert chosen == BeamMode(args, mode, "set by beam_pipeline_args")
-    assert beam_pipeline_args(config)[:len(args)] == args
+    assert beam_pipeline_args(config)[: len(args)] == args
 
 
 @pytest.mark.parametrize("text", ["none", "auto"])

@@ -1,5 +1,6 @@
 """Beam scale-out: ExampleGen and StatisticsGen on DirectRunner with 2 worker processes give the
 same examples and statistics as with one in-memory worker."""
+
 import glob
 import json
 import os
@@ -27,15 +28,22 @@ def run_example_and_statistics_gen(data_dir: str, output: str, beam_args: list) 
     """Both executors as TFX runs them; returns per split the record count and the statistics."""
     examples = standard_artifacts.Examples()
     examples.uri = os.path.join(output, "examples")
-    properties = {"dataset": "garment_shapes/small", "version": "", "data_dir": data_dir, "download": 0,
-                  "split_mapping": json.dumps({"train": "train", "test": "eval"}),
-                  "image_key": "image", "label_key": "label"}
+    properties = {
+        "dataset": "garment_shapes/small",
+        "version": "",
+        "data_dir": data_dir,
+        "download": 0,
+        "split_mapping": json.dumps({"train": "train", "test": "eval"}),
+        "image_key": "image",
+        "label_key": "label",
+    }
     context = dict(beam_pipeline_args=beam_args, tmp_dir=os.path.join(output, "tmp"))
     ExampleGenExecutor(ExampleGenExecutor.Context(**context)).Do({}, {"examples": [examples]}, properties)
     statistics = standard_artifacts.ExampleStatistics()
     statistics.uri = os.path.join(output, "statistics")
     StatisticsGenExecutor(StatisticsGenExecutor.Context(**context)).Do(
-        {"examples": [examples]}, {"statistics": [statistics]}, {"exclude_splits": "[]"})
+        {"examples": [examples]}, {"statistics": [statistics]}, {"exclude_splits": "[]"}
+    )
 
     result = {}
     for split in ("train", "eval"):
@@ -43,11 +51,15 @@ def run_example_and_statistics_gen(data_dir: str, output: str, beam_args: list) 
         count = sum(1 for _ in tf.data.TFRecordDataset(files, compression_type="GZIP"))
         with open(os.path.join(statistics.uri, f"Split-{split}", "FeatureStats.pb"), "rb") as handle:
             stats = statistics_pb2.DatasetFeatureStatisticsList.FromString(handle.read()).datasets[0]
-        result[split] = {"records": count, "num_examples": stats.num_examples,
-                         "features": {feature.path.step[0]: feature.num_stats for feature in stats.features}}
+        result[split] = {
+            "records": count,
+            "num_examples": stats.num_examples,
+            "features": {feature.path.step[0]: feature.num_stats for feature in stats.features},
+        }
     return result
 
 
+@pytest.mark.slow  # ExampleGen and StatisticsGen twice, one run with 2 worker processes
 def test_two_beam_workers_give_the_same_examples_and_statistics_as_one(garment_data_dir, tmp_path):
     one = run_example_and_statistics_gen(garment_data_dir, str(tmp_path / "one"), pipeline_beam_args(ONE_WORKER))
     two = run_example_and_statistics_gen(garment_data_dir, str(tmp_path / "two"), pipeline_beam_args(TWO_WORKERS))
@@ -69,10 +81,16 @@ def test_two_beam_workers_give_the_same_examples_and_statistics_as_one(garment_d
 def test_beam_runner_templates_parse_as_beam_options():
     from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-    runners = {name: PipelineOptions(args).view_as(StandardOptions).runner
-               for name, args in BEAM_RUNNER_TEMPLATES.items()}
-    assert runners == {"direct_in_memory": None, "direct_multi_processing": None, "dataflow": "DataflowRunner",
-                       "flink": "FlinkRunner", "spark": "SparkRunner"}
+    runners = {
+        name: PipelineOptions(args).view_as(StandardOptions).runner for name, args in BEAM_RUNNER_TEMPLATES.items()
+    }
+    assert runners == {
+        "direct_in_memory": None,
+        "direct_multi_processing": None,
+        "dataflow": "DataflowRunner",
+        "flink": "FlinkRunner",
+        "spark": "SparkRunner",
+    }
 
 
 def test_direct_runner_components_do_not_build_a_tfx_package(monkeypatch):
@@ -85,7 +103,7 @@ def test_direct_runner_components_do_not_build_a_tfx_package(monkeypatch):
     monkeypatch.setattr(dependency_utils, "build_ephemeral_package", no_build)
     for args in (ONE_WORKER, TWO_WORKERS, ["--runner=DirectRunner"]):
         pipeline_args = pipeline_beam_args(args)
-        assert pipeline_args[:len(args)] == args
+        assert pipeline_args[: len(args)] == args
         assert dependency_utils.make_beam_dependency_flags(pipeline_args) == pipeline_args
     dataflow = BEAM_RUNNER_TEMPLATES["dataflow"]
     assert pipeline_beam_args(dataflow) == dataflow  # names its own container image

@@ -1,5 +1,6 @@
 """Every benchmark runs and writes its result file (tiny sizes; no timing is asserted: every
 figure is either a positive number or marked not measurable)."""
+
 import json
 import math
 
@@ -13,6 +14,7 @@ def positive_or_not_measurable(value) -> bool:
     return value is None or (isinstance(value, (int, float)) and math.isfinite(value) and value > 0)
 
 
+@pytest.mark.slow  # the smoke benchmarks run ExampleGen, TFMA and training
 def test_each_benchmark_runs_and_writes_its_file(garment_data_dir, tmp_path):
     assert main(["--smoke", "--data-dir", garment_data_dir, "--results-dir", str(tmp_path)]) == 0
     for name in ("train_step", "example_gen", "evaluator", "serving"):
@@ -20,7 +22,6 @@ def test_each_benchmark_runs_and_writes_its_file(garment_data_dir, tmp_path):
         assert result["benchmark"] == name and positive_or_not_measurable(result["ratio"])
         assert result["environment"]["cores"] >= 1 and result["environment"]["tfx"] == "1.16.0"
         assert {"ours", "baseline", "sizes", "goal"} <= set(result)
-
 
     evaluator = json.load(open(tmp_path / "evaluator.json"))
     for side in ("ours", "baseline"):
@@ -34,10 +35,13 @@ def test_each_benchmark_runs_and_writes_its_file(garment_data_dir, tmp_path):
         assert sorted(map(int, fit["seconds"])) == [250, 500, 1000]
 
 
-@pytest.mark.parametrize("samples", [
-    {500: 4.0, 1000: 3.0},  # two points, the larger faster: what a load spike gives
-    {250: [5.0, 3.0], 500: [3.1, 4.9], 1000: [4.0, 4.1]},  # flat within the noise
-])
+@pytest.mark.parametrize(
+    "samples",
+    [
+        {500: 4.0, 1000: 3.0},  # two points, the larger faster: what a load spike gives
+        {250: [5.0, 3.0], 500: [3.1, 4.9], 1000: [4.0, 4.1]},  # flat within the noise
+    ],
+)
 def test_noise_is_not_measurable_rather_than_a_negative_cost(samples):
     fit = fit_line(samples)
     assert fit["per_example_ms"] is None and fit["note"].startswith(NOT_MEASURABLE)

@@ -1,4 +1,6 @@
 """Config validation: the defaults, one-line errors naming key, value and range."""
+
+import pydantic
 import pytest
 
 from sparse_ae.config import ConfigError, SparseAEConfig, build_config, parse_overrides, with_overrides
@@ -15,15 +17,18 @@ def test_defaults_keep_the_seeds_sizes_and_sparsity_target():
     assert not config.denoising
 
 
-@pytest.mark.parametrize("key, value, expected", [
-    ("sparsity_target", 1.5, ["sparsity_target=1.5", "< 1.0"]),
-    ("sparsity_target", 0.0, ["sparsity_target=0.0", "> 0.0"]),
-    ("sparsity_weight", -0.1, ["sparsity_weight=-0.1", ">= 0.0"]),
-    ("latent_dim", 0, ["latent_dim=0", "> 0"]),
-    ("hidden_dims", [128, 0], ["hidden_dims=", "every size must be > 0"]),
-    ("latent_activation", "softmax", ["latent_activation='softmax'", "sigmoid", "relu"]),
-    ("learning_rate", "fast", ["learning_rate='fast'", "float"]),
-])
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("sparsity_target", 1.5, ["sparsity_target=1.5", "< 1.0"]),
+        ("sparsity_target", 0.0, ["sparsity_target=0.0", "> 0.0"]),
+        ("sparsity_weight", -0.1, ["sparsity_weight=-0.1", ">= 0.0"]),
+        ("latent_dim", 0, ["latent_dim=0", "> 0"]),
+        ("hidden_dims", [128, 0], ["hidden_dims=", "every size must be > 0"]),
+        ("latent_activation", "softmax", ["latent_activation='softmax'", "sigmoid", "relu"]),
+        ("learning_rate", "fast", ["learning_rate='fast'", "float"]),
+    ],
+)
 def test_invalid_value_names_key_value_and_allowed_range(key, value, expected):
     with pytest.raises(ConfigError) as caught:
         build_config(SparseAEConfig, {key: value})
@@ -39,8 +44,9 @@ def test_unknown_key_is_an_error_listing_known_keys():
 
 
 def test_overrides_parse_types_and_lists():
-    config = with_overrides(SparseAEConfig(), ["sparsity_target=0.02", "hidden_dims=128,64",
-                                               "latent_activation=relu", "visible_gpus=[]"])
+    config = with_overrides(
+        SparseAEConfig(), ["sparsity_target=0.02", "hidden_dims=128,64", "latent_activation=relu", "visible_gpus=[]"]
+    )
     assert config.sparsity_target == 0.02
     assert config.hidden_dims == (128, 64)
     assert config.latent_activation == "relu"
@@ -54,5 +60,5 @@ def test_nested_overrides_and_bad_syntax():
 
 
 def test_configs_are_immutable():
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError):
         SparseAEConfig().latent_dim = 3

@@ -1,4 +1,5 @@
 """Input pipelines: scaling, denoising corruption, TFDS (Fashion-MNIST mocked), tf.Examples."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -89,15 +90,17 @@ def test_an_unreachable_download_host_fails_fast_naming_dataset_host_and_remedy(
     """A host under .invalid never resolves (RFC 2606), with or without network on the machine."""
     for variable in PROXY_VARIABLES:
         monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setattr(data, "download_hosts",
-                        lambda builder: [("fashion-mnist.sparse-ae-test.invalid", 80)])
+    monkeypatch.setattr(data, "download_hosts", lambda builder: [("fashion-mnist.sparse-ae-test.invalid", 80)])
     with pytest.raises(data.DatasetUnavailableError) as caught:
         data.tfds_builder("fashion_mnist", data_dir=str(tmp_path / "tfds"), download=True)
     message = str(caught.value)
-    for fragment in ("dataset 'fashion_mnist'", "downloaded from fashion-mnist.sparse-ae-test.invalid",
-                     "the name fashion-mnist.sparse-ae-test.invalid does not resolve",
-                     "`sparse-ae prepare --dataset fashion_mnist --data-dir DIR`",
-                     "offline dataset garment_shapes"):
+    for fragment in (
+        "dataset 'fashion_mnist'",
+        "downloaded from fashion-mnist.sparse-ae-test.invalid",
+        "the name fashion-mnist.sparse-ae-test.invalid does not resolve",
+        "`sparse-ae prepare --dataset fashion_mnist --data-dir DIR`",
+        "offline dataset garment_shapes",
+    ):
         assert fragment in message, message
     assert not (tmp_path / "tfds" / "downloads").exists()  # TFDS never started
 
@@ -126,10 +129,17 @@ def test_unknown_dataset_is_a_clear_error(tmp_path):
 
 def test_example_round_trip(small_config):
     images, _ = image_dataset(10)
-    serialized = [tf.train.Example(features=tf.train.Features(feature={
-        "image": tf.train.Feature(int64_list=tf.train.Int64List(value=image.reshape(-1).tolist())),
-        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[index % 10])),
-    })).SerializeToString() for index, image in enumerate(images)]
+    serialized = [
+        tf.train.Example(
+            features=tf.train.Features(
+                feature={
+                    "image": tf.train.Feature(int64_list=tf.train.Int64List(value=image.reshape(-1).tolist())),
+                    "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[index % 10])),
+                }
+            )
+        ).SerializeToString()
+        for index, image in enumerate(images)
+    ]
     parsed_images, labels = data.images_from_examples(tf.constant(serialized), small_config)
     np.testing.assert_array_equal(parsed_images.numpy(), images)
     np.testing.assert_array_equal(labels.numpy(), np.arange(10) % 10)

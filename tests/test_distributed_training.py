@@ -4,6 +4,7 @@ across two real worker processes on this machine (loopback only).
 Devices and strategies must be set up before TensorFlow initialises, so each run is a fresh
 Python process.
 """
+
 import json
 import os
 import socket
@@ -59,9 +60,16 @@ def python_env(**extra) -> dict:
     return env
 
 
+@pytest.mark.slow  # trains in fresh interpreters
 def test_mirrored_strategy_on_two_cpu_devices_matches_one_device(garment_data_dir):
-    result = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, garment_data_dir, json.dumps(SMALL)],
-                            capture_output=True, text=True, timeout=600, env=python_env(), cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED_SCRIPT, garment_data_dir, json.dumps(SMALL)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=python_env(),
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     histories = json.loads(result.stdout.split("RESULT ", 1)[1])
     single, mirrored = histories["default"], histories["mirrored"]
@@ -83,16 +91,31 @@ def free_ports(count: int) -> list:
     return ports
 
 
+@pytest.mark.slow  # trains in fresh interpreters
 def test_multi_worker_mirrored_strategy_across_two_processes(garment_data_dir, tmp_path):
     output = tmp_path / "model"
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
     workers = []
     for index in range(2):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        workers.append(subprocess.Popen(
-            [sys.executable, "-c", WORKER_SCRIPT, garment_data_dir, str(output), str(tmp_path / f"report_{index}.json"),
-             json.dumps({**SMALL, "shuffle_buffer": 256})],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=python_env(TF_CONFIG=tf_config), cwd=ROOT))
+        workers.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    WORKER_SCRIPT,
+                    garment_data_dir,
+                    str(output),
+                    str(tmp_path / f"report_{index}.json"),
+                    json.dumps({**SMALL, "shuffle_buffer": 256}),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=python_env(TF_CONFIG=tf_config),
+                cwd=ROOT,
+            )
+        )
     logs = [worker.communicate(timeout=600)[0] for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0], "\n".join(log[-2000:] for log in logs)
 

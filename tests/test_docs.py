@@ -1,5 +1,6 @@
 """README.md and docs/ stay true: the README short and linking every page, the generated configuration
 reference, the architecture diagram, the experiments, and every documented command (scripts/check_docs.py)."""
+
 import difflib
 import glob
 import importlib.util
@@ -74,19 +75,22 @@ def test_every_documented_command_and_link_is_valid(check_docs):
     assert not findings, "documented commands or links that do not work:\n" + "\n".join(findings)
 
 
-@pytest.mark.parametrize("command, problem", [
-    ("sparse-ae train --dataset garment_shapes/small --output out/ --no-such-flag", "parser refuses"),
-    ("sparse-ae pipeline run --set model.sparsity=0.1", "unknown key"),
-    ("sparse-ae pipeline run --set model.sparsity_target=1.5", "less than 1"),
-    ("sparse-ae train --output out/ --set sparsity_target=0.02", "did you mean model.sparsity_target"),
-    ("sparse-ae models --set serving_dir=x --pipeline-root x", "conflict"),
-    ("sparse-ae tune --set tuner.max_trials=0", "greater than 0"),
-    ("make no-such-target", "no Makefile target"),
-    ("make demo ARGS='--set model.epochs=0'", "greater than 0"),
-    ("python -m pipeline.no_such_module", "no module"),
-    ("python scripts/no_such_script.py", "no file"),
-    ("frobnicate --all", "no rule for the command"),
-])
+@pytest.mark.parametrize(
+    "command, problem",
+    [
+        ("sparse-ae train --dataset garment_shapes/small --output out/ --no-such-flag", "parser refuses"),
+        ("sparse-ae pipeline run --set model.sparsity=0.1", "unknown key"),
+        ("sparse-ae pipeline run --set model.sparsity_target=1.5", "less than 1"),
+        ("sparse-ae train --output out/ --set sparsity_target=0.02", "did you mean model.sparsity_target"),
+        ("sparse-ae models --set serving_dir=x --pipeline-root x", "conflict"),
+        ("sparse-ae tune --set tuner.max_trials=0", "greater than 0"),
+        ("make no-such-target", "no Makefile target"),
+        ("make demo ARGS='--set model.epochs=0'", "greater than 0"),
+        ("python -m pipeline.no_such_module", "no module"),
+        ("python scripts/no_such_script.py", "no file"),
+        ("frobnicate --all", "no rule for the command"),
+    ],
+)
 def test_the_command_check_catches_drift(check_docs, command, problem):
     import shlex
 
@@ -96,11 +100,13 @@ def test_the_command_check_catches_drift(check_docs, command, problem):
 
 def test_the_command_check_reads_blocks_and_python(check_docs, tmp_path):
     page = tmp_path / "page.md"
-    page.write_text("# Page\n\n[here](#page) [gone](missing.md)\n\n```console\n$ sparse-ae pipeline run \\\n"
-                    "  --set gate.psnr_threshold=abc\nFailed: output, not a command\n```\n\n"
-                    "```text\nfrobnicate\n```\n\n"
-                    "```bash\nexport A=1 && make docs   # a comment\n```\n\n"
-                    "```python\nfrom sparse_ae.inference import load_model, no_such_name\n```\n")
+    page.write_text(
+        "# Page\n\n[here](#page) [gone](missing.md)\n\n```console\n$ sparse-ae pipeline run \\\n"
+        "  --set gate.psnr_threshold=abc\nFailed: output, not a command\n```\n\n"
+        "```text\nfrobnicate\n```\n\n"
+        "```bash\nexport A=1 && make docs   # a comment\n```\n\n"
+        "```python\nfrom sparse_ae.inference import load_model, no_such_name\n```\n"
+    )
     findings = check_docs.check_file(str(page))
     assert len(findings) == 3, findings
     assert "missing.md" in findings[0] and ":6:" in findings[1] and "valid number" in findings[1]
@@ -110,10 +116,14 @@ def test_the_command_check_reads_blocks_and_python(check_docs, tmp_path):
 def test_configuration_reference_is_up_to_date(configuration_page):
     committed, generated = config_reference.committed(configuration_page), config_reference.render()
     if committed != generated:
-        diff = "\n".join(list(difflib.unified_diff(committed.splitlines(), generated.splitlines(),
-                                                   "docs/configuration.md", "generated", lineterm=""))[:40])
-        pytest.fail(f"docs/configuration.md's configuration reference is out of date: "
-                    f"run `make docs`\n{diff}")
+        diff = "\n".join(
+            list(
+                difflib.unified_diff(
+                    committed.splitlines(), generated.splitlines(), "docs/configuration.md", "generated", lineterm=""
+                )
+            )[:40]
+        )
+        pytest.fail(f"docs/configuration.md's configuration reference is out of date: run `make docs`\n{diff}")
     assert config_reference.PAGE == CONFIGURATION
 
 
@@ -123,7 +133,7 @@ def test_configuration_reference_lists_every_key_with_its_default():
         assert f"| `{key}` |" in reference, key
     assert "| `model.sparsity_target` | float | `0.05` | > 0.0 and < 1.0 |" in reference
     assert "| `gate.baseline` | str | `live` | `live`, `latest_blessed` |" in reference
-    assert "| `dataset.split_mapping` | map str → str | `{\"train\": \"train\", \"test\": \"eval\"}` |" in reference
+    assert '| `dataset.split_mapping` | map str → str | `{"train": "train", "test": "eval"}` |' in reference
     # Placeholders are code, else Markdown takes <pipeline_root> for an HTML tag and drops it.
     assert "none: `<pipeline_root>/metadata.sqlite`." in reference
 
@@ -145,8 +155,9 @@ def test_defaults_under_home_or_here_are_symbolic():
 
 def test_check_mode_reports_an_outdated_page(tmp_path, configuration_page):
     stale = tmp_path / "configuration.md"
-    stale.write_text(configuration_page.replace("| `model.latent_dim` | int | `64` |",
-                                                "| `model.latent_dim` | int | `32` |"))
+    stale.write_text(
+        configuration_page.replace("| `model.latent_dim` | int | `64` |", "| `model.latent_dim` | int | `32` |")
+    )
     assert config_reference.main(["--page", str(stale), "--check"]) == 1
     assert config_reference.main(["--page", str(stale)]) == 0
     assert config_reference.main(["--page", str(stale), "--check"]) == 0
@@ -166,9 +177,12 @@ def test_architecture_diagram_draws_the_pipeline_as_wired(readme):
     # every component, the optional ones too
     pipeline = create_pipeline(load_config(["tuner.enabled=true", "scoring.bulk_inference=true"]))
     ids = {component.id for component in pipeline.components}
-    wired = {(channel.producer_component_id, component.id, channel.type_name)
-             for component in pipeline.components for channel in component.inputs.values()
-             if getattr(channel, "producer_component_id", None)}
+    wired = {
+        (channel.producer_component_id, component.id, channel.type_name)
+        for component in pipeline.components
+        for channel in component.inputs.values()
+        if getattr(channel, "producer_component_id", None)
+    }
     drawn = {match.groups()[::2] + (match.group(2),) for match in map(_EDGE.match, diagram.splitlines()) if match}
     drawn = {edge for edge in drawn if edge[0] in ids and edge[1] in ids}
     assert drawn == wired, f"drawn but not wired: {drawn - wired}; wired but not drawn: {wired - drawn}"
@@ -180,8 +194,13 @@ def test_architecture_diagram_draws_the_pipeline_as_wired(readme):
 
 def test_every_experiment_command_is_documented():
     page = open(EXPERIMENTS, encoding="utf-8").read()
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "experiments.py"), "--dry-run"],
-                            capture_output=True, text=True, check=True, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "scripts", "experiments.py"), "--dry-run"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
     commands = result.stdout.strip().splitlines()
     assert len(commands) == 4
     for command in commands:
@@ -191,13 +210,34 @@ def test_every_experiment_command_is_documented():
 @pytest.mark.slow  # trains for real (one epoch on garment_shapes/small)
 def test_experiment_results_come_from_metrics_json(garment_data_dir, tmp_path):
     """One experiment for real (small, 1 epoch): its row in results.md is its metrics.json."""
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "experiments.py"), "--only", "rho_0.02",
-                             "--dataset", "garment_shapes/small", "--data-dir", garment_data_dir, "--epochs", "1",
-                             "--output", str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "scripts", "experiments.py"),
+            "--only",
+            "rho_0.02",
+            "--dataset",
+            "garment_shapes/small",
+            "--data-dir",
+            garment_data_dir,
+            "--epochs",
+            "1",
+            "--output",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.load(open(tmp_path / "rho_0.02" / "metrics.json"))
     assert metrics["config"]["sparsity_target"] == 0.02 and metrics["epochs_run"] == 1
     row = next(line for line in (tmp_path / "results.md").read_text().splitlines() if line.startswith("| rho_0.02 |"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
-    assert cells[3:] == [f"{metrics['final_val_psnr']:.2f}", f"{metrics['final_val_recon_loss']:.4f}",
-                         f"{metrics['final_val_kl_penalty']:.3f}", f"{metrics['final_val_mean_activation']:.4f}", "0.02"]
+    assert cells[3:] == [
+        f"{metrics['final_val_psnr']:.2f}",
+        f"{metrics['final_val_recon_loss']:.4f}",
+        f"{metrics['final_val_kl_penalty']:.3f}",
+        f"{metrics['final_val_mean_activation']:.4f}",
+        "0.02",
+    ]

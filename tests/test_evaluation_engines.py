@@ -6,17 +6,25 @@ finds live. TFX's Evaluator executor then evaluates each run's own artifacts aga
 engine=tfma; both outputs must give the same slices, counts, PSNR (within 0.01 dB), baseline
 diffs and blessing, and must read the same through TFMA's loaders and the run summary.
 """
-from conftest import LENIENT_GATE, small_pipeline_overrides  # noqa: E402
 
 import json
 import os
 
 import pytest
+from helpers import LENIENT_GATE, small_pipeline_overrides
 
 from pipeline.evaluation import EVALUATOR_MODULE, eval_config
 from pipeline.local_runner import run_local
-from pipeline.run_summary import (RunSummary, execution_outputs, format_summary, latest_run_id,
-                                  node_executions, open_store, read_evaluation, summarize_run)
+from pipeline.run_summary import (
+    RunSummary,
+    execution_outputs,
+    format_summary,
+    latest_run_id,
+    node_executions,
+    open_store,
+    read_evaluation,
+    summarize_run,
+)
 from pipeline_config import load_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -27,15 +35,19 @@ def _input_artifacts(store, execution_id: int) -> dict:
     from ml_metadata.proto import metadata_store_pb2
     from tfx.types import artifact_utils
 
-    events = [e for e in store.get_events_by_execution_ids([execution_id])
-              if e.type == metadata_store_pb2.Event.INPUT and e.path.steps]
+    events = [
+        e
+        for e in store.get_events_by_execution_ids([execution_id])
+        if e.type == metadata_store_pb2.Event.INPUT and e.path.steps
+    ]
     artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
     types = {t.id: t for t in store.get_artifact_types_by_id(list({a.type_id for a in artifacts.values()}))}
     result: dict = {}
     for event in events:
         artifact = artifacts[event.artifact_id]
         result.setdefault(event.path.steps[0].key, []).append(
-            artifact_utils.deserialize_artifact(types[artifact.type_id], artifact))
+            artifact_utils.deserialize_artifact(types[artifact.type_id], artifact)
+        )
     return result
 
 
@@ -49,8 +61,10 @@ def evaluate_again(inputs: dict, gate, engine: str, output_dir: str) -> dict:
     evaluation.uri = os.path.join(output_dir, "evaluation")
     blessing.uri = os.path.join(output_dir, "blessing")
     os.makedirs(blessing.uri)
-    properties = {"eval_config": proto_utils.proto_to_json(eval_config(gate, engine)),
-                  "example_splits": json.dumps(["eval"])}
+    properties = {
+        "eval_config": proto_utils.proto_to_json(eval_config(gate, engine)),
+        "example_splits": json.dumps(["eval"]),
+    }
     if engine == "batched":
         properties["module_path"] = EVALUATOR_MODULE
     Executor().Do(inputs, {"evaluation": [evaluation], "blessing": [blessing]}, properties)
@@ -64,8 +78,10 @@ def metrics_by_slice(uri: str) -> dict:
     result = {}
     for slice_metrics in tfma.load_metrics(uri):
         keys = tuple((k.column, k.int64_value) for k in slice_metrics.slice_key.single_slice_keys)
-        result[keys] = {(item.key.name, item.key.model_name, item.key.output_name, item.key.is_diff):
-                        item.value.double_value.value for item in slice_metrics.metric_keys_and_values}
+        result[keys] = {
+            (item.key.name, item.key.model_name, item.key.output_name, item.key.is_diff): item.value.double_value.value
+            for item in slice_metrics.metric_keys_and_values
+        }
     return result
 
 
@@ -87,8 +103,9 @@ def engines(garment_data_dir, tmp_path_factory):
         inputs = _input_artifacts(store, execution.id)
         tfma_run = evaluate_again(inputs, config.gate, "tfma", str(root / f"tfma_{epochs}"))
         evaluation = execution_outputs(store, execution.id)["evaluation"]
-        runs.append({"summary": summary, "batched_uri": evaluation.uri, "tfma": tfma_run, "inputs": inputs,
-                     "config": config})
+        runs.append(
+            {"summary": summary, "batched_uri": evaluation.uri, "tfma": tfma_run, "inputs": inputs, "config": config}
+        )
     return runs
 
 
@@ -106,8 +123,10 @@ def test_both_engines_give_the_same_slices_counts_psnr_and_baseline_diffs(engine
                     assert got[key] == pytest.approx(value, abs=0.01), (slice_key, key)
                 else:
                     assert got[key] == pytest.approx(value, rel=1e-5, abs=1e-5), (slice_key, key)
-        counts = {slice_key: next(v for k, v in metrics.items() if k[0] == "example_count")
-                  for slice_key, metrics in batched.items()}
+        counts = {
+            slice_key: next(v for k, v in metrics.items() if k[0] == "example_count")
+            for slice_key, metrics in batched.items()
+        }
         assert counts[()] == run["summary"].example_count > 0
         assert sum(count for slice_key, count in counts.items() if slice_key) == counts[()]
     first, second = engines
@@ -140,10 +159,12 @@ def test_a_failed_change_threshold_is_refused_by_both_engines(engines, tmp_path)
     """The second run's inputs with a PSNR floor just above the candidate's and a zero change
     tolerance: both engines refuse, for the same conditions."""
     run = engines[1]
-    gate = run["config"].gate.model_copy(update={"psnr_threshold": run["summary"].psnr + 0.005,
-                                                 "change_tolerance": 0.0})
-    results = {engine: evaluate_again(run["inputs"], gate, engine, str(tmp_path / engine))
-               for engine in ("batched", "tfma")}
+    gate = run["config"].gate.model_copy(
+        update={"psnr_threshold": run["summary"].psnr + 0.005, "change_tolerance": 0.0}
+    )
+    results = {
+        engine: evaluate_again(run["inputs"], gate, engine, str(tmp_path / engine)) for engine in ("batched", "tfma")
+    }
     assert results["batched"]["blessed"] is results["tfma"]["blessed"] is False
     failures = {}
     for engine, result in results.items():

@@ -18,7 +18,7 @@ The rerun uses 2 epochs rather than the killed run's 1,000 to stay short; the ki
 execution is left RUNNING in ML Metadata and never counts as a cached result either way (TFX's
 cache takes completed executions only).
 """
-from conftest import file_digests as tree, served_pipeline_root  # noqa: E402
+
 import os
 import re
 import resource
@@ -29,8 +29,10 @@ import sys
 import time
 
 import pytest
+from helpers import file_digests as tree
+from helpers import served_pipeline_root
 
-from components.serving_dir import PublishError, STAGING_PREFIX, publish, remove_stale_staging, serving_versions
+from components.serving_dir import STAGING_PREFIX, PublishError, publish, remove_stale_staging, serving_versions
 from pipeline.run_lock import LOCK_FILE
 from pipeline.run_summary import latest_run_id, open_store, summarize_run
 
@@ -44,8 +46,14 @@ def cli(overrides, output_dir, name, **popen):
     env = {key: value for key, value in os.environ.items() if not key.startswith("TF_")}
     env["PYTHONUNBUFFERED"] = "1"  # Keras's epoch lines reach the file as they are printed
     stdout, stderr = (open(os.path.join(output_dir, f"{name}.{kind}"), "w") for kind in ("out", "err"))
-    process = subprocess.Popen([CLI, "pipeline", "run", *sum((["--set", item] for item in overrides), [])],
-                               stdout=stdout, stderr=stderr, text=True, env=env, **popen)
+    process = subprocess.Popen(
+        [CLI, "pipeline", "run", *sum((["--set", item] for item in overrides), [])],
+        stdout=stdout,
+        stderr=stderr,
+        text=True,
+        env=env,
+        **popen,
+    )
     stdout.close(), stderr.close()  # the child has its own copies
     process.paths = stdout.name, stderr.name
     return process
@@ -60,8 +68,11 @@ def finish(process, timeout=900) -> dict:
 def pushed_models(metadata: str) -> list:
     """(id, destination) of every PushedModel that claims a push."""
     store = open_store(metadata)
-    return sorted((a.id, a.custom_properties["pushed_destination"].string_value)
-                  for a in store.get_artifacts_by_type("PushedModel") if a.custom_properties["pushed"].int_value)
+    return sorted(
+        (a.id, a.custom_properties["pushed_destination"].string_value)
+        for a in store.get_artifacts_by_type("PushedModel")
+        if a.custom_properties["pushed"].int_value
+    )
 
 
 def run_count(metadata: str) -> int:
@@ -73,9 +84,15 @@ def first(garment_data_dir, tmp_path_factory):
     root = str(tmp_path_factory.mktemp("faults"))
     overrides, config = served_pipeline_root(root, garment_data_dir)
     metadata, name = config.resolved_metadata_path, config.pipeline_name
-    return {"root": root, "overrides": overrides, "metadata": metadata, "name": name,
-            "serving": config.serving_dir, "pipeline_root": config.pipeline_root,
-            "summary": summarize_run(metadata, name)}
+    return {
+        "root": root,
+        "overrides": overrides,
+        "metadata": metadata,
+        "name": name,
+        "serving": config.serving_dir,
+        "pipeline_root": config.pipeline_root,
+        "summary": summarize_run(metadata, name),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -93,11 +110,15 @@ def killed(first):
     except ProcessLookupError:  # it ended by itself: the assertion below says how
         pass
     result = finish(process)
-    assert "Epoch 3/1000" in result["stdout"], f"the Trainer never reached epoch 3:\n{result['stdout'][-3000:]}" \
-                                               f"\n{result['stderr'][-3000:]}"
-    result.update(serving_before=before, serving_after=tree(first["serving"]),
-                  summary=summarize_run(first["metadata"], first["name"]),
-                  lock=open(os.path.join(first["pipeline_root"], LOCK_FILE)).read())
+    assert "Epoch 3/1000" in result["stdout"], (
+        f"the Trainer never reached epoch 3:\n{result['stdout'][-3000:]}\n{result['stderr'][-3000:]}"
+    )
+    result.update(
+        serving_before=before,
+        serving_after=tree(first["serving"]),
+        summary=summarize_run(first["metadata"], first["name"]),
+        lock=open(os.path.join(first["pipeline_root"], LOCK_FILE)).read(),
+    )
     return result
 
 
@@ -107,8 +128,10 @@ def concurrent(first, killed):
     (v1,) = serving_versions(serving)
     # What a push killed mid-copy leaves: a staging folder of a process that no longer exists
     # (the killed run's pid, on this host), and one of another host, which may still be copying.
-    leftovers = {"dead": f"{STAGING_PREFIX}{v1 + 1}-{host}-{killed['pid']}",
-                 "other_host": f"{STAGING_PREFIX}{v1 + 2}-elsewhere.example-1"}
+    leftovers = {
+        "dead": f"{STAGING_PREFIX}{v1 + 1}-{host}-{killed['pid']}",
+        "other_host": f"{STAGING_PREFIX}{v1 + 2}-elsewhere.example-1",
+    }
     for name in leftovers.values():
         os.makedirs(os.path.join(serving, name, "variables"))
         open(os.path.join(serving, name, "saved_model.pb"), "wb").write(b"partial")
@@ -120,12 +143,20 @@ def concurrent(first, killed):
     results = [finish(process) for process in processes]
     winner = next((r for r in results if r["rc"] == 0), None)
     loser = next((r for r in results if r is not winner), None)
-    return {"results": results, "winner": winner, "loser": loser, "leftovers": leftovers, "v1": v1,
-            "versions_with_leftovers": versions_with_leftovers, "runs_before": runs_before,
-            "runs_after": run_count(first["metadata"]), "v1_files": v1_files,
-            "v1_files_after": tree(os.path.join(serving, str(v1))),
-            "entries_after": sorted(os.listdir(serving)),
-            "summary": summarize_run(first["metadata"], first["name"])}
+    return {
+        "results": results,
+        "winner": winner,
+        "loser": loser,
+        "leftovers": leftovers,
+        "v1": v1,
+        "versions_with_leftovers": versions_with_leftovers,
+        "runs_before": runs_before,
+        "runs_after": run_count(first["metadata"]),
+        "v1_files": v1_files,
+        "v1_files_after": tree(os.path.join(serving, str(v1))),
+        "entries_after": sorted(os.listdir(serving)),
+        "summary": summarize_run(first["metadata"], first["name"]),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -138,9 +169,14 @@ def unwritable(first, concurrent):
     before, pushes_before = tree(first["serving"]), pushed_models(first["metadata"])
     # No live model there: the baseline is the latest blessed one, V2's 2-epoch model.
     result = finish(cli(first["overrides"] + [f"serving_dir={bad_serving}"], first["root"], "unwritable"))
-    result.update(bad_serving=bad_serving, serving_before=before, serving_after=tree(first["serving"]),
-                  pushes_before=pushes_before, pushes_after=pushed_models(first["metadata"]),
-                  summary=summarize_run(first["metadata"], first["name"]))
+    result.update(
+        bad_serving=bad_serving,
+        serving_before=before,
+        serving_after=tree(first["serving"]),
+        pushes_before=pushes_before,
+        pushes_after=pushed_models(first["metadata"]),
+        summary=summarize_run(first["metadata"], first["name"]),
+    )
     return result
 
 
@@ -163,8 +199,13 @@ def disk_full(first, unwritable):
 
     # The 1-epoch model of run 1, blessed against the live 2-epoch one in step 4, pushed again.
     result = finish(cli(first["overrides"], first["root"], "disk_full", preexec_fn=limit_file_size))
-    result.update(serving_before=before, serving_after=tree(serving), pushes_before=pushes_before,
-                  pushes_after=pushed_models(metadata), summary=summarize_run(metadata, first["name"]))
+    result.update(
+        serving_before=before,
+        serving_after=tree(serving),
+        pushes_before=pushes_before,
+        pushes_after=pushed_models(metadata),
+        summary=summarize_run(metadata, first["name"]),
+    )
     return result
 
 
@@ -172,6 +213,7 @@ def states(summary) -> dict:
     return dict(summary.components)
 
 
+@pytest.mark.e2e
 def test_a_run_killed_in_the_trainer_changes_nothing_served(first, killed):
     assert killed["rc"] == -signal.SIGKILL
     assert killed["serving_after"] == killed["serving_before"]  # byte for byte, no staging folder either
@@ -185,6 +227,7 @@ def test_a_run_killed_in_the_trainer_changes_nothing_served(first, killed):
     assert f"pid {killed['pid']} " in killed["lock"]  # the dead holder's line stays in the lock file
 
 
+@pytest.mark.e2e
 def test_rerun_after_a_kill_resumes_from_cache_and_pushes_a_new_version(first, killed, concurrent):
     winner, summary = concurrent["winner"], concurrent["summary"]
     assert winner is not None, [(r["rc"], r["stderr"][-2000:]) for r in concurrent["results"]]
@@ -200,9 +243,11 @@ def test_rerun_after_a_kill_resumes_from_cache_and_pushes_a_new_version(first, k
     assert serving_versions(first["serving"]) == [concurrent["v1"], int(os.path.basename(summary.pushed_path))]
 
 
+@pytest.mark.e2e
 def test_a_second_run_at_once_is_refused_and_metadata_stays_consistent(first, killed, concurrent):
-    assert sorted(r["rc"] for r in concurrent["results"]) == [0, 2], \
-        [(r["rc"], r["stderr"][-2000:]) for r in concurrent["results"]]
+    assert sorted(r["rc"] for r in concurrent["results"]) == [0, 2], [
+        (r["rc"], r["stderr"][-2000:]) for r in concurrent["results"]
+    ]
     winner, loser = concurrent["winner"], concurrent["loser"]
     message = loser["stderr"].strip()
     assert len(message.splitlines()) == 1, message
@@ -210,7 +255,9 @@ def test_a_second_run_at_once_is_refused_and_metadata_stays_consistent(first, ki
     assert re.fullmatch(
         rf"sparse-ae: error: pipeline root {re.escape(first['pipeline_root'])} is in use by another run "
         rf"\(pid {winner['pid']} on {re.escape(socket.gethostname())}, started \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d\); "
-        r"wait for it to finish, or set another pipeline_root", message), message
+        r"wait for it to finish, or set another pipeline_root",
+        message,
+    ), message
     assert "started" not in loser["stdout"]  # refused before any component
     assert concurrent["runs_after"] == concurrent["runs_before"] + 1  # only the winner's run is recorded
     store = open_store(first["metadata"], writable=True)  # opens read-write: not corrupted
@@ -220,8 +267,15 @@ def test_a_second_run_at_once_is_refused_and_metadata_stays_consistent(first, ki
 # TensorFlow's C++ logging: "2026-12-02 12:37:54.832280: E external/..." (TF 2.16), or absl's
 # "E0000 00:00:..." (newer TensorFlow).
 TF_CPP_LINE = re.compile(r"^(?:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] |[IWEF]\d{4} )", re.M)
-LIBRARY_CHATTER = ("cuDNN", "cuFFT", "cuBLAS", "Discarding unparseable args", "No semi_persistent_directory",
-                   "FutureWarning", "Retrying")
+LIBRARY_CHATTER = (
+    "cuDNN",
+    "cuFFT",
+    "cuBLAS",
+    "Discarding unparseable args",
+    "No semi_persistent_directory",
+    "FutureWarning",
+    "Retrying",
+)
 
 
 @pytest.mark.e2e
@@ -238,8 +292,7 @@ def test_the_terminal_shows_the_run_and_the_run_log_holds_the_libraries(first, c
     assert f"Run {summary.run_id} on garment_shapes/small" in winner["stdout"]
     log_name = re.sub(r"[^A-Za-z0-9._-]", "_", summary.run_id) + ".log"  # as the run's report folder
     log = os.path.join(first["pipeline_root"], "logs", log_name)
-    assert f"Log: {log} (library messages; --verbose shows them on the terminal)" in \
-        winner["stdout"].splitlines()
+    assert f"Log: {log} (library messages; --verbose shows them on the terminal)" in winner["stdout"].splitlines()
     text = open(log).read()
     assert TF_CPP_LINE.search(text)  # what TensorFlow's C++ code wrote at import
     assert "Component Trainer is running." in text and "FutureWarning" in text
@@ -255,20 +308,25 @@ def test_the_terminal_shows_the_run_and_the_run_log_holds_the_libraries(first, c
     assert TF_CPP_LINE.search(verbose.stderr) and "FutureWarning" in verbose.stderr, verbose.stderr[-2000:]
 
 
+@pytest.mark.e2e
 def test_staging_folders_of_killed_pushes_are_never_versions_and_are_cleaned_up(first, concurrent):
     leftovers = concurrent["leftovers"]
     assert concurrent["versions_with_leftovers"] == [concurrent["v1"]]
     assert leftovers["dead"] not in concurrent["entries_after"]  # removed by the winner's push
     assert leftovers["other_host"] in concurrent["entries_after"]  # maybe still copying: left alone
-    assert all(not name.startswith(STAGING_PREFIX) or name == leftovers["other_host"]
-               for name in concurrent["entries_after"])
+    assert all(
+        not name.startswith(STAGING_PREFIX) or name == leftovers["other_host"] for name in concurrent["entries_after"]
+    )
 
 
+@pytest.mark.e2e
 def test_an_unwritable_serving_directory_fails_the_push_cleanly(first, unwritable):
     assert unwritable["rc"] == 1, unwritable["stderr"][-3000:]
     last = unwritable["stderr"].strip().splitlines()[-1]
-    assert last.endswith(f"could not publish the model to {unwritable['bad_serving']}: Not a directory: "
-                         f"{unwritable['bad_serving']} (the versions already there are untouched)"), last
+    assert last.endswith(
+        f"could not publish the model to {unwritable['bad_serving']}: Not a directory: "
+        f"{unwritable['bad_serving']} (the versions already there are untouched)"
+    ), last
     found = states(unwritable["summary"])
     assert found["Trainer"] == "cached" and found["Evaluator"] == "complete" and found["ServingPusher"] == "failed"
     assert unwritable["summary"].blessed is True and unwritable["summary"].pushed_path is None
@@ -277,6 +335,7 @@ def test_an_unwritable_serving_directory_fails_the_push_cleanly(first, unwritabl
     assert unwritable["pushes_after"] == unwritable["pushes_before"]
 
 
+@pytest.mark.e2e
 def test_disk_full_during_the_push_fails_cleanly(first, concurrent, disk_full):
     assert disk_full["rc"] == 1, disk_full["stderr"][-3000:]
     last = disk_full["stderr"].strip().splitlines()[-1]
@@ -304,8 +363,11 @@ def _fake_saved_model(path: str) -> str:
 def test_publish_removes_only_staging_folders_whose_process_is_gone(tmp_path):
     base, host = str(tmp_path / "serving"), socket.gethostname()
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    names = {"gone": f"{STAGING_PREFIX}7-{host}-{int(gone.stdout)}", "alive": f"{STAGING_PREFIX}8-{host}-{os.getpid()}",
-             "legacy": f"{STAGING_PREFIX}9"}
+    names = {
+        "gone": f"{STAGING_PREFIX}7-{host}-{int(gone.stdout)}",
+        "alive": f"{STAGING_PREFIX}8-{host}-{os.getpid()}",
+        "legacy": f"{STAGING_PREFIX}9",
+    }
     for name in names.values():
         os.makedirs(os.path.join(base, name))
     open(os.path.join(base, "12"), "w").write("a file, not a version")
@@ -319,12 +381,14 @@ def test_publish_removes_only_staging_folders_whose_process_is_gone(tmp_path):
 def test_publish_failure_names_the_folder_and_the_os_error_and_leaves_no_staging(tmp_path):
     base = str(tmp_path / "serving")
     publish(_fake_saved_model(str(tmp_path / "model")), base, version=1)
-    with pytest.raises(PublishError, match=rf"could not publish the model to {re.escape(base)}: "
-                                           r"no SavedModel folder: .*missing"):
+    with pytest.raises(
+        PublishError,
+        match=rf"could not publish the model to {re.escape(base)}: "
+        r"no SavedModel folder: .*missing",
+    ):
         publish(str(tmp_path / "missing"), base)
     assert sorted(os.listdir(base)) == ["1"]
     assert os.path.isfile(os.path.join(base, "1", "saved_model.pb"))
     with pytest.raises(PublishError, match="File exists|Directory not empty"):
         publish(str(tmp_path / "model"), base, version=1)  # never replaces a published version
     assert sorted(os.listdir(base)) == ["1"]
-

@@ -10,6 +10,7 @@ Layers (style.md, "Our own rules of thumb"):
 - pipeline/ and pipeline_config.py never import benchmarks/, except `sparse-ae bench` in
   pipeline/cli.py, inside its handler (the Docker image leaves benchmarks/ out).
 """
+
 from __future__ import annotations
 
 import ast
@@ -17,20 +18,18 @@ import json
 import os
 import subprocess
 import sys
-from typing import Dict, List, Set, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("sparse_ae", "components", "pipeline", "benchmarks")
 MODULES = ("pipeline_config",)
-TFX_STACK = ("tfx", "tfx_bsl", "ml_metadata", "tensorflow_model_analysis", "tensorflow_data_validation",
-             "apache_beam")
+TFX_STACK = ("tfx", "tfx_bsl", "ml_metadata", "tensorflow_model_analysis", "tensorflow_data_validation", "apache_beam")
 COMPONENTS_MAY_USE = {"sparse_ae", "sparse_ae.errors", "sparse_ae.data", "sparse_ae.datasets", "sparse_ae.calibration"}
 BENCH_HANDLER = ("pipeline.cli", "run_benchmarks")
 
-Import = Tuple[str, str, bool]  # (imported module, enclosing function or "", module level)
+Import = tuple[str, str, bool]  # (imported module, enclosing function or "", module level)
 
 
-def _source_files() -> Dict[str, str]:
+def _source_files() -> dict[str, str]:
     """Dotted module name -> file path, for every module of the project's layers."""
     found = {name: os.path.join(ROOT, f"{name}.py") for name in MODULES}
     for package in PACKAGES:
@@ -42,12 +41,12 @@ def _source_files() -> Dict[str, str]:
     return found
 
 
-def _imports(module: str, path: str, known: Set[str]) -> List[Import]:
+def _imports(module: str, path: str, known: set[str]) -> list[Import]:
     """What a module imports: project modules resolved (`from pkg import submodule` is the submodule),
     other names as written."""
     tree = ast.parse(open(path).read(), path)
     package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
-    result: List[Import] = []
+    result: list[Import] = []
 
     def visit(node: ast.AST, function: str, top: bool) -> None:
         for child in ast.iter_child_nodes(node):
@@ -59,7 +58,7 @@ def _imports(module: str, path: str, known: Set[str]) -> List[Import]:
             elif isinstance(child, ast.ImportFrom):
                 base = child.module or ""
                 if child.level:
-                    parts = package.split(".")[:len(package.split(".")) - (child.level - 1)]
+                    parts = package.split(".")[: len(package.split(".")) - (child.level - 1)]
                     base = ".".join(parts + ([base] if base else []))
                 for alias in child.names:
                     name = f"{base}.{alias.name}"
@@ -70,7 +69,7 @@ def _imports(module: str, path: str, known: Set[str]) -> List[Import]:
     return result
 
 
-def _graph() -> Dict[str, List[Import]]:
+def _graph() -> dict[str, list[Import]]:
     files = _source_files()
     return {module: _imports(module, path, set(files)) for module, path in files.items()}
 
@@ -82,13 +81,13 @@ def _project(name: str, known) -> str:
     return name
 
 
-def _cycles(edges: Dict[str, Set[str]]) -> List[List[str]]:
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     """Every strongly connected group of more than one module (or a module importing itself)."""
-    index: Dict[str, int] = {}
-    low: Dict[str, int] = {}
-    stack: List[str] = []
-    on_stack: Set[str] = set()
-    groups: List[List[str]] = []
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[list[str]] = []
 
     def connect(node: str) -> None:
         index[node] = low[node] = len(index)
@@ -140,16 +139,24 @@ def test_layers_import_only_downward():
     violations = []
     for module, imports in _graph().items():
         for name, function, top in imports:
-            if module.startswith("sparse_ae") and _in(name, TFX_STACK + ("components", "pipeline", "pipeline_config",
-                                                                         "benchmarks")):
+            if module.startswith("sparse_ae") and _in(
+                name, TFX_STACK + ("components", "pipeline", "pipeline_config", "benchmarks")
+            ):
                 violations.append(f"{module} imports {name}")
             if module.startswith("components") and (
-                    _in(name, ("pipeline", "pipeline_config", "benchmarks"))
-                    or (_in(name, ("sparse_ae",)) and name not in COMPONENTS_MAY_USE
-                        and not name.startswith("sparse_ae.datasets."))):
+                _in(name, ("pipeline", "pipeline_config", "benchmarks"))
+                or (
+                    _in(name, ("sparse_ae",))
+                    and name not in COMPONENTS_MAY_USE
+                    and not name.startswith("sparse_ae.datasets.")
+                )
+            ):
                 violations.append(f"{module} imports {name}")
-            if _in(module, ("pipeline", "pipeline_config")) and _in(name, ("benchmarks",)) \
-                    and ((module, function) != BENCH_HANDLER or top):
+            if (
+                _in(module, ("pipeline", "pipeline_config"))
+                and _in(name, ("benchmarks",))
+                and ((module, function) != BENCH_HANDLER or top)
+            ):
                 violations.append(f"{module} imports {name}" + (f" in {function}()" if function else ""))
     assert violations == []
 
@@ -183,15 +190,29 @@ print(json.dumps({"help": run("--help"), "train_help": run("train", "--help"), "
 
 def test_command_line_works_without_benchmarks():
     env = dict(os.environ, PYTHONPATH=ROOT)
-    result = subprocess.run([sys.executable, "-c", _WITHOUT_BENCHMARKS], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_BENCHMARKS], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     found = json.loads(result.stdout.strip().splitlines()[-1])
     assert found["help"]["code"] == 0 and found["train_help"]["code"] == 0 and found["loaded"] == []
     listed = found["help"]["out"].split("{", 1)[1].split("}", 1)[0].split(",")
-    assert listed == ["prepare", "train", "baseline", "reconstruct", "tune", "pipeline", "bench", "models", "promote",
-                      "rollback", "report", "score"]
+    assert listed == [
+        "prepare",
+        "train",
+        "baseline",
+        "reconstruct",
+        "tune",
+        "pipeline",
+        "bench",
+        "models",
+        "promote",
+        "rollback",
+        "report",
+        "score",
+    ]
     assert found["bench"]["code"] == 2
     assert found["bench"]["err"].strip() == (
         "sparse-ae: error: `sparse-ae bench` needs the benchmarks/ folder of a source checkout, which this "
-        "installation lacks (the Docker image leaves it out)")
+        "installation lacks (the Docker image leaves it out)"
+    )

@@ -2,10 +2,13 @@
 
 Each check runs in a fresh interpreter: this test process has imported much more already.
 """
+
 import json
 import os
 import subprocess
 import sys
+
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -13,8 +16,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # client, TFMA's Jupyter widgets).
 ABSENT = ("keras_tuner", "keras", "matplotlib", "kubernetes", "ipywidgets", "IPython.terminal")
 # Imported by TFX, TFMA, TFDV or Beam, but their code runs only when used (components/deferred_imports.py).
-NOT_RUN = ("tfx.components", "nltk", "nltk.stem", "google.cloud.bigquery", "tqdm.notebook",
-           "tensorflow_model_analysis.view", "IPython")
+NOT_RUN = (
+    "tfx.components",
+    "nltk",
+    "nltk.stem",
+    "google.cloud.bigquery",
+    "tqdm.notebook",
+    "tensorflow_model_analysis.view",
+    "IPython",
+)
 
 _SCRIPT = """
 import json, sys
@@ -39,12 +49,14 @@ print(json.dumps({"after_import": after_import, "used": used, "after_use": state
 
 def _run(script: str) -> dict:
     env = dict(os.environ, PYTHONPATH=ROOT, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # a fresh interpreter imports the runner
 def test_runner_import_leaves_out_what_a_run_does_not_use():
     found = _run(_SCRIPT % {"names": ABSENT + NOT_RUN})
     after_import = found["after_import"]
@@ -52,9 +64,19 @@ def test_runner_import_leaves_out_what_a_run_does_not_use():
     assert all(after_import[name] in ("absent", "deferred") for name in NOT_RUN), after_import
     assert after_import["tfx.components"] == "deferred"  # TFX's own resolver code imports it
     # Asked for, each deferred package is the real one.
-    assert found["used"] == {"tuner": True, "evaluator": "Evaluator", "no_shell": True, "nltk_download": True,
-                             "tfma_view": True}
+    assert found["used"] == {
+        "tuner": True,
+        "evaluator": "Evaluator",
+        "no_shell": True,
+        "nltk_download": True,
+        "tfma_view": True,
+    }
     after_use = found["after_use"]
     assert {name: after_use[name] for name in ("tfx.components", "nltk", "tensorflow_model_analysis.view")} == {
-        "tfx.components": "loaded", "nltk": "loaded", "tensorflow_model_analysis.view": "loaded"}, after_use
-    assert after_use["IPython"] == "deferred" and after_use["IPython.terminal"] == "absent"  # get_ipython() runs no shell
+        "tfx.components": "loaded",
+        "nltk": "loaded",
+        "tensorflow_model_analysis.view": "loaded",
+    }, after_use
+    assert (
+        after_use["IPython"] == "deferred" and after_use["IPython.terminal"] == "absent"
+    )  # get_ipython() runs no shell

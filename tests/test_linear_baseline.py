@@ -1,5 +1,6 @@
 """The linear baseline (PCA of the same code size): numpy reference, standalone metrics.json, the
 exported SavedModel's per-image figures, and the seed preset."""
+
 import json
 import os
 
@@ -10,11 +11,16 @@ import tensorflow as tf
 from sparse_ae import linear_baseline
 from sparse_ae.config import SparseAEConfig
 from sparse_ae.data import load_images
-from sparse_ae.export import GAIN_OUTPUT, LINEAR_PSNR_OUTPUT, MEAN_ACTIVATION_OUTPUT, TARGET_RATIO_OUTPUT, \
-    export_saved_model
+from sparse_ae.errors import ConfigError
+from sparse_ae.export import (
+    GAIN_OUTPUT,
+    LINEAR_PSNR_OUTPUT,
+    MEAN_ACTIVATION_OUTPUT,
+    TARGET_RATIO_OUTPUT,
+    export_saved_model,
+)
 from sparse_ae.model import build_model
 from sparse_ae.presets import PRESETS, preset
-from sparse_ae.errors import ConfigError
 
 
 def split_array(data_dir: str, split: str) -> np.ndarray:
@@ -35,16 +41,22 @@ def direct_pca_psnr(train: np.ndarray, test: np.ndarray, k: int) -> float:
 
 def test_streaming_pca_equals_a_direct_numpy_reconstruction(garment_data_dir):
     train, test = split_array(garment_data_dir, "train"), split_array(garment_data_dir, "test")
-    computed = linear_baseline.compute("garment_shapes/small", "train", "test", 16, data_dir=garment_data_dir,
-                                       download=False, batch_size=300)  # batches that do not divide the split
+    computed = linear_baseline.compute(
+        "garment_shapes/small", "train", "test", 16, data_dir=garment_data_dir, download=False, batch_size=300
+    )  # batches that do not divide the split
     assert computed["fitted_on_images"] == len(train) and computed["eval_images"] == len(test)
     assert abs(computed["eval_psnr"] - direct_pca_psnr(train, test, 16)) < 0.01
     assert computed["code_size"] == 16 and computed["dataset"] == "garment_shapes/small"
     # More components reconstruct better: the figure moves with the code size, as PCA's must.
-    assert linear_baseline.compute("garment_shapes/small", "train", "test", 64, data_dir=garment_data_dir,
-                                   download=False)["eval_psnr"] > computed["eval_psnr"] + 1.0
+    assert (
+        linear_baseline.compute("garment_shapes/small", "train", "test", 64, data_dir=garment_data_dir, download=False)[
+            "eval_psnr"
+        ]
+        > computed["eval_psnr"] + 1.0
+    )
 
 
+@pytest.mark.slow  # trains and exports a SavedModel
 def test_exported_model_scores_the_baseline_and_the_code_per_image(garment_data_dir, tmp_path):
     train, test = split_array(garment_data_dir, "train"), split_array(garment_data_dir, "test")
     config = SparseAEConfig(hidden_dims=(32,), latent_dim=8, sparsity_target=0.1)
@@ -52,8 +64,9 @@ def test_exported_model_scores_the_baseline_and_the_code_per_image(garment_data_
     model = build_model(config)
     export_saved_model(model, str(tmp_path / "model"), baseline)
     outputs = tf.saved_model.load(str(tmp_path / "model")).signatures["reconstruct_uint8"](images=tf.constant(test))
-    expected = linear_baseline.psnr_per_image(linear_baseline.scaled(test),
-                                              baseline.reconstruct(linear_baseline.scaled(test)))
+    expected = linear_baseline.psnr_per_image(
+        linear_baseline.scaled(test), baseline.reconstruct(linear_baseline.scaled(test))
+    )
     np.testing.assert_allclose(outputs[LINEAR_PSNR_OUTPUT].numpy(), expected, atol=1e-3)
     np.testing.assert_allclose(outputs[GAIN_OUTPUT].numpy(), outputs["psnr"].numpy() - expected, atol=1e-3)
     latent = model.encode(linear_baseline.scaled(test)).numpy()
@@ -61,6 +74,7 @@ def test_exported_model_scores_the_baseline_and_the_code_per_image(garment_data_
     np.testing.assert_allclose(outputs[TARGET_RATIO_OUTPUT].numpy(), latent.mean(axis=1) / 0.1, rtol=1e-5)
 
 
+@pytest.mark.slow  # trains a model
 def test_standalone_training_records_the_baseline_in_metrics_json(garment_data_dir, tmp_path):
     from sparse_ae.train import METRICS_FILE, train
 
@@ -77,19 +91,33 @@ def test_seed_preset_is_the_seed_configuration_exactly():
     Dense(128, relu) -> Dense(256, relu) -> Dense(784, tanh); rho 0.05, beta 1e-3, Adam 1e-3, batch 256."""
     config = SparseAEConfig.model_validate(preset("seed"))
     model = build_model(config)
-    layers = [(layer.units, layer.activation.__name__) for part in (model.encoder, model.decoder)
-              for layer in part.layers if hasattr(layer, "units")]
-    assert layers == [(256, "sigmoid"), (128, "sigmoid"), (64, "sigmoid"), (128, "relu"), (256, "relu"),
-                      (784, "tanh")]
+    layers = [
+        (layer.units, layer.activation.__name__)
+        for part in (model.encoder, model.decoder)
+        for layer in part.layers
+        if hasattr(layer, "units")
+    ]
+    assert layers == [(256, "sigmoid"), (128, "sigmoid"), (64, "sigmoid"), (128, "relu"), (256, "relu"), (784, "tanh")]
     assert not any("norm" in layer.name for layer in model.encoder.layers + model.decoder.layers)
-    assert (config.sparsity_target, config.sparsity_weight, config.learning_rate, config.batch_size, config.epochs) \
-        == (0.05, 1e-3, 1e-3, 256, 10)
-    assert (config.learning_rate_schedule, config.early_stopping_patience, config.kernel_initializer) == \
-        ("constant", None, "glorot_uniform")
+    assert (config.sparsity_target, config.sparsity_weight, config.learning_rate, config.batch_size, config.epochs) == (
+        0.05,
+        1e-3,
+        1e-3,
+        256,
+        10,
+    )
+    assert (config.learning_rate_schedule, config.early_stopping_patience, config.kernel_initializer) == (
+        "constant",
+        None,
+        "glorot_uniform",
+    )
     assert type(model.optimizer).__name__ == "Adam"
     # Every setting the default changed is pinned by the preset, so new defaults never leak into it.
-    changed = {key for key, value in SparseAEConfig().model_dump().items()
-               if SparseAEConfig.model_validate(PRESETS["seed"]).model_dump()[key] != value}
+    changed = {
+        key
+        for key, value in SparseAEConfig().model_dump().items()
+        if SparseAEConfig.model_validate(PRESETS["seed"]).model_dump()[key] != value
+    }
     assert changed <= set(PRESETS["seed"])
     with pytest.raises(ConfigError, match="unknown preset 'nope'.*seed"):
         preset("nope")

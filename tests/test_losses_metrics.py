@@ -1,4 +1,5 @@
 """KL penalty and PSNR against hand computations in numpy."""
+
 import numpy as np
 import pytest
 import tf_keras as keras
@@ -34,7 +35,7 @@ def test_kl_is_finite_at_the_edges_and_for_relu_codes():
 
 def numpy_psnr(targets, reconstructions, max_val=2.0):
     mse = ((targets - reconstructions) ** 2).reshape(len(targets), -1).mean(axis=1)
-    return 10 * np.log10(max_val ** 2 / mse)
+    return 10 * np.log10(max_val**2 / mse)
 
 
 def test_psnr_per_image_matches_numpy():

@@ -1,7 +1,7 @@
 """The custom-step model: one forward pass, metrics in fit logs, sparsity that works."""
+
 import numpy as np
 import tensorflow as tf
-
 import tf_keras as keras
 
 from sparse_ae.config import SparseAEConfig
@@ -73,10 +73,12 @@ def mean_activation_after_training(config: SparseAEConfig) -> float:
 
 def test_large_sparsity_weight_pulls_mean_activation_to_target(small_config):
     target = 0.05
-    free = mean_activation_after_training(small_config.model_copy(update={"sparsity_weight": 0.0,
-                                                                           "sparsity_target": target}))
-    sparse = mean_activation_after_training(small_config.model_copy(update={"sparsity_weight": 1.0,
-                                                                             "sparsity_target": target}))
+    free = mean_activation_after_training(
+        small_config.model_copy(update={"sparsity_weight": 0.0, "sparsity_target": target})
+    )
+    sparse = mean_activation_after_training(
+        small_config.model_copy(update={"sparsity_weight": 1.0, "sparsity_target": target})
+    )
     print(f"mean activation: beta=0 {free:.4f}, beta=1 {sparse:.4f}, target {target}")
     assert abs(sparse - target) < 0.02
     assert abs(free - target) > 3 * abs(sparse - target)
@@ -113,7 +115,7 @@ def test_sample_weights_of_zero_leave_out_their_images(small_config):
         stepped.compile(optimizer=keras.optimizers.SGD(learning_rate=1.0))
         stepped.train_step(data)
         after.append(stepped.get_weights())
-    for left, right in zip(*after):
+    for left, right in zip(*after, strict=False):
         np.testing.assert_allclose(left, right, atol=1e-6)
 
 
@@ -126,8 +128,9 @@ def test_regularisation_losses_add_to_the_loss(small_config):
     images = tf.constant(structured_images(16))
     latent, reconstruction = model.forward(images)
     losses = model.compute_losses(images, latent, reconstruction)
-    expected_regularisation = 0.01 * float(tf.reduce_sum(tf.abs(latent))) / 16 + \
-        float(regularizer(model.decoder.get_layer("pixels").kernel))
+    expected_regularisation = 0.01 * float(tf.reduce_sum(tf.abs(latent))) / 16 + float(
+        regularizer(model.decoder.get_layer("pixels").kernel)
+    )
     plain = float(losses["recon_loss"] + small_config.sparsity_weight * losses["kl_penalty"])
     assert abs(float(losses["loss"]) - plain - expected_regularisation) < 1e-3 * expected_regularisation
     logs = model.test_step((images, images))
@@ -151,4 +154,4 @@ def test_build_model_leaves_the_global_seed_alone(small_config):
     first = build_model(small_config).get_weights()
     keras.utils.set_random_seed(5)
     second = build_model(small_config).get_weights()
-    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=False))

@@ -5,7 +5,7 @@ same again, served from cache (its re-evaluation against itself publishes nothin
 unreachable threshold through the real `sparse-ae` command, not blessed; (4) a retrained model,
 blessed against run 1's model as baseline.
 """
-from conftest import small_pipeline_overrides  # noqa: E402
+
 import glob
 import os
 import subprocess
@@ -15,11 +15,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from helpers import small_pipeline_overrides
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline.local_runner import run_local
 from pipeline.run_summary import open_store, summarize_run
 from pipeline_config import load_config
+
+pytestmark = pytest.mark.e2e  # every test here reads a pipeline run
 
 UPSTREAM = ["TFDSExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Trainer"]
 
@@ -28,7 +31,9 @@ UPSTREAM = ["TFDSExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", 
 def runs(garment_data_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
     overrides = small_pipeline_overrides(root, garment_data_dir, epochs=3) + [
-        "gate.psnr_threshold=10", "gate.change_tolerance=1.0"]
+        "gate.psnr_threshold=10",
+        "gate.change_tolerance=1.0",
+    ]
     config = load_config(overrides)
     metadata, name = config.absolute().resolved_metadata_path, config.pipeline_name
     serving = os.path.join(root, "serving")
@@ -44,9 +49,17 @@ def runs(garment_data_dir, tmp_path_factory):
 
     env = {key: value for key, value in os.environ.items() if not key.startswith("TF_")}
     results["cli"] = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "sparse-ae"), "pipeline", "run",
-         *sum((["--set", item] for item in overrides + ["gate.psnr_threshold=99"]), [])],
-        capture_output=True, text=True, timeout=900, env=env)
+        [
+            os.path.join(os.path.dirname(sys.executable), "sparse-ae"),
+            "pipeline",
+            "run",
+            *sum((["--set", item] for item in overrides + ["gate.psnr_threshold=99"]), []),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
     results["unreachable"] = summarize_run(metadata, name)
     results["serving_after_unreachable"] = sorted(os.listdir(serving))
 
@@ -118,21 +131,29 @@ def test_examples_match_the_tfds_splits_exactly(runs, garment_data_dir):
             image = np.array(features["image"].int64_list.value, np.uint8)
             written[image.tobytes()] = features["label"].int64_list.value[0]
         source = tfds.as_numpy(builder.as_dataset(split=tfds_split, batch_size=-1))
-        expected = {image.reshape(-1).tobytes(): int(label) for image, label in zip(source["image"], source["label"])}
+        pairs = zip(source["image"], source["label"], strict=True)
+        expected = {image.reshape(-1).tobytes(): int(label) for image, label in pairs}
         assert written == expected
 
 
 def test_lineage_traces_the_pushed_model_to_the_tfds_examples(runs):
     store = open_store(runs["metadata"])
-    pushed = [a for a in store.get_artifacts_by_type("PushedModel")
-              if a.custom_properties["pushed_destination"].string_value == runs["first"].pushed_path]
+    pushed = [
+        a
+        for a in store.get_artifacts_by_type("PushedModel")
+        if a.custom_properties["pushed_destination"].string_value == runs["first"].pushed_path
+    ]
     assert pushed  # run 1's push (and run 2's, which found the same model already live)
 
     def producer_inputs(artifact_id, input_key):
-        output = [e for e in store.get_events_by_artifact_ids([artifact_id])
-                  if e.type == metadata_store_pb2.Event.OUTPUT][0]
-        inputs = [e for e in store.get_events_by_execution_ids([output.execution_id])
-                  if e.type == metadata_store_pb2.Event.INPUT and e.path.steps[0].key == input_key]
+        output = [
+            e for e in store.get_events_by_artifact_ids([artifact_id]) if e.type == metadata_store_pb2.Event.OUTPUT
+        ][0]
+        inputs = [
+            e
+            for e in store.get_events_by_execution_ids([output.execution_id])
+            if e.type == metadata_store_pb2.Event.INPUT and e.path.steps[0].key == input_key
+        ]
         return store.get_artifacts_by_id([inputs[0].artifact_id])[0]
 
     for push in pushed:
@@ -164,7 +185,8 @@ def test_second_blessed_run_is_compared_against_the_first(runs):
     assert second.example_count == 500  # the candidate's count, not the candidate-baseline diff
     assert second.blessed is True and second.pushed_path != first.pushed_path
     assert sorted(os.listdir(runs["serving"])) == sorted(
-        [os.path.basename(first.pushed_path), os.path.basename(second.pushed_path)])
+        [os.path.basename(first.pushed_path), os.path.basename(second.pushed_path)]
+    )
 
 
 def validate_with_tfma(runs, config, output_path):
@@ -174,26 +196,30 @@ def validate_with_tfma(runs, config, output_path):
     model_path = os.path.join(runs["first"].artifacts["Trainer.model"], "Format-Serving")
     files = os.path.join(runs["first"].artifacts["TFDSExampleGen.examples"], "Split-eval", "*.gz")
     shared = tfma.default_eval_shared_model(model_path, eval_config=config)
-    tfma.run_model_analysis(shared, config, data_location=files, file_format="tfrecords",
-                            output_path=str(output_path))
+    tfma.run_model_analysis(shared, config, data_location=files, file_format="tfrecords", output_path=str(output_path))
     return tfma.load_validation_result(str(output_path))
 
 
 def test_a_threshold_on_a_metric_never_computed_does_not_pass(runs, tmp_path):
     from pipeline.evaluation import eval_config
+
     config = eval_config(runs["config"].gate)
     config.metrics_specs[0].metrics[0].per_slice_thresholds[0].threshold.ClearField("change_threshold")  # no baseline
     config.metrics_specs[0].thresholds["psnr_typo"].value_threshold.lower_bound.value = 0.0
     validation = validate_with_tfma(runs, config, tmp_path)
     assert not validation.validation_ok
-    failed = [failure.metric_key.name for per_slice in validation.metric_validations_per_slice
-              for failure in per_slice.failures]
+    failed = [
+        failure.metric_key.name
+        for per_slice in validation.metric_validations_per_slice
+        for failure in per_slice.failures
+    ]
     assert "psnr_typo" in failed and "psnr" not in failed
 
 
 def test_the_overall_threshold_is_not_a_class_floor(runs, tmp_path):
     """A threshold between the worst class and the overall PSNR passes; as a class floor it fails."""
     from pipeline.evaluation import eval_config
+
     first = runs["first"]
     between = (min(first.class_psnr.values()) + first.psnr) / 2
     for floor, expected_ok in ((None, True), (between, False)):
@@ -203,5 +229,7 @@ def test_the_overall_threshold_is_not_a_class_floor(runs, tmp_path):
         validation = validate_with_tfma(runs, config, tmp_path / str(floor))
         assert validation.validation_ok == expected_ok
         if not expected_ok:
-            assert all(per_slice.slice_key.single_slice_keys[0].column == "label"
-                       for per_slice in validation.metric_validations_per_slice)
+            assert all(
+                per_slice.slice_key.single_slice_keys[0].column == "label"
+                for per_slice in validation.metric_validations_per_slice
+            )

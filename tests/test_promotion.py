@@ -6,7 +6,7 @@ seed) rejected by an unreachable threshold; `promote` without a reason is refuse
 re-publishes v1 as v3; (4) model A evaluated again: its baseline must be the live A, although B
 has the higher id and a (manual) blessing, which TFX's LatestBlessedModelStrategy would pick.
 """
-from conftest import small_pipeline_overrides  # noqa: E402
+
 import contextlib
 import io
 import json
@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from helpers import small_pipeline_overrides
 from ml_metadata.proto import metadata_store_pb2
 
 from components.serving_dir import same_saved_model, serving_versions
@@ -43,7 +44,10 @@ def sparse_ae(*argv: str):
 def history(garment_data_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("promotion")
     common = small_pipeline_overrides(root, garment_data_dir) + [
-        "model.hidden_dims=64", "model.latent_dim=16", "gate.psnr_threshold=0"]
+        "model.hidden_dims=64",
+        "model.latent_dim=16",
+        "gate.psnr_threshold=0",
+    ]
     sets = sum((["--set", item] for item in common), [])
     config = load_config(common).absolute()
     metadata, name, serving = config.resolved_metadata_path, config.pipeline_name, config.serving_dir
@@ -59,7 +63,11 @@ def history(garment_data_dir, tmp_path_factory):
     rejected_uri = h["rejected"].artifacts["Trainer.model"]
     h["no_reason"] = subprocess.run(
         [os.path.join(os.path.dirname(sys.executable), "sparse-ae"), "promote", rejected_uri, *sets],
-        capture_output=True, text=True, timeout=300, env=env)
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     h["blank_reason"] = sparse_ae("promote", rejected_uri, "--reason", "  ", *sets)
     h["versions_after_refusals"] = serving_versions(serving)
 
@@ -98,6 +106,7 @@ def manual_executions(history, type_name):
     return result
 
 
+@pytest.mark.e2e
 def test_promote_without_a_reason_is_refused(history):
     no_reason = history["no_reason"]
     assert no_reason.returncode == 2 and "--reason" in no_reason.stderr
@@ -107,6 +116,7 @@ def test_promote_without_a_reason_is_refused(history):
     assert len(history["versions_before_promote"]) == 1  # only run 1's blessed model
 
 
+@pytest.mark.e2e
 def test_rejected_candidate_promoted_with_a_reason_becomes_live_and_is_recorded(history):
     rejected = history["rejected"]
     assert rejected.blessed is False and rejected.pushed_path is None
@@ -140,6 +150,7 @@ def test_rejected_candidate_promoted_with_a_reason_becomes_live_and_is_recorded(
     assert "made live by manual promotion by" in format_summary(report)
 
 
+@pytest.mark.e2e
 def test_next_run_compares_against_the_promoted_live_model(history):
     after = history["after_promote"]
     assert after.baseline_model_id == history["rejected_id"]
@@ -148,6 +159,7 @@ def test_next_run_compares_against_the_promoted_live_model(history):
     assert after.pushed_path is None and history["versions_after_rollback"][:2] == history["versions_after_promote"]
 
 
+@pytest.mark.e2e
 def test_rollback_makes_the_earlier_model_live_with_identical_reconstructions(history, garment_data_dir):
     code, out = history["rollback"]
     assert code == 0, out
@@ -158,8 +170,10 @@ def test_rollback_makes_the_earlier_model_live_with_identical_reconstructions(hi
 
     builder = tfds.builder("garment_shapes/small", data_dir=garment_data_dir)
     images = tfds.as_numpy(builder.as_dataset(split="test", batch_size=-1))["image"]
-    outputs = [tf.saved_model.load(path(history, v)).signatures["reconstruct_uint8"](images=tf.constant(images))
-               for v in (first, live)]
+    outputs = [
+        tf.saved_model.load(path(history, v)).signatures["reconstruct_uint8"](images=tf.constant(images))
+        for v in (first, live)
+    ]
     np.testing.assert_array_equal(outputs[0]["reconstruction"].numpy(), outputs[1]["reconstruction"].numpy())
     np.testing.assert_array_equal(outputs[0]["psnr"].numpy(), outputs[1]["psnr"].numpy())
 
@@ -175,6 +189,7 @@ def test_rollback_makes_the_earlier_model_live_with_identical_reconstructions(hi
     assert pushed.custom_properties["anomaly_threshold"].double_value == pytest.approx(calibration.threshold, rel=1e-5)
 
 
+@pytest.mark.e2e
 def test_next_run_after_a_rollback_compares_against_the_live_model(history):
     after = history["after_rollback"]
     assert history["rejected_id"] > history["good_id"]  # the built-in strategy would pick B
@@ -183,6 +198,7 @@ def test_next_run_after_a_rollback_compares_against_the_live_model(history):
     assert f"live version {history['versions_after_rollback'][-1]} (rollback by" in format_summary(after)
 
 
+@pytest.mark.e2e
 def test_models_lists_versions_and_candidates(history):
     code, out = history["models_json"]
     assert code == 0
@@ -192,10 +208,16 @@ def test_models_lists_versions_and_candidates(history):
     assert sorted(versions) == [v1, v2, v3]
     assert [versions[v]["live"] for v in (v1, v2, v3)] == [False, False, True]
     assert (versions[v1]["action"], versions[v1]["model_id"]) == ("pipeline", history["good_id"])
-    assert (versions[v2]["action"], versions[v2]["model_id"], versions[v2]["reason"]) == \
-        ("promote", history["rejected_id"], PROMOTE_REASON)
-    assert (versions[v3]["action"], versions[v3]["model_id"], versions[v3]["reason"]) == \
-        ("rollback", history["good_id"], ROLLBACK_REASON)
+    assert (versions[v2]["action"], versions[v2]["model_id"], versions[v2]["reason"]) == (
+        "promote",
+        history["rejected_id"],
+        PROMOTE_REASON,
+    )
+    assert (versions[v3]["action"], versions[v3]["model_id"], versions[v3]["reason"]) == (
+        "rollback",
+        history["good_id"],
+        ROLLBACK_REASON,
+    )
 
     candidates = {c["model_id"]: c for c in listing["candidates"]}
     assert sorted(candidates) == sorted([history["good_id"], history["rejected_id"]])
@@ -224,10 +246,13 @@ def test_the_builtin_baseline_strategy_stays_selectable(tmp_path):
     from components.live_model_strategy import LiveModelStrategy
     from pipeline.pipeline import RESOLVER_ID, create_pipeline
 
-    for value, expected, config in (("live", LiveModelStrategy, {"serving_dir": str(tmp_path / "serving")}),
-                                    ("latest_blessed", tfx.dsl.experimental.LatestBlessedModelStrategy, {})):
-        pipeline = create_pipeline(load_config([f"pipeline_root={tmp_path}", f"serving_dir={tmp_path}/serving",
-                                                f"gate.baseline={value}"]))
+    for value, expected, config in (
+        ("live", LiveModelStrategy, {"serving_dir": str(tmp_path / "serving")}),
+        ("latest_blessed", tfx.dsl.experimental.LatestBlessedModelStrategy, {}),
+    ):
+        pipeline = create_pipeline(
+            load_config([f"pipeline_root={tmp_path}", f"serving_dir={tmp_path}/serving", f"gate.baseline={value}"])
+        )
         node = next(c for c in pipeline.components if c.id == RESOLVER_ID)
         assert node.exec_properties[resolver.RESOLVER_STRATEGY_CLASS] is expected
         assert node.exec_properties[resolver.RESOLVER_CONFIG] == config

@@ -1,13 +1,15 @@
 """The gate's quality conditions beyond PSNR, on real LocalDagRunner runs (garment_shapes/small):
 a code that misses sparsity_target beyond the tolerance, and a model below a required gain over
 the linear baseline, are refused, and the summary and the report say which condition failed."""
-from conftest import LENIENT_GATE, small_pipeline_overrides  # noqa: E402
 
 import pytest
+from helpers import LENIENT_GATE, small_pipeline_overrides
 
 from pipeline.local_runner import run_local
 from pipeline.run_summary import format_summary, summarize_run
 from pipeline_config import load_config
+
+pytestmark = pytest.mark.e2e  # every test here reads a pipeline run
 
 
 @pytest.fixture(scope="module")
@@ -16,8 +18,7 @@ def gated_runs(garment_data_dir, tmp_path_factory):
     (2) the same model (from cache) with the sparsity check off and a gain over PCA of 50 dB required."""
     root = tmp_path_factory.mktemp("gate")
     # sparsity_weight=0: nothing pulls the sigmoid code's mean (about 0.5 at the start) to 0.05.
-    overrides = small_pipeline_overrides(root, garment_data_dir, epochs=1) + LENIENT_GATE + [
-        "model.sparsity_weight=0"]
+    overrides = small_pipeline_overrides(root, garment_data_dir, epochs=1) + LENIENT_GATE + ["model.sparsity_weight=0"]
     config = load_config(overrides + ["gate.sparsity_tolerance=0.01"])
     metadata, name = config.absolute().resolved_metadata_path, config.pipeline_name
     run_local(config)
@@ -39,7 +40,11 @@ def test_a_code_that_misses_the_sparsity_target_is_not_blessed(gated_runs):
     side = "above" if summary.activation_to_target > 1 else "below"
     assert f"{side} the allowed" in failure and "gate.sparsity_tolerance 0.01" in failure
     text = format_summary(summary)
-    assert "Blessed: no" in text and "sparsity" in text and f"Mean latent activation: {summary.mean_activation:.4f}" in text
+    assert (
+        "Blessed: no" in text
+        and "sparsity" in text
+        and f"Mean latent activation: {summary.mean_activation:.4f}" in text
+    )
 
 
 def test_a_model_below_the_required_gain_over_pca_is_refused(gated_runs):
@@ -48,8 +53,10 @@ def test_a_model_below_the_required_gain_over_pca_is_refused(gated_runs):
     assert summary.blessed is False and summary.pushed_path is None
     assert summary.linear_baseline_psnr == pytest.approx(first.linear_baseline_psnr)
     gain = summary.psnr - summary.linear_baseline_psnr
-    assert summary.failures == [f"overall: linear baseline: PSNR gain over PCA {gain:+.3f} dB < required +50.000 dB "
-                                f"(short by {50 - gain:.3f}; gate.min_gain_over_linear)"]
+    assert summary.failures == [
+        f"overall: linear baseline: PSNR gain over PCA {gain:+.3f} dB < required +50.000 dB "
+        f"(short by {50 - gain:.3f}; gate.min_gain_over_linear)"
+    ]
     assert "Linear baseline (PCA, same code size)" in format_summary(summary)
 
 

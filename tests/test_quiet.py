@@ -1,6 +1,7 @@
 """The quiet terminal (sparse_ae/quiet.py) in a real process: what native code, subprocesses and
 Python's warnings and logging write goes to the log file; the command's own lines and errors to
 the terminal. Fast: no TensorFlow import (the pipeline run's terminal is checked in test_faults)."""
+
 import os
 import subprocess
 import sys
@@ -29,22 +30,30 @@ SCRIPT = textwrap.dedent("""
     print("temporary log:", terminal.path)
 """)
 
-LIBRARY = ["Unable to register cuDNN factory", "Discarding unparseable args",
-           "FutureWarning: Python 3.10 support ends", "a library's info record", "a library's error record"]
+LIBRARY = [
+    "Unable to register cuDNN factory",
+    "Discarding unparseable args",
+    "FutureWarning: Python 3.10 support ends",
+    "a library's info record",
+    "a library's error record",
+]
 
 
 def run(mode: str, run_log: str = "-", status: int = 0) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.run([sys.executable, "-c", SCRIPT, mode, run_log, str(status)], capture_output=True,
-                          text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", SCRIPT, mode, run_log, str(status)], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def test_quiet_sends_library_output_to_a_run_log_and_keeps_ours_on_the_terminal(tmp_path):
     run_log = tmp_path / "root" / "logs" / "run.log"
     result = run("quiet", str(run_log))
     assert result.returncode == 0, result.stderr
-    assert result.stderr.splitlines() == ["ERROR tfx: a library's error record",
-                                          "sparse-ae: error: our one-line message"]
+    assert result.stderr.splitlines() == [
+        "ERROR tfx: a library's error record",
+        "sparse-ae: error: our one-line message",
+    ]
     assert result.stdout.splitlines()[:2] == ["our progress line", f"attached to {run_log}"]
     log = run_log.read_text()
     for line in LIBRARY + ["W0000 after attaching"]:

@@ -1,13 +1,15 @@
 """One whole pipeline run (LocalDagRunner) with pipeline_root and serving_dir on a non-local
 filesystem: TensorFlow's in-process ram://, served to TF, TFX's fileio and Beam's filesystems
 (tests/remote_fs.py). The ML Metadata store is a local sqlite file, as it must be."""
+
 import os
 
 import pytest
 import tensorflow as tf
-
-from conftest import LENIENT_GATE, small_pipeline_overrides
+from helpers import LENIENT_GATE, small_pipeline_overrides
 from remote_fs import register_ram_for_beam
+
+pytestmark = pytest.mark.e2e  # every test here reads a pipeline run
 
 
 def test_a_whole_run_with_pipeline_root_and_serving_dir_on_a_remote_filesystem(garment_data_dir, ram_root, tmp_path):
@@ -18,8 +20,9 @@ def test_a_whole_run_with_pipeline_root_and_serving_dir_on_a_remote_filesystem(g
 
     register_ram_for_beam()
     metadata = str(tmp_path / "metadata" / "metadata.sqlite")
-    config = load_config(small_pipeline_overrides(ram_root, garment_data_dir) + LENIENT_GATE
-                         + [f"metadata_path={metadata}"])
+    config = load_config(
+        small_pipeline_overrides(ram_root, garment_data_dir) + LENIENT_GATE + [f"metadata_path={metadata}"]
+    )
     run_local(config)
 
     summary = summarize_run(metadata, config.pipeline_name)
@@ -46,6 +49,12 @@ def test_a_whole_run_with_pipeline_root_and_serving_dir_on_a_remote_filesystem(g
     promoted = promote(config, model_uri, reason="restore after a manual cleanup", user="tester")
     assert promoted.path == f"{serving}/{promoted.version}" and serving_versions(serving) == [promoted.version]
     (version,) = inventory(config).versions
-    assert (version.path, version.action, version.reason) == (promoted.path, "promote", "restore after a manual cleanup")
-    assert tf.io.gfile.glob(f"{ram_root}/root/sparse_ae.ManualPromotion/*/blessing/BLESSED")  # the promotion's record, in the remote root
+    assert (version.path, version.action, version.reason) == (
+        promoted.path,
+        "promote",
+        "restore after a manual cleanup",
+    )
+    assert tf.io.gfile.glob(
+        f"{ram_root}/root/sparse_ae.ManualPromotion/*/blessing/BLESSED"
+    )  # the promotion's record, in the remote root
     assert not os.path.exists("ram:")  # nothing went to a local folder named after the URI

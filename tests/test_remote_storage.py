@@ -6,6 +6,7 @@ real executors and modules run with their artifacts on TensorFlow's in-process r
 named `ram:` fails these tests. The inputs (examples, statistics, schema) are made on local disk by
 the real ExampleGen, StatisticsGen and SchemaGen executors, then copied to ram://.
 """
+
 import json
 import os
 import socket
@@ -23,7 +24,8 @@ from tfx.utils import io_utils, proto_utils
 
 from components.serving_dir import STAGING_PREFIX, PublishError, publish, serving_versions
 from components.serving_pusher.executor import Executor as PusherExecutor
-from components.strict_example_validator import Executor as ValidatorExecutor, not_constant
+from components.strict_example_validator import Executor as ValidatorExecutor
+from components.strict_example_validator import not_constant
 from sparse_ae.config import SparseAEConfig
 from sparse_ae.data import IMAGE_KEY
 from sparse_ae.errors import DataValidationError
@@ -65,20 +67,34 @@ def local_inputs(garment_data_dir, tmp_path_factory) -> str:
     from components.tfds_example_gen.executor import Executor as ExampleGenExecutor
 
     root = str(tmp_path_factory.mktemp("inputs"))
-    context = dict(beam_pipeline_args=["--direct_running_mode=in_memory", "--direct_num_workers=1"],
-                   tmp_dir=os.path.join(root, "tmp"))
+    context = dict(
+        beam_pipeline_args=["--direct_running_mode=in_memory", "--direct_num_workers=1"],
+        tmp_dir=os.path.join(root, "tmp"),
+    )
     examples = _artifact(standard_artifacts.Examples, os.path.join(root, "examples"))
-    ExampleGenExecutor(ExampleGenExecutor.Context(**context)).Do({}, {"examples": [examples]}, {
-        "dataset": "garment_shapes/small", "version": "", "data_dir": garment_data_dir, "download": 0,
-        "split_mapping": json.dumps({"train[:300]": "train", "test[:50]": "eval"}),
-        "image_key": "image", "label_key": "label"})
-    statistics = _artifact(standard_artifacts.ExampleStatistics, os.path.join(root, "statistics"),
-                           split_names=examples.split_names)
+    ExampleGenExecutor(ExampleGenExecutor.Context(**context)).Do(
+        {},
+        {"examples": [examples]},
+        {
+            "dataset": "garment_shapes/small",
+            "version": "",
+            "data_dir": garment_data_dir,
+            "download": 0,
+            "split_mapping": json.dumps({"train[:300]": "train", "test[:50]": "eval"}),
+            "image_key": "image",
+            "label_key": "label",
+        },
+    )
+    statistics = _artifact(
+        standard_artifacts.ExampleStatistics, os.path.join(root, "statistics"), split_names=examples.split_names
+    )
     StatisticsGenExecutor(StatisticsGenExecutor.Context(**context)).Do(
-        {"examples": [examples]}, {"statistics": [statistics]}, {"exclude_splits": "[]"})
+        {"examples": [examples]}, {"statistics": [statistics]}, {"exclude_splits": "[]"}
+    )
     schema = _artifact(standard_artifacts.Schema, os.path.join(root, "schema"))
-    SchemaGenExecutor().Do({"statistics": [statistics]}, {"schema": [schema]},
-                           {"infer_feature_shape": 1, "exclude_splits": "[]"})
+    SchemaGenExecutor().Do(
+        {"statistics": [statistics]}, {"schema": [schema]}, {"infer_feature_shape": 1, "exclude_splits": "[]"}
+    )
     return root
 
 
@@ -88,37 +104,51 @@ def remote_inputs(local_inputs, ram_root) -> dict:
     upload_tree(local_inputs, os.path.join(ram_root, "inputs"))
     uri = os.path.join(ram_root, "inputs")
     splits = json.dumps(["train", "eval"])
-    return {"examples": _artifact(standard_artifacts.Examples, os.path.join(uri, "examples"), split_names=splits),
-            "statistics": _artifact(standard_artifacts.ExampleStatistics, os.path.join(uri, "statistics"),
-                                    split_names=splits),
-            "schema": _artifact(standard_artifacts.Schema, os.path.join(uri, "schema")),
-            "root": ram_root}
+    return {
+        "examples": _artifact(standard_artifacts.Examples, os.path.join(uri, "examples"), split_names=splits),
+        "statistics": _artifact(
+            standard_artifacts.ExampleStatistics, os.path.join(uri, "statistics"), split_names=splits
+        ),
+        "schema": _artifact(standard_artifacts.Schema, os.path.join(uri, "schema")),
+        "root": ram_root,
+    }
 
 
 def _validate(inputs: dict, schema_uri: str) -> standard_artifacts.ExampleAnomalies:
     anomalies = _artifact(standard_artifacts.ExampleAnomalies, os.path.join(inputs["root"], "anomalies"))
     schema = _artifact(standard_artifacts.Schema, schema_uri)
     config = proto_utils.proto_to_json(not_constant(IMAGE_KEY, "blank images"))
-    ValidatorExecutor().Do({"statistics": [inputs["statistics"]], "schema": [schema]},
-                           {"anomalies": [anomalies]}, {"exclude_splits": "[]", "custom_validation_config": config})
+    ValidatorExecutor().Do(
+        {"statistics": [inputs["statistics"]], "schema": [schema]},
+        {"anomalies": [anomalies]},
+        {"exclude_splits": "[]", "custom_validation_config": config},
+    )
     return anomalies
 
 
+@pytest.mark.slow  # TFDV statistics and schema made for it; the executors run
 def test_the_validator_passes_clean_data_on_a_remote_uri(remote_inputs):
     anomalies = _validate(remote_inputs, remote_inputs["schema"].uri)
     assert fileio.glob(os.path.join(anomalies.uri, "Split-*", "SchemaDiff.pb"))  # written there, read there
     assert _no_local_uri_folder()
 
 
+@pytest.mark.slow  # TFDV statistics and schema made for it; the executors run
 def test_anomalies_on_a_remote_uri_stop_the_validator(remote_inputs):
     """A schema that requires a feature the data lacks: the anomalies are written to ram:// and must
     be read back from there (glob.glob and open find nothing on such a URI)."""
     schema = io_utils.parse_pbtxt_file(os.path.join(remote_inputs["schema"].uri, "schema.pbtxt"), schema_pb2.Schema())
-    schema.feature.add().CopyFrom(text_format.Parse(
-        'name: "caption" type: BYTES presence { min_fraction: 1.0 min_count: 1 }', schema_pb2.Feature()))
+    schema.feature.add().CopyFrom(
+        text_format.Parse(
+            'name: "caption" type: BYTES presence { min_fraction: 1.0 min_count: 1 }', schema_pb2.Feature()
+        )
+    )
     strict_uri = os.path.join(remote_inputs["root"], "strict_schema")
     io_utils.write_pbtxt_file(os.path.join(strict_uri, "schema.pbtxt"), schema)
-    with pytest.raises(DataValidationError, match=r"^2 data anomalies: eval: caption: Column dropped; train: caption: Column dropped; nothing is trained"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"^2 data anomalies: eval: caption: Column dropped; train: caption: Column dropped; nothing is trained",
+    ):
         _validate(remote_inputs, strict_uri)
     assert _no_local_uri_folder()
 
@@ -127,6 +157,7 @@ def _custom_config(**extra) -> str:
     return json.dumps({"model": MODEL.model_dump(mode="json"), "dataset": "garment_shapes/small", **extra})
 
 
+@pytest.mark.slow  # TFDV statistics and schema made for it; the executors run
 def test_the_trainer_writes_its_run_dir_and_model_to_a_remote_uri(remote_inputs):
     """run_fn through TFX's Trainer executor: the checkpoint (.weights.h5, which h5py writes only
     locally), metrics.json and TensorBoard logs land in the remote model run dir, and the SavedModel,
@@ -141,9 +172,13 @@ def test_the_trainer_writes_its_run_dir_and_model_to_a_remote_uri(remote_inputs)
     GenericExecutor(GenericExecutor.Context(tmp_dir=os.path.join(root, "trainer_tmp"))).Do(
         {"examples": [remote_inputs["examples"]], "schema": [remote_inputs["schema"]]},
         {"model": [model], "model_run": [model_run]},
-        {"run_fn": "pipeline.trainer_module.run_fn", "custom_config": _custom_config(),
-         "train_args": proto_utils.proto_to_json(trainer_pb2.TrainArgs(splits=["train"], num_steps=0)),
-         "eval_args": proto_utils.proto_to_json(trainer_pb2.EvalArgs(splits=["eval"], num_steps=0))})
+        {
+            "run_fn": "pipeline.trainer_module.run_fn",
+            "custom_config": _custom_config(),
+            "train_args": proto_utils.proto_to_json(trainer_pb2.TrainArgs(splits=["train"], num_steps=0)),
+            "eval_args": proto_utils.proto_to_json(trainer_pb2.EvalArgs(splits=["eval"], num_steps=0)),
+        },
+    )
 
     metrics = json.loads(io_utils.read_string_file(os.path.join(model_run.uri, METRICS_FILE)))
     assert metrics["epochs_run"] == 1 and metrics["best_epoch"] == 1 and not metrics["diverged"]
@@ -176,11 +211,12 @@ def test_the_best_checkpoint_survives_the_round_trip_through_a_remote_run_dir(ra
     restored(images[:1])
     load_weights(restored, os.path.join(ram_root, "run", WEIGHTS_FILE))
     best = by_epoch[summary["best_epoch"] - 1]
-    assert all(np.array_equal(saved, loaded) for saved, loaded in zip(best, restored.get_weights()))
+    assert all(np.array_equal(saved, loaded) for saved, loaded in zip(best, restored.get_weights(), strict=False))
     assert len(restored.get_weights()) == len(best) > 0
     assert _no_local_uri_folder()
 
 
+@pytest.mark.slow  # TFDV statistics and schema made for it; the executors run
 def test_the_tuner_writes_its_trials_and_results_to_remote_uris(remote_inputs):
     from pipeline.tuner_module import SparsityTunerExecutor
     from sparse_ae.tuning import TRIALS_FILE, TunerConfig
@@ -192,9 +228,13 @@ def test_the_tuner_writes_its_trials_and_results_to_remote_uris(remote_inputs):
     SparsityTunerExecutor(SparsityTunerExecutor.Context(tmp_dir=os.path.join(root, "tuner_tmp"), unique_id="1")).Do(
         {"examples": [remote_inputs["examples"]], "schema": [remote_inputs["schema"]]},
         {"best_hyperparameters": [best], "tuner_results": [results]},
-        {"tuner_fn": "pipeline.tuner_module.tuner_fn", "custom_config": _custom_config(tuner=tuner.model_dump(mode="json")),
-         "train_args": proto_utils.proto_to_json(trainer_pb2.TrainArgs(splits=["train"], num_steps=0)),
-         "eval_args": proto_utils.proto_to_json(trainer_pb2.EvalArgs(splits=["eval"], num_steps=0))})
+        {
+            "tuner_fn": "pipeline.tuner_module.tuner_fn",
+            "custom_config": _custom_config(tuner=tuner.model_dump(mode="json")),
+            "train_args": proto_utils.proto_to_json(trainer_pb2.TrainArgs(splits=["train"], num_steps=0)),
+            "eval_args": proto_utils.proto_to_json(trainer_pb2.EvalArgs(splits=["eval"], num_steps=0)),
+        },
+    )
     trials = json.loads(io_utils.read_string_file(os.path.join(results.uri, TRIALS_FILE)))["trials"]
     assert len(trials) == 2 and all(t["latent_dim"] == 8 for t in trials)
     values = json.loads(io_utils.read_string_file(os.path.join(best.uri, "best_hyperparameters.txt")))["values"]
@@ -207,8 +247,12 @@ def test_the_tuner_writes_its_trials_and_results_to_remote_uris(remote_inputs):
 def test_standalone_trials_table_is_written_to_a_remote_folder(ram_root):
     from sparse_ae.tuning import TRIALS_FILE, TrialResult, load_trials, save_trials
 
-    trial = TrialResult.from_metrics("0", {"sparsity_target": 0.05, "sparsity_weight": 0.01, "latent_dim": 8},
-                                     {"val_psnr": 20.0, "val_mean_activation": 0.05, "val_kl_penalty": 0.0}, 0.02)
+    trial = TrialResult.from_metrics(
+        "0",
+        {"sparsity_target": 0.05, "sparsity_weight": 0.01, "latent_dim": 8},
+        {"val_psnr": 20.0, "val_mean_activation": 0.05, "val_kl_penalty": 0.0},
+        0.02,
+    )
     path = save_trials([trial], os.path.join(ram_root, "tuning"), 0.02)
     assert path == os.path.join(ram_root, "tuning", TRIALS_FILE)
     assert load_trials(io_utils.read_string_file(path)) == ([trial], 0.02)
@@ -220,10 +264,13 @@ def test_standalone_trials_table_is_written_to_a_remote_folder(ram_root):
 
 def _saved_model(path: str) -> str:
     """A SavedModel-shaped folder (any filesystem) with distinct contents."""
-    for relative, content in (("saved_model.pb", b"graph"), ("fingerprint.pb", os.urandom(16)),
-                              ("variables/variables.index", b"index"),
-                              ("variables/variables.data-00000-of-00001", os.urandom(4096)),
-                              ("assets/vocab.txt", b"a\nb\n")):
+    for relative, content in (
+        ("saved_model.pb", b"graph"),
+        ("fingerprint.pb", os.urandom(16)),
+        ("variables/variables.index", b"index"),
+        ("variables/variables.data-00000-of-00001", os.urandom(4096)),
+        ("assets/vocab.txt", b"a\nb\n"),
+    ):
         io_utils.write_bytes_file(os.path.join(path, relative), content)
     return path
 
@@ -255,15 +302,19 @@ def test_the_pusher_publishes_to_a_remote_serving_dir_with_saved_model_pb_last(r
     io_utils.write_string_file(os.path.join(blessing.uri, "BLESSED"), "")
     blessing.set_int_custom_property("blessed", 1)
     serving = os.path.join(ram_root, "serving")
-    destination = proto_utils.proto_to_json(pusher_pb2.PushDestination(
-        filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving)))
+    destination = proto_utils.proto_to_json(
+        pusher_pb2.PushDestination(filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving))
+    )
 
     pushes = iter(range(10))
 
     def push():
         pushed = _artifact(standard_artifacts.PushedModel, os.path.join(ram_root, f"pushed_{next(pushes)}"))
-        PusherExecutor().Do({"model": [model], "model_blessing": [blessing]}, {"pushed_model": [pushed]},
-                            {"push_destination": destination})
+        PusherExecutor().Do(
+            {"model": [model], "model_blessing": [blessing]},
+            {"pushed_model": [pushed]},
+            {"push_destination": destination},
+        )
         return pushed
 
     first = push()
@@ -285,8 +336,9 @@ def test_a_remote_version_is_invisible_until_complete_and_a_killed_push_is_clean
     model = _saved_model(os.path.join(ram_root, "model"))
     serving = os.path.join(ram_root, "serving")
     host = socket.gethostname()
-    gone = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                              capture_output=True, text=True).stdout)
+    gone = int(
+        subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout
+    )
     # What a push killed mid-copy leaves on an object store: its marker and a version folder
     # without saved_model.pb; and another host's push in progress, left alone.
     for version, owner in ((7, f"{host}-{gone}"), (8, "elsewhere.example-1")):

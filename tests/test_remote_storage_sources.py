@@ -1,22 +1,44 @@
 """The code on the path of artifacts, run directories and the serving directory uses file layers
 that understand remote URIs (tf.io.gfile, TFX's fileio): builtin open, os file calls, glob, shutil
 and tempfile appear only at the listed local-only sites, each with a comment saying why."""
+
 import ast
 import glob
 import os
-from typing import List, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCANNED = sorted(glob.glob(os.path.join(ROOT, "components", "**", "*.py"), recursive=True)) + [
-    os.path.join(ROOT, path) for path in (
-        "pipeline/trainer_module.py", "pipeline/tuner_module.py", "pipeline/promotion.py", "pipeline/run_summary.py",
+    os.path.join(ROOT, path)
+    for path in (
+        "pipeline/trainer_module.py",
+        "pipeline/tuner_module.py",
+        "pipeline/promotion.py",
+        "pipeline/run_summary.py",
         "pipeline/mlmd_reader.py",
-        "sparse_ae/train.py", "sparse_ae/tuning.py", "sparse_ae/tuner.py", "sparse_ae/distribute.py",
-        "sparse_ae/export.py", "sparse_ae/storage.py")]
+        "sparse_ae/train.py",
+        "sparse_ae/tuning.py",
+        "sparse_ae/tuner.py",
+        "sparse_ae/distribute.py",
+        "sparse_ae/export.py",
+        "sparse_ae/storage.py",
+    )
+]
 
 LOCAL_ONLY_MODULES = {"glob", "shutil", "tempfile"}
-OS_CALLS = {"makedirs", "mkdir", "listdir", "rename", "replace", "remove", "unlink", "rmdir", "walk", "scandir",
-            "open", "stat"}
+OS_CALLS = {
+    "makedirs",
+    "mkdir",
+    "listdir",
+    "rename",
+    "replace",
+    "remove",
+    "unlink",
+    "rmdir",
+    "walk",
+    "scandir",
+    "open",
+    "stat",
+}
 OS_PATH_CALLS = {"exists", "isdir", "isfile", "getsize", "normpath"}
 
 # (file, function, call): local by definition. Each site carries a comment with "local" on its line
@@ -55,13 +77,17 @@ def _call_name(node: ast.Call) -> str:
         if isinstance(value, ast.Name):
             if value.id == "os" and func.attr in OS_CALLS or value.id in LOCAL_ONLY_MODULES:
                 return f"{value.id}.{func.attr}"
-        if isinstance(value, ast.Attribute) and isinstance(value.value, ast.Name) \
-                and (value.value.id, value.attr) == ("os", "path") and func.attr in OS_PATH_CALLS:
+        if (
+            isinstance(value, ast.Attribute)
+            and isinstance(value.value, ast.Name)
+            and (value.value.id, value.attr) == ("os", "path")
+            and func.attr in OS_PATH_CALLS
+        ):
             return f"os.path.{func.attr}"
     return ""
 
 
-def local_file_calls(source: str) -> List[Tuple[str, str, int]]:
+def local_file_calls(source: str) -> list[tuple[str, str, int]]:
     """(function, call, line) of every local-only file call in source; function '' at module level."""
     found = []
 
@@ -76,7 +102,7 @@ def local_file_calls(source: str) -> List[Tuple[str, str, int]]:
     return found
 
 
-def _scan() -> List[Tuple[str, str, str, int, str]]:
+def _scan() -> list[tuple[str, str, str, int, str]]:
     sites = []
     for path in SCANNED:
         lines = open(path, encoding="utf-8").read().splitlines()
@@ -87,25 +113,40 @@ def _scan() -> List[Tuple[str, str, str, int, str]]:
 
 
 def test_the_scan_finds_each_kind_of_local_file_call():
-    source = ("import glob, os, shutil\n"
-              "def f(p):\n"
-              "    open(p)\n    os.makedirs(p)\n    os.listdir(p)\n    os.rename(p, p)\n    glob.glob(p)\n"
-              "    shutil.copytree(p, p)\n    os.path.exists(p)\n    os.path.join(p, p)\n    tf.io.gfile.exists(p)\n")
+    source = (
+        "import glob, os, shutil\n"
+        "def f(p):\n"
+        "    open(p)\n    os.makedirs(p)\n    os.listdir(p)\n    os.rename(p, p)\n    glob.glob(p)\n"
+        "    shutil.copytree(p, p)\n    os.path.exists(p)\n    os.path.join(p, p)\n    tf.io.gfile.exists(p)\n"
+    )
     assert [call for _, call, _ in local_file_calls(source)] == [
-        "open", "os.makedirs", "os.listdir", "os.rename", "glob.glob", "shutil.copytree", "os.path.exists"]
+        "open",
+        "os.makedirs",
+        "os.listdir",
+        "os.rename",
+        "glob.glob",
+        "shutil.copytree",
+        "os.path.exists",
+    ]
 
 
 def test_artifact_paths_go_through_remote_aware_file_layers():
     sites = _scan()
-    unexpected = [f"{path}:{line} {function}: {call}" for path, function, call, line, _ in sites
-                  if (path, function, call) not in ALLOWED]
+    unexpected = [
+        f"{path}:{line} {function}: {call}"
+        for path, function, call, line, _ in sites
+        if (path, function, call) not in ALLOWED
+    ]
     assert not unexpected, "use tf.io.gfile or tfx.dsl.io.fileio (paths may be gs://):\n" + "\n".join(unexpected)
 
 
 def test_every_local_only_site_is_commented_and_still_exists():
     sites = _scan()
-    uncommented = [f"{path}:{line}" for path, function, call, line, context in sites
-                   if (path, function, call) in ALLOWED and "local" not in context.lower()]
+    uncommented = [
+        f"{path}:{line}"
+        for path, function, call, line, context in sites
+        if (path, function, call) in ALLOWED and "local" not in context.lower()
+    ]
     assert not uncommented, "say in a comment why these paths are local: " + ", ".join(uncommented)
     stale = ALLOWED - {(path, function, call) for path, function, call, _, _ in sites}
     assert not stale, f"allow-list entries with no such call any more: {sorted(stale)}"

@@ -5,7 +5,7 @@ independently (TFMA's output, the Trainer's metrics.json, the exported SavedMode
 One pipeline run (garment_shapes/small, 2 epochs) through the real command, shared by every test;
 a second, failing run (the Trainer refuses a GPU that does not exist) for the report of a broken run.
 """
-from conftest import small_pipeline_overrides  # noqa: E402
+
 import glob
 import html.parser
 import json
@@ -19,16 +19,27 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import small_pipeline_overrides
 
 from pipeline.report import report_dir, write_report
 from pipeline.report.render import DATA_FILE, FIGURES, HTML_FILE
 from pipeline.run_summary import RunSummary, open_store, summarize_run
 from pipeline_config import load_config
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-INSTALL_HINT = ("run scripts/install_browser.sh (apt-get install -y --no-install-recommends chromium), "
-                "or set SPARSE_AE_CHROMIUM to a chromium binary")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+INSTALL_HINT = (
+    "run scripts/install_browser.sh (apt-get install -y --no-install-recommends chromium), "
+    "or set SPARSE_AE_CHROMIUM to a chromium binary"
+)
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +47,30 @@ def run(garment_data_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     overrides = small_pipeline_overrides(root, garment_data_dir, epochs=2) + ["gate.psnr_threshold=10"]
     env = {key: value for key, value in os.environ.items() if not key.startswith("TF_")}
-    cli = subprocess.run([os.path.join(os.path.dirname(sys.executable), "sparse-ae"), "pipeline", "run",
-                          *sum((["--set", item] for item in overrides), [])],
-                         capture_output=True, text=True, timeout=900, env=env)
+    cli = subprocess.run(
+        [
+            os.path.join(os.path.dirname(sys.executable), "sparse-ae"),
+            "pipeline",
+            "run",
+            *sum((["--set", item] for item in overrides), []),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
     assert cli.returncode == 0, cli.stdout[-3000:] + cli.stderr[-3000:]
     config = load_config(overrides).absolute()
     summary = summarize_run(config.resolved_metadata_path, config.pipeline_name)
     folder = report_dir(config.pipeline_root, summary.run_id)
-    return {"cli": cli, "config": config, "overrides": overrides, "summary": summary, "dir": folder,
-            "data": json.load(open(os.path.join(folder, DATA_FILE)))}
+    return {
+        "cli": cli,
+        "config": config,
+        "overrides": overrides,
+        "summary": summary,
+        "dir": folder,
+        "data": json.load(open(os.path.join(folder, DATA_FILE))),
+    }
 
 
 def artifact_uri(run, type_name: str) -> str:
@@ -56,6 +82,8 @@ def artifact_uri(run, type_name: str) -> str:
 
 # --- written by the pipeline run, rebuilt by the command -------------------------------------------------
 
+
+@pytest.mark.e2e
 def test_pipeline_run_writes_the_report_and_prints_its_path(run):
     match = re.search(r"^Report: (\S+) \(\d+\.\d s\)$", run["cli"].stdout, re.MULTILINE)
     assert match, run["cli"].stdout[-2000:]
@@ -64,8 +92,10 @@ def test_pipeline_run_writes_the_report_and_prints_its_path(run):
     assert sorted(os.listdir(run["dir"])) == sorted([HTML_FILE, DATA_FILE, *FIGURES.values()])
 
 
+@pytest.mark.e2e
 def test_report_is_self_contained(run):
     """Only relative references to files in its folder: no CDN, no script, nothing to fetch."""
+
     class References(html.parser.HTMLParser):
         def __init__(self):
             super().__init__()
@@ -84,11 +114,21 @@ def test_report_is_self_contained(run):
         assert os.path.isfile(os.path.join(run["dir"], reference)), reference
 
 
+@pytest.mark.e2e
 def test_report_command_rebuilds_the_same_report(run, tmp_path, capsys):
     from pipeline.cli import main
 
-    code = main(["report", "--pipeline-root", run["config"].pipeline_root, "--run", run["summary"].run_id,
-                 "--output", str(tmp_path)])
+    code = main(
+        [
+            "report",
+            "--pipeline-root",
+            run["config"].pipeline_root,
+            "--run",
+            run["summary"].run_id,
+            "--output",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == str(tmp_path / HTML_FILE)
     rebuilt = json.load(open(tmp_path / DATA_FILE))
@@ -98,13 +138,16 @@ def test_report_command_rebuilds_the_same_report(run, tmp_path, capsys):
     assert sorted(os.listdir(tmp_path)) == sorted(os.listdir(run["dir"]))
 
 
+@pytest.mark.e2e
 def test_report_command_errors_are_one_line_and_exit_2(run, tmp_path, capsys):
     from pipeline.cli import main
 
     root = run["config"].pipeline_root
-    for argv, expected in ((["--pipeline-root", root, "--run", "no-such-run"], "no run 'no-such-run'"),
-                           (["--pipeline-root", str(tmp_path / "nowhere")], "no pipeline root"),
-                           (["--pipeline-root", str(tmp_path)], "no ML Metadata store")):
+    for argv, expected in (
+        (["--pipeline-root", root, "--run", "no-such-run"], "no run 'no-such-run'"),
+        (["--pipeline-root", str(tmp_path / "nowhere")], "no pipeline root"),
+        (["--pipeline-root", str(tmp_path)], "no ML Metadata store"),
+    ):
         assert main(["report", *argv]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and expected in err, err
@@ -112,6 +155,8 @@ def test_report_command_errors_are_one_line_and_exit_2(run, tmp_path, capsys):
 
 # --- the plotted numbers are the artifacts' --------------------------------------------------------------
 
+
+@pytest.mark.e2e
 def test_class_psnr_bars_are_tfmas_per_slice_values_and_the_line_is_the_gate(run):
     import tensorflow_model_analysis as tfma
 
@@ -135,6 +180,7 @@ def test_class_psnr_bars_are_tfmas_per_slice_values_and_the_line_is_the_gate(run
     assert len(threshold) == 1 and set(threshold[0].get_ydata()) == {10.0}
 
 
+@pytest.mark.e2e
 def test_training_curves_are_the_trainers_metrics_history(run):
     metrics = json.load(open(os.path.join(artifact_uri(run, "ModelRun"), "metrics.json")))
     data = run["data"]["training"]
@@ -148,6 +194,7 @@ def test_training_curves_are_the_trainers_metrics_history(run):
     assert set(lines["sparsity_target"].get_ydata()) == {run["config"].model.sparsity_target}
 
 
+@pytest.mark.e2e
 def test_latent_means_and_reconstructions_come_from_the_trained_model(run, garment_data_dir):
     """Recomputed here from the Model artifact's SavedModel on the eval Examples, parsed by hand."""
     model = tf.saved_model.load(os.path.join(artifact_uri(run, "Model"), "Format-Serving"))
@@ -176,6 +223,7 @@ def test_latent_means_and_reconstructions_come_from_the_trained_model(run, garme
     assert set(target[0].get_ydata()) == {run["config"].model.sparsity_target}
 
 
+@pytest.mark.e2e
 def test_statistics_lineage_and_verdict_in_the_data(run):
     data, summary = run["data"], run["summary"]
     assert data["statistics"]["train"]["examples"] == 2000 and data["statistics"]["eval"]["examples"] == 500
@@ -203,6 +251,7 @@ def _figures(run):
 
 
 # --- what a person sees: the report in a real browser ---------------------------------------------------
+
 
 def chromium() -> str:
     """The chromium binary; fails (never skips) with how to install it."""
@@ -237,14 +286,25 @@ def browser_check(folder: str, profile: str) -> dict:
     with open(os.path.join(folder, "harness.html"), "w") as handle:
         handle.write(HARNESS)
     result = subprocess.run(
-        [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--allow-file-access-from-files",
-         "--virtual-time-budget=5000", "--dump-dom", "file://" + os.path.join(folder, "harness.html")],
-        capture_output=True, text=True, timeout=120)
+        [
+            chromium(),
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            "--allow-file-access-from-files",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            "file://" + os.path.join(folder, "harness.html"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     found = re.search(r'<pre id="result">(.*?)</pre>', result.stdout, re.DOTALL)
     assert found, f"chromium exited {result.returncode}; no result in its DOM: {result.stderr[-2000:]}"
     return json.loads(html.unescape(found.group(1)))
 
 
+@pytest.mark.e2e
 def test_report_opens_in_a_browser_with_every_image_and_the_verdict(run, tmp_path):
     folder = str(tmp_path / "report")
     shutil.copytree(run["dir"], folder)
@@ -258,15 +318,26 @@ def test_report_opens_in_a_browser_with_every_image_and_the_verdict(run, tmp_pat
     from PIL import Image
 
     shot = tmp_path / "page.png"
-    subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars",
-                    "--window-size=1280,3000", f"--screenshot={shot}", "file://" + os.path.join(folder, HTML_FILE)],
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            chromium(),
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--hide-scrollbars",
+            "--window-size=1280,3000",
+            f"--screenshot={shot}",
+            "file://" + os.path.join(folder, HTML_FILE),
+        ],
+        capture_output=True,
+        timeout=120,
+    )
     pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=float)
     assert pixels.shape[:2] == (3000, 1280)
     assert (pixels.std(axis=2) > 30).mean() > 0.002  # coloured pixels: the verdict box and the figures
     assert (pixels.mean(axis=2) < 128).mean() > 0.01  # dark pixels: text and images
 
 
+@pytest.mark.e2e
 def test_browser_check_catches_a_missing_image(run, tmp_path):
     """The check above can fail: with one PNG deleted it reports exactly that image as not loaded."""
     folder = str(tmp_path / "report")
@@ -278,6 +349,8 @@ def test_browser_check_catches_a_missing_image(run, tmp_path):
 
 # --- robust: a failed run, a report that cannot be written ---------------------------------------------
 
+
+@pytest.mark.e2e
 def test_report_of_a_failed_run_shows_what_exists_and_what_is_missing(run, capsys):
     """The Trainer fails (visible_gpus names a GPU that is not there): the run exits 1 and its report
     says so, keeps the data statistics, and lists the missing parts."""
@@ -309,11 +382,13 @@ def test_report_of_a_failed_run_shows_what_exists_and_what_is_missing(run, capsy
     assert "RUN FAILED at Trainer" in page and "Not shown" in page
 
 
+@pytest.mark.e2e
 def test_report_failure_after_a_run_is_a_warning_not_an_error(run, tmp_path, capsys):
     from pipeline.report.cli import report_after_run
 
-    broken = run["config"].model_copy(update={"pipeline_root": str(tmp_path / "gone"),
-                                              "metadata_path": str(tmp_path / "gone" / "metadata.sqlite")})
+    broken = run["config"].model_copy(
+        update={"pipeline_root": str(tmp_path / "gone"), "metadata_path": str(tmp_path / "gone" / "metadata.sqlite")}
+    )
     report_after_run(broken, RunSummary(run_id=run["summary"].run_id, components=[]))
     out = capsys.readouterr().out.strip()
     assert out.startswith("warning: run report not written: ConfigError: no pipeline root"), out
@@ -323,10 +398,20 @@ def test_verdict_in_words():
     from pipeline.report.content import verdict
 
     gate = {"psnr_threshold": 16.0, "change_tolerance": 0.5, "class_psnr_floor": None}
-    rejected = RunSummary(run_id="r", components=[("Evaluator", "complete")], psnr=15.2, baseline_psnr=17.0,
-                          example_count=500, blessed=False, baseline_model_id=3, baseline_note="model 3, live",
-                          failures=["overall: psnr 15.200 dB < threshold 16.000 dB (short by 0.800)",
-                                    "overall: psnr changed by -1.800 dB against the baseline"])
+    rejected = RunSummary(
+        run_id="r",
+        components=[("Evaluator", "complete")],
+        psnr=15.2,
+        baseline_psnr=17.0,
+        example_count=500,
+        blessed=False,
+        baseline_model_id=3,
+        baseline_note="model 3, live",
+        failures=[
+            "overall: psnr 15.200 dB < threshold 16.000 dB (short by 0.800)",
+            "overall: psnr changed by -1.800 dB against the baseline",
+        ],
+    )
     said = verdict(rejected, gate)
     assert said["status"] == "not-blessed"
     assert said["headline"] == "NOT BLESSED: overall: psnr 15.200 dB < threshold 16.000 dB (short by 0.800)"
@@ -340,6 +425,7 @@ def test_report_path_is_a_folder_per_run():
     assert report_dir("/r", "2026-11-29T05:48:11.425929") == "/r/reports/2026-11-29T05_48_11.425929"
 
 
+@pytest.mark.e2e
 def test_write_report_default_folder(run):
     """The public API the notebook uses: latest run, default folder."""
     path = write_report(run["config"].pipeline_root)
@@ -355,18 +441,56 @@ def test_gate_bounds_read_back_both_eval_config_forms():
     from pipeline.evaluation import eval_config, gate_bounds
     from pipeline_config import GateConfig
 
-    current = eval_config(GateConfig(psnr_threshold=17.5, change_tolerance=0.25, class_psnr_floor=12.0,
-                                     sparsity_tolerance=0.2, min_gain_over_linear=0.5))
-    assert gate_bounds(current) == {"psnr_threshold": 17.5, "change_tolerance": 0.25, "class_psnr_floor": 12.0,
-                                    "sparsity_tolerance": 0.2, "min_gain_over_linear": 0.5}
+    current = eval_config(
+        GateConfig(
+            psnr_threshold=17.5,
+            change_tolerance=0.25,
+            class_psnr_floor=12.0,
+            sparsity_tolerance=0.2,
+            min_gain_over_linear=0.5,
+        )
+    )
+    assert gate_bounds(current) == {
+        "psnr_threshold": 17.5,
+        "change_tolerance": 0.25,
+        "class_psnr_floor": 12.0,
+        "sparsity_tolerance": 0.2,
+        "min_gain_over_linear": 0.5,
+    }
     assert gate_bounds(eval_config(GateConfig(sparsity_tolerance=None)))["sparsity_tolerance"] is None
-    batched = eval_config(GateConfig(psnr_threshold=17.5, change_tolerance=0.25, class_psnr_floor=12.0,
-                                     sparsity_tolerance=0.2, min_gain_over_linear=0.5), engine="batched")
+    batched = eval_config(
+        GateConfig(
+            psnr_threshold=17.5,
+            change_tolerance=0.25,
+            class_psnr_floor=12.0,
+            sparsity_tolerance=0.2,
+            min_gain_over_linear=0.5,
+        ),
+        engine="batched",
+    )
     assert gate_bounds(batched) == gate_bounds(current)  # evaluation.engine=batched records the same gate
-    earlier = tfma.EvalConfig(metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(
-        class_name="MeanPrediction", config='"name": "psnr"', threshold=tfma.MetricThreshold(
-            value_threshold=tfma.GenericValueThreshold(lower_bound={"value": 16.0}),
-            change_threshold=tfma.GenericChangeThreshold(direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                                                         absolute={"value": -0.5})))])])
-    assert gate_bounds(earlier) == {"psnr_threshold": 16.0, "change_tolerance": 0.5, "class_psnr_floor": None,
-                                    "sparsity_tolerance": None, "min_gain_over_linear": None}
+    earlier = tfma.EvalConfig(
+        metrics_specs=[
+            tfma.MetricsSpec(
+                metrics=[
+                    tfma.MetricConfig(
+                        class_name="MeanPrediction",
+                        config='"name": "psnr"',
+                        threshold=tfma.MetricThreshold(
+                            value_threshold=tfma.GenericValueThreshold(lower_bound={"value": 16.0}),
+                            change_threshold=tfma.GenericChangeThreshold(
+                                direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -0.5}
+                            ),
+                        ),
+                    )
+                ]
+            )
+        ]
+    )
+    assert gate_bounds(earlier) == {
+        "psnr_threshold": 16.0,
+        "change_tolerance": 0.5,
+        "class_psnr_floor": None,
+        "sparsity_tolerance": None,
+        "min_gain_over_linear": None,
+    }

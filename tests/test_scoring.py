@@ -3,6 +3,7 @@
 One small pipeline run (garment_shapes/small, 1 epoch) pushes a real model; the scoring tests use
 that SavedModel. The drift tests run the pipeline twice more on a brighter variant of the data.
 """
+
 import glob
 import json
 import math
@@ -12,11 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
+from helpers import LENIENT_GATE, small_pipeline_overrides
 
-from conftest import LENIENT_GATE, small_pipeline_overrides
 from pipeline.cli import main
 from sparse_ae.calibration import CALIBRATION_FILE, read_calibration
 from sparse_ae.scoring import serving_versions
+
+pytestmark = pytest.mark.e2e  # every test here reads a pipeline run
 
 
 @pytest.fixture(scope="module")
@@ -75,11 +78,20 @@ def test_stored_calibration_equals_the_quantiles_of_the_pushed_model_on_the_eval
     assert read_calibration(os.path.join(model.uri, "Format-Serving")) == calibration
 
 
-def test_score_flags_the_configured_rate_on_garments_and_writes_one_row_per_image(served, garment_data_dir, tmp_path,
-                                                                                capsys):
+def test_score_flags_the_configured_rate_on_garments_and_writes_one_row_per_image(
+    served, garment_data_dir, tmp_path, capsys
+):
     _, config, live = served
-    tfds_args = ["--dataset", "garment_shapes/small", "--set", f"dataset.data_dir={garment_data_dir}",
-                 "--set", "dataset.download=false", "--serving-dir", config.serving_dir]
+    tfds_args = [
+        "--dataset",
+        "garment_shapes/small",
+        "--set",
+        f"dataset.data_dir={garment_data_dir}",
+        "--set",
+        "dataset.download=false",
+        "--serving-dir",
+        config.serving_dir,
+    ]
     # The eval split is the calibration split: exactly the quantile's share lies above it.
     code, out = _score(tfds_args + ["--split", "test", "--output", str(tmp_path / "eval.csv")], capsys)
     assert code == 0, out.err
@@ -95,8 +107,9 @@ def test_score_flags_the_configured_rate_on_garments_and_writes_one_row_per_imag
     # The train split (2,000 images the model was fitted on): reconstructed at least as well as the
     # calibration split, so at most the calibrated rate is flagged, up to binomial sampling error
     # (4 standard deviations); and the latent codes in Parquet.
-    code, out = _score(tfds_args + ["--split", "train", "--latent", "--output", str(tmp_path / "train.parquet")],
-                       capsys)
+    code, out = _score(
+        tfds_args + ["--split", "train", "--latent", "--output", str(tmp_path / "train.parquet")], capsys
+    )
     assert code == 0, out.err
     rows = pd.read_parquet(tmp_path / "train.parquet")
     n, p = 2000, 0.01
@@ -106,17 +119,34 @@ def test_score_flags_the_configured_rate_on_garments_and_writes_one_row_per_imag
     assert latent.shape == (n, config.model.latent_dim) and ((latent >= 0) & (latent <= 1)).all()
 
 
-def test_score_reads_the_pipelines_tfrecords_with_the_same_scores_as_the_tfds_split(served, garment_data_dir,
-                                                                                  tmp_path, capsys):
+def test_score_reads_the_pipelines_tfrecords_with_the_same_scores_as_the_tfds_split(
+    served, garment_data_dir, tmp_path, capsys
+):
     _, config, live = served
     folder = os.path.dirname(_eval_records(config)[0])
-    code, out = _score(["--examples", folder, "--model-dir", live, "--output", str(tmp_path / "records.csv"),
-                        "--no-plot"], capsys)
+    code, out = _score(
+        ["--examples", folder, "--model-dir", live, "--output", str(tmp_path / "records.csv"), "--no-plot"], capsys
+    )
     assert code == 0, out.err
     records = pd.read_csv(tmp_path / "records.csv")
-    code, out = _score(["--dataset", "garment_shapes/small", "--split", "test", "--set",
-                        f"dataset.data_dir={garment_data_dir}", "--set", "dataset.download=false", "--model-dir", live,
-                        "--output", str(tmp_path / "tfds.csv"), "--no-plot"], capsys)
+    code, out = _score(
+        [
+            "--dataset",
+            "garment_shapes/small",
+            "--split",
+            "test",
+            "--set",
+            f"dataset.data_dir={garment_data_dir}",
+            "--set",
+            "dataset.download=false",
+            "--model-dir",
+            live,
+            "--output",
+            str(tmp_path / "tfds.csv"),
+            "--no-plot",
+        ],
+        capsys,
+    )
     tfds_rows = pd.read_csv(tmp_path / "tfds.csv")
     assert len(records) == 500 and records["id"].str.match(r"data_tfrecord-.*\.gz:\d+$").all()
     np.testing.assert_allclose(np.sort(records["mse"]), np.sort(tfds_rows["mse"]), rtol=1e-4)
@@ -139,22 +169,25 @@ def test_images_unlike_the_training_data_are_mostly_flagged(served, tmp_path, ca
     for i in range(1, 11):  # checkerboards and stripes of growing period
         _write_png(folder / f"checks_{i:02d}.png", (((x // i + y // i) % 2) * 255).astype(np.uint8)[..., None])
         _write_png(folder / f"stripes_{i:02d}.png", ((x // i % 2) * 255).astype(np.uint8)[..., None])
-    code, out = _score(["--images", str(folder), "--serving-dir", config.serving_dir,
-                        "--output", str(tmp_path / "unlike.csv")], capsys)
+    code, out = _score(
+        ["--images", str(folder), "--serving-dir", config.serving_dir, "--output", str(tmp_path / "unlike.csv")], capsys
+    )
     assert code == 0, out.err
     rows = pd.read_csv(tmp_path / "unlike.csv")
     assert len(rows) == 40 and rows["anomalous"].mean() >= 0.9, rows.sort_values("mse").head(10)
 
 
-def test_a_corrupt_and_a_wrong_size_image_are_named_and_skipped_and_the_others_scored(served, garment_data_dir,
-                                                                                    tmp_path, capsys):
+def test_a_corrupt_and_a_wrong_size_image_are_named_and_skipped_and_the_others_scored(
+    served, garment_data_dir, tmp_path, capsys
+):
     _, config, _ = served
     from sparse_ae.data import load_images
 
     folder = tmp_path / "mixed"
     folder.mkdir()
-    garments = list(load_images("garment_shapes/small", "test", garment_data_dir, download=False)
-                    .take(3).as_numpy_iterator())
+    garments = list(
+        load_images("garment_shapes/small", "test", garment_data_dir, download=False).take(3).as_numpy_iterator()
+    )
     for i, image in enumerate(garments):
         _write_png(folder / f"garment_{i}.png", image)
     (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png" * 8)
@@ -162,8 +195,9 @@ def test_a_corrupt_and_a_wrong_size_image_are_named_and_skipped_and_the_others_s
     _write_png(folder / "colour.png", np.zeros((28, 28, 3), np.uint8))
     (folder / "notes.txt").write_text("not an image, not scored")
 
-    code, out = _score(["--images", str(folder), "--serving-dir", config.serving_dir,
-                        "--output", str(tmp_path / "mixed.csv")], capsys)
+    code, out = _score(
+        ["--images", str(folder), "--serving-dir", config.serving_dir, "--output", str(tmp_path / "mixed.csv")], capsys
+    )
     assert code == 0, out.err
     rows = pd.read_csv(tmp_path / "mixed.csv")
     assert list(rows["id"]) == ["garment_0.png", "garment_1.png", "garment_2.png"]
@@ -175,20 +209,42 @@ def test_a_corrupt_and_a_wrong_size_image_are_named_and_skipped_and_the_others_s
     assert "colour.png: image has 3 channels; the model takes 1" in skipped
     assert "Skipped 3 images" in out.out and "too_big.png" in out.out
 
-    code, out = _score(["--images", str(folder), "--serving-dir", config.serving_dir, "--strict",
-                        "--output", str(tmp_path / "strict.csv")], capsys)
+    code, out = _score(
+        [
+            "--images",
+            str(folder),
+            "--serving-dir",
+            config.serving_dir,
+            "--strict",
+            "--output",
+            str(tmp_path / "strict.csv"),
+        ],
+        capsys,
+    )
     assert code == 2 and "colour.png: image has 3 channels" in out.err and "--strict" in out.err
 
 
 def test_score_refuses_a_missing_version_with_one_line(served, tmp_path, capsys):
     _, config, _ = served
-    code, out = _score(["--images", str(tmp_path), "--serving-dir", config.serving_dir, "--version", "7",
-                        "--output", str(tmp_path / "x.csv")], capsys)
+    code, out = _score(
+        [
+            "--images",
+            str(tmp_path),
+            "--serving-dir",
+            config.serving_dir,
+            "--version",
+            "7",
+            "--output",
+            str(tmp_path / "x.csv"),
+        ],
+        capsys,
+    )
     assert code == 2 and "--version 7: no such version" in out.err
 
 
-def test_drift_to_a_brighter_dataset_is_reported_and_with_a_threshold_stops_before_training(served, garment_data_dir,
-                                                                                          tmp_path_factory):
+def test_drift_to_a_brighter_dataset_is_reported_and_with_a_threshold_stops_before_training(
+    served, garment_data_dir, tmp_path_factory
+):
     from pipeline.local_runner import run_local
     from pipeline.run_summary import format_summary, summarize_run
     from pipeline_config import load_config
@@ -221,8 +277,12 @@ def test_drift_to_a_brighter_dataset_is_reported_and_with_a_threshold_stops_befo
     assert "Drift of the train split from the live model's data" in text and "no threshold: report only" in text
     assert read_calibration(summary.pushed_path).dataset == "garment_shapes/small_bright"
     # Calibrated on this very split: exactly the quantile's share is above the threshold.
-    assert summary.bulk_inference == {"count": 500, "flagged": 5, "quantile": 0.99,
-                                      "threshold": read_calibration(summary.pushed_path).threshold}
+    assert summary.bulk_inference == {
+        "count": 500,
+        "flagged": 5,
+        "quantile": 0.99,
+        "threshold": read_calibration(summary.pushed_path).threshold,
+    }
     assert "Bulk inference: 5 of 500 images flagged as anomalous (1.00%" in text
     from pipeline.report.content import verdict  # the run report says the same
 

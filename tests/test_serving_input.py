@@ -4,6 +4,7 @@ A real export (`sparse_ae.export`) of a model trained for one epoch, loaded back
 tf.saved_model.load, called through its signatures (what TF Serving and TFMA call) and through
 the restored functions.
 """
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -22,15 +23,23 @@ def served(garment_data_dir, tmp_path_factory):
     images = load_images("garment_shapes/small", "train", garment_data_dir, download=False)
     model = build_model(config)
     model.fit(to_pairs(images, config, training=True), epochs=1, verbose=0)
-    test = np.stack(list(load_images("garment_shapes/small", "test", garment_data_dir, False).take(8)
-                         .as_numpy_iterator()))
+    test = np.stack(
+        list(load_images("garment_shapes/small", "test", garment_data_dir, False).take(8).as_numpy_iterator())
+    )
     path = export_saved_model(model, str(tmp_path_factory.mktemp("export") / "model"))
     return tf.saved_model.load(path), test, anomaly_scores(model, test)["psnr"]
 
 
 def examples(pixels) -> tf.Tensor:
-    return tf.constant([tf.train.Example(features=tf.train.Features(feature={
-        "image": tf.train.Feature(int64_list=tf.train.Int64List(value=list(pixels)))})).SerializeToString()])
+    return tf.constant(
+        [
+            tf.train.Example(
+                features=tf.train.Features(
+                    feature={"image": tf.train.Feature(int64_list=tf.train.Int64List(value=list(pixels)))}
+                )
+            ).SerializeToString()
+        ]
+    )
 
 
 def test_valid_inputs_agree_across_signatures(served):
@@ -39,8 +48,9 @@ def test_valid_inputs_agree_across_signatures(served):
     psnr_uint8 = model.signatures["reconstruct_uint8"](images=tf.constant(images))["psnr"].numpy()
     scaled = tf.constant(images.astype(np.float32) / 127.5 - 1.0)
     psnr_float = model.signatures["reconstruct"](images=scaled)["psnr"].numpy()
-    psnr_examples = model.signatures["serving_default"](examples=tf.concat(
-        [examples(image.reshape(-1)) for image in images], 0))["psnr"].numpy()
+    psnr_examples = model.signatures["serving_default"](
+        examples=tf.concat([examples(image.reshape(-1)) for image in images], 0)
+    )["psnr"].numpy()
     np.testing.assert_allclose(psnr_uint8, keras_psnr, rtol=1e-5)
     np.testing.assert_allclose(psnr_float, psnr_uint8, rtol=1e-5)
     np.testing.assert_allclose(psnr_examples, psnr_uint8, rtol=1e-5)
@@ -48,32 +58,83 @@ def test_valid_inputs_agree_across_signatures(served):
 
 WRONG_INPUTS = [
     # (signature, input name, value, error type, fragments of the message)
-    ("reconstruct", "images", np.zeros((2, 27, 27, 1), np.float32), tf.errors.InvalidArgumentError,
-     ["reconstruct: images must have shape (batch, 28, 28, 1)", "[27,27,1]"]),
-    ("reconstruct", "images", np.zeros((2, 784), np.float32), tf.errors.InvalidArgumentError,
-     ["images must have shape (batch, 28, 28, 1)", "[784]"]),
-    ("reconstruct_uint8", "images", np.zeros((2, 28, 28, 3), np.uint8), tf.errors.InvalidArgumentError,
-     ["reconstruct_uint8: images must have shape (batch, 28, 28, 1)", "[28,28,3]"]),
-    ("reconstruct", "images", np.zeros((2, 28, 28, 1), np.float64), tf.errors.InvalidArgumentError,
-     ["expected to be a float tensor but is a double tensor"]),
-    ("reconstruct_uint8", "images", np.zeros((2, 28, 28, 1), np.int32), tf.errors.InvalidArgumentError,
-     ["expected to be a uint8 tensor but is a int32 tensor"]),
-    ("reconstruct_uint8", "images", np.zeros((2, 28, 28, 1), np.float32), tf.errors.InvalidArgumentError,
-     ["expected to be a uint8 tensor but is a float tensor"]),
-    ("reconstruct", "images", np.full((2, 28, 28, 1), 127.0, np.float32), tf.errors.InvalidArgumentError,
-     ["reconstruct: images must be finite and lie in [-1, 1] (uint8 pixels: use reconstruct_uint8)",
-      "[0] [NaN or infinite values, finite ones from] [127] [to] [127]"]),
-    ("reconstruct", "images", np.where(np.arange(784).reshape(1, 28, 28, 1) == 5, np.nan, 0).astype(np.float32),
-     tf.errors.InvalidArgumentError,
-     ["images must be finite and lie in [-1, 1]", "got] [1] [NaN or infinite values, finite ones from] [0] [to] [0]"]),
-    ("reconstruct", "images", np.full((1, 28, 28, 1), np.inf, np.float32), tf.errors.InvalidArgumentError,
-     ["images must be finite and lie in [-1, 1]", "got] [784] [NaN or infinite values"]),
+    (
+        "reconstruct",
+        "images",
+        np.zeros((2, 27, 27, 1), np.float32),
+        tf.errors.InvalidArgumentError,
+        ["reconstruct: images must have shape (batch, 28, 28, 1)", "[27,27,1]"],
+    ),
+    (
+        "reconstruct",
+        "images",
+        np.zeros((2, 784), np.float32),
+        tf.errors.InvalidArgumentError,
+        ["images must have shape (batch, 28, 28, 1)", "[784]"],
+    ),
+    (
+        "reconstruct_uint8",
+        "images",
+        np.zeros((2, 28, 28, 3), np.uint8),
+        tf.errors.InvalidArgumentError,
+        ["reconstruct_uint8: images must have shape (batch, 28, 28, 1)", "[28,28,3]"],
+    ),
+    (
+        "reconstruct",
+        "images",
+        np.zeros((2, 28, 28, 1), np.float64),
+        tf.errors.InvalidArgumentError,
+        ["expected to be a float tensor but is a double tensor"],
+    ),
+    (
+        "reconstruct_uint8",
+        "images",
+        np.zeros((2, 28, 28, 1), np.int32),
+        tf.errors.InvalidArgumentError,
+        ["expected to be a uint8 tensor but is a int32 tensor"],
+    ),
+    (
+        "reconstruct_uint8",
+        "images",
+        np.zeros((2, 28, 28, 1), np.float32),
+        tf.errors.InvalidArgumentError,
+        ["expected to be a uint8 tensor but is a float tensor"],
+    ),
+    (
+        "reconstruct",
+        "images",
+        np.full((2, 28, 28, 1), 127.0, np.float32),
+        tf.errors.InvalidArgumentError,
+        [
+            "reconstruct: images must be finite and lie in [-1, 1] (uint8 pixels: use reconstruct_uint8)",
+            "[0] [NaN or infinite values, finite ones from] [127] [to] [127]",
+        ],
+    ),
+    (
+        "reconstruct",
+        "images",
+        np.where(np.arange(784).reshape(1, 28, 28, 1) == 5, np.nan, 0).astype(np.float32),
+        tf.errors.InvalidArgumentError,
+        [
+            "images must be finite and lie in [-1, 1]",
+            "got] [1] [NaN or infinite values, finite ones from] [0] [to] [0]",
+        ],
+    ),
+    (
+        "reconstruct",
+        "images",
+        np.full((1, 28, 28, 1), np.inf, np.float32),
+        tf.errors.InvalidArgumentError,
+        ["images must be finite and lie in [-1, 1]", "got] [784] [NaN or infinite values"],
+    ),
 ]
 
 
-@pytest.mark.parametrize("signature, name, value, error, fragments", WRONG_INPUTS,
-                         ids=["27x27", "flat", "rgb", "float64", "int32-to-uint8", "float-to-uint8", "out-of-range",
-                              "nan", "inf"])
+@pytest.mark.parametrize(
+    "signature, name, value, error, fragments",
+    WRONG_INPUTS,
+    ids=["27x27", "flat", "rgb", "float64", "int32-to-uint8", "float-to-uint8", "out-of-range", "nan", "inf"],
+)
 def test_signatures_refuse_wrong_images(served, signature, name, value, error, fragments):
     model = served[0]
     with pytest.raises(error) as caught:
@@ -82,11 +143,15 @@ def test_signatures_refuse_wrong_images(served, signature, name, value, error, f
         assert fragment in str(caught.value)
 
 
-@pytest.mark.parametrize("pixels, fragments", [
-    ([300] * 784, ["serving_default: image pixels must be integers in [0, 255]", "[300]"]),
-    ([-1] + [0] * 783, ["pixels must be integers in [0, 255]", "[-1]"]),
-    ([0] * 729, ["Key: image", "Values size: 729 but output shape: [784]"]),
-], ids=["above-255", "negative", "27x27"])
+@pytest.mark.parametrize(
+    "pixels, fragments",
+    [
+        ([300] * 784, ["serving_default: image pixels must be integers in [0, 255]", "[300]"]),
+        ([-1] + [0] * 783, ["pixels must be integers in [0, 255]", "[-1]"]),
+        ([0] * 729, ["Key: image", "Values size: 729 but output shape: [784]"]),
+    ],
+    ids=["above-255", "negative", "27x27"],
+)
 def test_serving_default_refuses_bad_examples(served, pixels, fragments):
     """A cast to uint8 would wrap 300 to 44: refused instead."""
     model = served[0]

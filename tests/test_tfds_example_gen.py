@@ -1,4 +1,5 @@
 """TFDSExampleGen's parts: record encoding, identity in its parameters, clear failure offline."""
+
 import json
 
 import numpy as np
@@ -14,7 +15,7 @@ from sparse_ae.errors import DatasetUnavailableError
 def test_batch_to_examples_round_trips_image_and_label():
     images = np.random.RandomState(0).randint(0, 256, size=(3, 28, 28, 1)).astype(np.uint8)
     records = batch_to_examples({"image": images, "label": np.array([4, 0, 9])}, "image", "label")
-    for record, image, label in zip(records, images, [4, 0, 9]):
+    for record, image, label in zip(records, images, [4, 0, 9], strict=False):
         feature = tf.train.Example.FromString(record).features.feature
         np.testing.assert_array_equal(np.array(feature["image"].int64_list.value, np.uint8), image.reshape(-1))
         assert list(feature["label"].int64_list.value) == [label]
@@ -22,8 +23,12 @@ def test_batch_to_examples_round_trips_image_and_label():
 
 def test_dataset_identity_is_part_of_the_execution_properties():
     """Caching compares execution properties: another dataset, version or mapping never reuses examples."""
-    component = TFDSExampleGen(dataset="garment_shapes/small", version="1.0.0", data_dir="/data/tfds",
-                               split_mapping={"train": "train", "test": "eval"})
+    component = TFDSExampleGen(
+        dataset="garment_shapes/small",
+        version="1.0.0",
+        data_dir="/data/tfds",
+        split_mapping={"train": "train", "test": "eval"},
+    )
     properties = component.exec_properties
     assert properties["dataset"] == "garment_shapes/small" and properties["version"] == "1.0.0"
     assert properties["data_dir"] == "/data/tfds"
@@ -40,9 +45,15 @@ def test_split_mapping_must_name_distinct_tfx_splits():
 def test_unprepared_dataset_offline_names_dataset_dir_and_remedy(tmp_path):
     examples = standard_artifacts.Examples()
     examples.uri = str(tmp_path / "examples")
-    properties = {"dataset": "fashion_mnist", "version": "", "data_dir": str(tmp_path / "tfds"),
-                  "split_mapping": json.dumps({"train": "train", "test": "eval"}), "download": 0,
-                  "image_key": "image", "label_key": "label"}
+    properties = {
+        "dataset": "fashion_mnist",
+        "version": "",
+        "data_dir": str(tmp_path / "tfds"),
+        "split_mapping": json.dumps({"train": "train", "test": "eval"}),
+        "download": 0,
+        "image_key": "image",
+        "label_key": "label",
+    }
     with pytest.raises(DatasetUnavailableError) as caught:
         Executor().Do({}, {"examples": [examples]}, properties)
     message = str(caught.value)
@@ -56,13 +67,25 @@ def test_sliced_splits_are_written_in_full(garment_data_dir, tmp_path):
 
     examples = standard_artifacts.Examples()
     examples.uri = str(tmp_path / "examples")
-    properties = {"dataset": "garment_shapes/small", "version": "", "data_dir": garment_data_dir,
-                  "split_mapping": json.dumps({"train[:300]": "train", "test[:10%]": "eval"}), "download": 0,
-                  "image_key": "image", "label_key": "label"}
+    properties = {
+        "dataset": "garment_shapes/small",
+        "version": "",
+        "data_dir": garment_data_dir,
+        "split_mapping": json.dumps({"train[:300]": "train", "test[:10%]": "eval"}),
+        "download": 0,
+        "image_key": "image",
+        "label_key": "label",
+    }
     Executor().Do({}, {"examples": [examples]}, properties)
-    counts = {split: sum(1 for _ in tf.data.TFRecordDataset(
-        glob.glob(os.path.join(examples.uri, f"Split-{split}", "*.gz")), compression_type="GZIP"))
-        for split in ("train", "eval")}
+    counts = {
+        split: sum(
+            1
+            for _ in tf.data.TFRecordDataset(
+                glob.glob(os.path.join(examples.uri, f"Split-{split}", "*.gz")), compression_type="GZIP"
+            )
+        )
+        for split in ("train", "eval")
+    }
     assert counts == {"train": 300, "eval": 50}
     assert json.loads(examples.split_names) == ["train", "eval"]
 
@@ -83,12 +106,14 @@ def test_encoding_equals_the_protobuf_library(dtype):
     labels = np.concatenate([[0, 9, 127, 128, 300], rng.randint(0, 10, 45)])
     records = batch_to_examples({"image": images, "label": labels}, "image", "label")
     assert len(records) == len(images)
-    for record, image, label in zip(records, images, labels):
-        features = {"image": tf.train.Feature(int64_list=tf.train.Int64List(value=image.reshape(-1).astype(np.int64))),
-                    "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)]))}
+    for record, image, label in zip(records, images, labels, strict=False):
+        features = {
+            "image": tf.train.Feature(int64_list=tf.train.Int64List(value=image.reshape(-1).astype(np.int64))),
+            "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])),
+        }
         expected = tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString(deterministic=True)
         # each map entry alone, as protobuf serializes it; the message is a header and both entries
         entries = [tf.train.Features(feature={key: value}).SerializeToString() for key, value in features.items()]
-        header = expected[:len(expected) - sum(map(len, entries))]
+        header = expected[: len(expected) - sum(map(len, entries))]
         assert expected == header + entries[0] + entries[1]
         assert record in (expected, header + entries[1] + entries[0])

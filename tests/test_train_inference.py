@@ -1,4 +1,5 @@
 """Standalone training on garment_shapes/small, checkpoints, inference and encoder reuse."""
+
 import json
 import os
 
@@ -26,8 +27,9 @@ def trained(garment_data_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def test_images(garment_data_dir):
-    return np.stack(list(load_images("garment_shapes/small", "test", garment_data_dir, False)
-                         .take(64).as_numpy_iterator()))
+    return np.stack(
+        list(load_images("garment_shapes/small", "test", garment_data_dir, False).take(64).as_numpy_iterator())
+    )
 
 
 def test_training_writes_weights_metrics_and_logs(trained):
@@ -57,6 +59,7 @@ def keras_untrained(config):
     import tf_keras
 
     from sparse_ae.model import build_model
+
     tf_keras.utils.set_random_seed(config.seed + 1)
     return build_model(config)
 
@@ -85,12 +88,13 @@ def test_encoder_alone_loads_into_a_classifier(trained, test_images):
     config, output, _ = trained
     model = load_model(os.path.join(output, WEIGHTS_FILE), config)
     encoder = load_encoder(os.path.join(output, WEIGHTS_FILE), config)
-    np.testing.assert_allclose(encoder(test_images / 127.5 - 1).numpy(),
-                               model.encode(test_images / 127.5 - 1).numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        encoder(test_images / 127.5 - 1).numpy(), model.encode(test_images / 127.5 - 1).numpy(), atol=1e-6
+    )
     classifier = keras.Sequential([encoder, keras.layers.Dense(10, activation="softmax")])
     classifier.compile("adam", "sparse_categorical_crossentropy")
     before = [w.copy() for w in encoder.get_weights()]
     classifier.fit(test_images / 127.5 - 1, np.arange(len(test_images)) % 10, epochs=1, verbose=0)
-    for old, new in zip(before, encoder.get_weights()):
+    for old, new in zip(before, encoder.get_weights(), strict=False):
         np.testing.assert_array_equal(old, new)  # frozen encoder: transfer training leaves it intact
     assert len(classifier.trainable_weights) == 2

@@ -1,34 +1,58 @@
 """Tuning sparsity: the objective's ordering, the standalone `sparse-ae tune`, and a LocalDagRunner
 run with the Tuner on garment_shapes/small whose Trainer must use the Tuner's best values."""
-from conftest import small_pipeline_overrides  # noqa: E402
+
 import json
 import os
 
 import pytest
+from helpers import small_pipeline_overrides
 
 from sparse_ae import cli
 from sparse_ae.config import SparseAEConfig
 from sparse_ae.errors import ConfigError
-from sparse_ae.tuning import (SPARSITY_MISS_PENALTY, TRIALS_FILE, TrialResult, apply_hyperparameters,
-                              format_trials_table, load_trials, objective_score, rank_trials)
+from sparse_ae.tuning import (
+    SPARSITY_MISS_PENALTY,
+    TRIALS_FILE,
+    TrialResult,
+    apply_hyperparameters,
+    format_trials_table,
+    load_trials,
+    objective_score,
+    rank_trials,
+)
 
 # Tiny, and chosen so that 3 seeded trials of 1 epoch give both outcomes: a small beta leaves the
 # mean activation far above rho (a miss with the better PSNR), a large one pulls it to rho (a meet).
-TINY_SEARCH = ["model.hidden_dims=64", "model.batch_size=64", "model.learning_rate=0.003", "model.shuffle_buffer=512",
-               "tuner.latent_dims=8,16", "tuner.sparsity_target_range=0.05,0.15",
-               "tuner.sparsity_weight_range=0.0001,30", "tuner.sparsity_tolerance=0.03",
-               "tuner.max_trials=3", "tuner.epochs_per_trial=1"]
+TINY_SEARCH = [
+    "model.hidden_dims=64",
+    "model.batch_size=64",
+    "model.learning_rate=0.003",
+    "model.shuffle_buffer=512",
+    "tuner.latent_dims=8,16",
+    "tuner.sparsity_target_range=0.05,0.15",
+    "tuner.sparsity_weight_range=0.0001,30",
+    "tuner.sparsity_tolerance=0.03",
+    "tuner.max_trials=3",
+    "tuner.epochs_per_trial=1",
+]
 
 
 def trial(trial_id, psnr, activation, target=0.05, tolerance=0.02):
-    return TrialResult.from_metrics(trial_id, {"sparsity_target": target, "sparsity_weight": 0.1, "latent_dim": 16},
-                                    {"val_psnr": psnr, "val_mean_activation": activation, "val_kl_penalty": 0.0},
-                                    tolerance)
+    return TrialResult.from_metrics(
+        trial_id,
+        {"sparsity_target": target, "sparsity_weight": 0.1, "latent_dim": 16},
+        {"val_psnr": psnr, "val_mean_activation": activation, "val_kl_penalty": 0.0},
+        tolerance,
+    )
 
 
 def test_a_trial_that_misses_rho_ranks_below_every_trial_that_meets_it():
     meets_low, misses_high, meets_high, misses_low = (
-        trial("a", 12.0, 0.06), trial("b", 30.0, 0.30), trial("c", 18.0, 0.04), trial("d", 20.0, 0.50))
+        trial("a", 12.0, 0.06),
+        trial("b", 30.0, 0.30),
+        trial("c", 18.0, 0.04),
+        trial("d", 20.0, 0.50),
+    )
     diverged = trial("e", float("nan"), 0.05)
     ranked = [t.trial_id for t in rank_trials([meets_low, misses_high, meets_high, misses_low, diverged])]
     assert ranked == ["c", "a", "b", "d", "e"]
@@ -48,23 +72,42 @@ def test_best_values_override_only_the_tuned_keys():
         apply_hyperparameters(base, {"sparsity_target": 1.5})
 
 
-@pytest.mark.parametrize("setting, words", [
-    ("tuner.sparsity_target_range=0.2,0.1", "min <= max"),
-    ("tuner.sparsity_weight_range=0,1", "log scale"),
-    ("tuner.max_trials=0", "max_trials"),
-    ("tuner.latent_dims=0,8", "latent size"),
-    ("tuner.budget=3", "unknown key"),
-])
+@pytest.mark.parametrize(
+    "setting, words",
+    [
+        ("tuner.sparsity_target_range=0.2,0.1", "min <= max"),
+        ("tuner.sparsity_weight_range=0,1", "log scale"),
+        ("tuner.max_trials=0", "max_trials"),
+        ("tuner.latent_dims=0,8", "latent size"),
+        ("tuner.budget=3", "unknown key"),
+    ],
+)
 def test_bad_tune_settings_exit_2_with_one_line(setting, words, capsys):
     assert cli.main(["tune", "--dataset", "garment_shapes/small", "--set", setting]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and words in err
 
 
+@pytest.mark.slow  # two training trials
 def test_standalone_search_prints_the_ranked_table(garment_data_dir, tmp_path, capsys):
     overrides = sum((["--set", item] for item in TINY_SEARCH + ["tuner.max_trials=2"]), [])
-    assert cli.main(["tune", "--dataset", "garment_shapes/small", "--set", f"dataset.data_dir={garment_data_dir}",
-                     "--set", "dataset.download=false", "--output", str(tmp_path), *overrides]) == 0
+    assert (
+        cli.main(
+            [
+                "tune",
+                "--dataset",
+                "garment_shapes/small",
+                "--set",
+                f"dataset.data_dir={garment_data_dir}",
+                "--set",
+                "dataset.download=false",
+                "--output",
+                str(tmp_path),
+                *overrides,
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     trials, tolerance = load_trials(open(tmp_path / TRIALS_FILE).read())
     assert len(trials) == 2 and tolerance == 0.03
@@ -80,13 +123,15 @@ def tuned_run(garment_data_dir, tmp_path_factory):
     from pipeline_config import load_config
 
     root = tmp_path_factory.mktemp("tuned")
-    config = load_config(small_pipeline_overrides(root, garment_data_dir) + [
-        "gate.psnr_threshold=5", "tuner.enabled=true", *TINY_SEARCH])
+    config = load_config(
+        small_pipeline_overrides(root, garment_data_dir) + ["gate.psnr_threshold=5", "tuner.enabled=true", *TINY_SEARCH]
+    )
     run_local(config)
     summary = summarize_run(config.absolute().resolved_metadata_path, config.pipeline_name)
     return summary, format_summary(summary)
 
 
+@pytest.mark.e2e
 def test_pipeline_trainer_uses_the_tuners_best_hyperparameters(tuned_run):
     summary, _ = tuned_run
     states = dict(summary.components)
@@ -99,11 +144,15 @@ def test_pipeline_trainer_uses_the_tuners_best_hyperparameters(tuned_run):
     assert best != {key: getattr(SparseAEConfig(), key) for key in best}
     # ... and those are the values of the top trial of the table.
     top = summary.tuner_trials[0]
-    assert best == {"sparsity_target": top["sparsity_target"], "sparsity_weight": top["sparsity_weight"],
-                    "latent_dim": top["latent_dim"]}
+    assert best == {
+        "sparsity_target": top["sparsity_target"],
+        "sparsity_weight": top["sparsity_weight"],
+        "latent_dim": top["latent_dim"],
+    }
     assert summary.blessed is True and summary.pushed_path
 
 
+@pytest.mark.e2e
 def test_pipeline_tuner_ranks_trials_that_miss_rho_below_those_that_meet_it(tuned_run):
     summary, report = tuned_run
     trials = [TrialResult(**item) for item in summary.tuner_trials]

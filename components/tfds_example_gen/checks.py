@@ -65,7 +65,8 @@ def check_declared(
             f"{name}: images of variable shape {declared} and no image_shape to check them "
             f"against (the pipeline passes model.image_shape)"
         )
-    if len(declared) != len(expected) or any(d is not None and d != e for d, e in zip(declared, expected, strict=False)):
+    mismatched = any(d is not None and d != e for d, e in zip(declared, expected, strict=False))
+    if len(declared) != len(expected) or mismatched:
         raise DataValidationError(
             f"{name}: images are {declared}, the pipeline expects {expected} (model.image_shape); "
             f"set model.image_shape={','.join(str(size) for size in declared)} or use a dataset of that shape"

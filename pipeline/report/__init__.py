@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Optional
 
 REPORTS_DIR = "reports"
 
@@ -36,8 +35,9 @@ def write_report(
     """Write the report of run_id (default: the latest run) and return the path of its report.html.
 
     Default output_dir: <pipeline_root>/reports/<run id>/. pipeline_name defaults to the store's only
-    pipeline; metadata_path to <pipeline_root>/metadata.sqlite (pipeline_config.METADATA_FILE); `summary` (a RunSummary of that run)
-    saves reading the evaluation twice. Raises ConfigError for an unknown root, pipeline or run.
+    pipeline; metadata_path to <pipeline_root>/metadata.sqlite (pipeline_config.METADATA_FILE);
+    `summary` (a RunSummary of that run) saves reading the evaluation twice. Raises ConfigError for an
+    unknown root, pipeline or run.
     """
     from pipeline.report.content import gather
     from pipeline.report.render import write

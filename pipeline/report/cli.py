@@ -51,7 +51,7 @@ def report_after_run(config, summary) -> None:
             metadata_path=config.resolved_metadata_path,
             summary=summary,
         )
-    except Exception as error:  # the run's outcome stands whatever happens here
+    except Exception as error:  # noqa: BLE001  (the run's outcome stands whatever happens here)
         reason = str(error).splitlines()[0] if str(error) else ""
         print(f"warning: run report not written: {type(error).__name__}: {reason}")
         return
