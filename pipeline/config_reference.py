@@ -16,6 +16,7 @@ import json
 import os
 import re
 import sys
+import types
 import typing
 from collections.abc import Sequence
 from typing import Any
@@ -39,7 +40,7 @@ def _is_section(annotation: Any) -> bool:
 def render_type(annotation: Any) -> str:
     """A short, readable type: `float`, `int or none`, `list of int`, `float,float`, `map str → str`."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin is typing.Union:
+    if origin in (typing.Union, types.UnionType):  # Optional[int] and int | None alike
         kept = [arg for arg in args if arg is not _NONE]
         rendered = " or ".join(render_type(arg) for arg in kept)
         return rendered + (" or none" if len(kept) < len(args) else "")
