@@ -90,26 +90,18 @@ def component_profile(metadata_path: str, started_at: float, ended_at: float) ->
     return profile
 
 
+SPARSE_AE = os.path.join(os.path.dirname(sys.executable), "sparse-ae")
+
+
+def settings(dataset: str, data_dir: str, epochs: int, *extra: str) -> list[str]:
+    """--dataset and --set items shared by the standalone and the pipeline command, offline."""
+    items = [f"dataset.data_dir={data_dir}", "dataset.download=false", f"model.epochs={epochs}", *extra]
+    return ["--dataset", dataset, *[part for item in items for part in ("--set", item)]]
+
+
 def pipeline_command(dataset: str, data_dir: str, epochs: int, work: str, extra: list[str] = ()) -> list[str]:
-    sparse_ae = os.path.join(os.path.dirname(sys.executable), "sparse-ae")
-    return [
-        sparse_ae,
-        "pipeline",
-        "run",
-        "--dataset",
-        dataset,
-        "--set",
-        f"dataset.data_dir={data_dir}",
-        "--set",
-        "dataset.download=false",
-        "--set",
-        f"model.epochs={epochs}",
-        "--set",
-        f"pipeline_root={work}/root",
-        "--set",
-        f"serving_dir={work}/serving",
-        *[item for pair in (("--set", value) for value in extra) for item in pair],
-    ]
+    root = [f"pipeline_root={work}/root", f"serving_dir={work}/serving"]
+    return [SPARSE_AE, "pipeline", "run", *settings(dataset, data_dir, epochs, *root, *extra)]
 
 
 def growth(
@@ -154,24 +146,10 @@ def growth(
 
 
 def run(data_dir: str | None, dataset: str = "garment_shapes/full", epochs: int = 5) -> dict:
-    sparse_ae = os.path.join(os.path.dirname(sys.executable), "sparse-ae")
     data_dir = os.path.abspath(data_dir or "tfds_data")
     with tempfile.TemporaryDirectory() as work:
         standalone = measured(
-            [
-                sparse_ae,
-                "train",
-                "--dataset",
-                dataset,
-                "--set",
-                f"dataset.data_dir={data_dir}",
-                "--set",
-                "dataset.download=false",
-                "--set",
-                f"model.epochs={epochs}",
-                "--output",
-                os.path.join(work, "standalone"),
-            ]
+            [SPARSE_AE, "train", *settings(dataset, data_dir, epochs), "--output", os.path.join(work, "standalone")]
         )
         pipeline = measured(pipeline_command(dataset, data_dir, epochs, work), f"{work}/root/metadata.sqlite")
         # The pipeline chooses Beam's mode (pipeline/beam_args.py); the same run in multi-processing

@@ -326,6 +326,19 @@ class ManualAction:
     def type_name(self) -> str:
         return PROMOTION_TYPE if self.action == "promote" else ROLLBACK_TYPE
 
+    def served(self) -> ServingVersion:
+        """The version this action made live, as `models` lists it."""
+        return ServingVersion(
+            version=int(os.path.basename(self.destination)),
+            path=self.destination,
+            live=True,
+            model_id=self.model.id,
+            action=self.action,
+            when=time.time(),
+            user=self.user,
+            reason=self.reason,
+        )
+
 
 def _record(store, context, config: PipelineConfig, done: ManualAction) -> int:
     """One execution with its input model and output push and blessing, in one transaction."""
@@ -471,17 +484,9 @@ def promote(
         raise PromotionRefused(f"model {model.id} was never evaluated; only evaluated candidates can be promoted")
     destination = publish(model_path, config.serving_dir)
     user = user or _user()
-    _record(store, context, config, ManualAction("promote", model, destination, reason, user, _metrics(found)))
-    return ServingVersion(
-        version=int(os.path.basename(destination)),
-        path=destination,
-        live=True,
-        model_id=model.id,
-        action="promote",
-        when=time.time(),
-        user=user,
-        reason=reason,
-    )
+    action = ManualAction("promote", model, destination, reason, user, _metrics(found))
+    _record(store, context, config, action)
+    return action.served()
 
 
 def rollback(
@@ -526,19 +531,6 @@ def rollback(
     destination = publish(target.path, config.serving_dir)
     user = user or _user()
     metrics = {**_metrics(found), "rolled_back_from": live.version, "republished": target.version}
-    _record(
-        store,
-        context,
-        config,
-        ManualAction("rollback", model, destination, reason, user, metrics, from_version=str(live.version)),
-    )
-    return target, ServingVersion(
-        version=int(os.path.basename(destination)),
-        path=destination,
-        live=True,
-        model_id=model.id,
-        action="rollback",
-        when=time.time(),
-        user=user,
-        reason=reason,
-    )
+    action = ManualAction("rollback", model, destination, reason, user, metrics, from_version=str(live.version))
+    _record(store, context, config, action)
+    return target, action.served()
