@@ -44,8 +44,11 @@ class ServingModule(tf.Module):
 
     def __init__(self, model: SparseAutoencoder, baseline: LinearBaseline | None = None):
         super().__init__(name="sparse_autoencoder_serving")
-        self.encoder = model.encoder
-        self.decoder = model.decoder
+        # Only the variables are tracked, not the Keras models: saving a tracked Keras model also
+        # traces and writes every layer's own call functions (Keras 2's SavedModel format), which
+        # took about 20 s per export; the signatures below are all the SavedModel serves.
+        self.model_variables = list(model.variables)
+        self._encode, self._decode = _untracked(model.encoder), _untracked(model.decoder)
         self.config: SparseAEConfig = model.config
         # The linear baseline travels as constants, so every consumer of the SavedModel (TFMA's
         # gate, a user's Python) scores it per image beside the model, by the same definition.
@@ -54,14 +57,16 @@ class ServingModule(tf.Module):
             None if baseline is None else tf.constant(baseline.components, name="baseline_components")
         )
         images = [None] * (len(self.config.image_shape) + 1)  # sizes checked in _checked_shape
+        # No AutoGraph: the signatures' control flow is explicit (tf.cond), and converting the
+        # Keras layers' Python on every trace made each export take about 20 s.
         self.serve_examples = tf.function(
-            self._serve_examples, input_signature=[tf.TensorSpec([None], tf.string, name="examples")]
+            self._serve_examples, input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False
         )
         self.reconstruct = tf.function(
-            self._reconstruct, input_signature=[tf.TensorSpec(images, tf.float32, name="images")]
+            self._reconstruct, input_signature=[tf.TensorSpec(images, tf.float32, name="images")], autograph=False
         )
         self.reconstruct_uint8 = tf.function(
-            self._reconstruct_uint8, input_signature=[tf.TensorSpec(images, tf.uint8, name="images")]
+            self._reconstruct_uint8, input_signature=[tf.TensorSpec(images, tf.uint8, name="images")], autograph=False
         )
 
     def _checked_shape(self, images: tf.Tensor, signature: str) -> tf.Tensor:
@@ -98,8 +103,8 @@ class ServingModule(tf.Module):
             return self._outputs(tf.identity(images))
 
     def _outputs(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        latent = self.encoder(images, training=False)
-        reconstruction = self.decoder(latent, training=False)
+        latent = self._encode(images, training=False)
+        reconstruction = self._decode(latent, training=False)
         mse = mse_per_image(images, reconstruction)
         outputs = {
             "reconstruction": reconstruction,
@@ -143,6 +148,11 @@ class ServingModule(tf.Module):
         with tf.control_dependencies([_require(inside, explain)]):
             images = tf.reshape(tf.cast(pixels, tf.uint8), (-1, *self.config.image_shape))
         return self._outputs(scale_images(images))
+
+
+def _untracked(layer: Callable[..., tf.Tensor]) -> Callable[..., tf.Tensor]:
+    """layer's call, held in a closure that tf.Module's attribute tracking does not follow."""
+    return lambda *args, **kwargs: layer(*args, **kwargs)
 
 
 def _require(ok: tf.Tensor, explain: Callable[[], list]) -> tf.Tensor:
