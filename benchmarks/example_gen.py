@@ -66,7 +66,7 @@ def ours_seconds(name: str, data_dir: str | None, output: str, beam_args: list) 
 def run(
     data_dir: str | None,
     dataset: str = "garment_shapes/full",
-    beam_args: tuple = ("--direct_running_mode=in_memory", "--direct_num_workers=1"),
+    beam_args: tuple = ("--direct_running_mode=in_memory", "--direct_num_workers=1", "--runner=FnApiRunner"),
 ) -> dict:
     builder = tfds_builder(dataset, data_dir=data_dir, download=True)
     count = sum(builder.info.splits[split].num_examples for split in ("train", "test"))

@@ -95,6 +95,14 @@ def prepared_size(dataset: DatasetConfig) -> int | None:
         return None
 
 
+# Beam's DirectRunner (2.68 and later) first tries the Prism runner, which it downloads from GitHub:
+# where that works, the chosen mode (direct_running_mode, direct_num_workers) is ignored; where it
+# cannot (no network), each Beam component loses a second or two before falling back. Beam's
+# maintainers' advice is to name the FnApiRunner, the DirectRunner's own engine for these pipelines.
+LOCAL_RUNNER = "--runner=FnApiRunner"
+_DIRECT_RUNNERS = ("directrunner", "direct", "fnapirunner", "fnapi")
+
+
 def _runner(args: list[str]) -> str:
     runner = "DirectRunner"
     for index, arg in enumerate(args):
@@ -106,7 +114,7 @@ def _runner(args: list[str]) -> str:
 
 
 def _is_direct(args: list[str]) -> bool:
-    return _runner(args).lower() in ("directrunner", "direct")
+    return _runner(args).lower() in _DIRECT_RUNNERS
 
 
 def beam_mode(config: PipelineConfig, cores: int | None = None) -> BeamMode:
@@ -123,8 +131,9 @@ def beam_mode(config: PipelineConfig, cores: int | None = None) -> BeamMode:
 
 
 def beam_pipeline_args(config: PipelineConfig, mode: BeamMode | None = None) -> list[str]:
-    """The Beam options of mode (default: beam_mode(config)), plus, for the DirectRunner, the
-    container image as the workers' dependency flag.
+    """The Beam options of mode (default: beam_mode(config)); where they name no runner, the
+    FnApiRunner (see LOCAL_RUNNER); and for these local runners the container image as the
+    workers' dependency flag.
 
     Without a dependency flag, every Beam executor copies TFX's 41 MB source into a new temporary
     directory and builds a package from it (seconds per component, never deleted: gigabytes of
@@ -133,6 +142,8 @@ def beam_pipeline_args(config: PipelineConfig, mode: BeamMode | None = None) -> 
     the one every step already runs in on Kubeflow (config.container_image).
     """
     args = list((mode or beam_mode(config)).args)
+    if not any(arg == "--runner" or arg.startswith("--runner=") for arg in args):
+        args.append(LOCAL_RUNNER)
     has_dependency = any(arg.split("=", 1)[0] in _DEPENDENCY_FLAGS for arg in args)
     if _is_direct(args) and not has_dependency:
         args.append(f"--sdk_container_image={config.container_image}")

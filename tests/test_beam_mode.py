@@ -59,7 +59,10 @@ def test_prepared_dataset_size_decides(garment_data_dir):
     assert mode == BeamMode(
         IN_MEMORY, "in_memory", f"chosen: 2,500 examples < {break_even_examples(2):,}, the break-even on 2 cores"
     )
-    assert beam_pipeline_args(config, mode) == IN_MEMORY + ["--sdk_container_image=sparse-ae-tfx:latest"]
+    assert beam_pipeline_args(config, mode) == IN_MEMORY + [
+        "--runner=FnApiRunner",
+        "--sdk_container_image=sparse-ae-tfx:latest",
+    ]
     sliced = load_config(
         [
             "dataset.name=garment_shapes/small",
@@ -97,6 +100,19 @@ def test_explicit_beam_pipeline_args_override_the_choice(garment_data_dir, args,
     chosen = beam_mode(config, cores=2)  # the choice would be in_memory
     assert chosen == BeamMode(args, mode, "set by beam_pipeline_args")
     assert beam_pipeline_args(config)[: len(args)] == args
+
+
+def test_the_local_runner_is_named_so_beam_never_swaps_in_prism(garment_data_dir):
+    """Unnamed, Beam's DirectRunner would try Prism first and ignore the chosen mode."""
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+
+    def runner_and_mode(*overrides: str) -> tuple:
+        options = PipelineOptions(beam_pipeline_args(load_config(["dataset.name=garment_shapes/small", *overrides])))
+        return options.view_as(StandardOptions).runner, options.view_as(DirectOptions).direct_running_mode
+
+    assert runner_and_mode(f"dataset.data_dir={garment_data_dir}") == ("FnApiRunner", "in_memory")
+    assert runner_and_mode("beam_pipeline_args=" + ",".join(MULTI)) == ("FnApiRunner", "multi_processing")
+    assert runner_and_mode("beam_pipeline_args=--runner=DirectRunner")[0] == "DirectRunner"  # named: kept
 
 
 @pytest.mark.parametrize("text", ["none", "auto"])

@@ -296,6 +296,8 @@ def test_the_terminal_shows_the_run_and_the_run_log_holds_the_libraries(first, c
     text = open(log).read()
     assert TF_CPP_LINE.search(text)  # what TensorFlow's C++ code wrote at import
     assert "Component Trainer is running." in text and "FutureWarning" in text
+    # Beam ran the chosen mode on its FnApiRunner: no attempt at the Prism runner it would download.
+    assert "--runner=FnApiRunner" in text and "PrismRunner" not in text
 
     env = {key: value for key, value in os.environ.items() if not key.startswith("TF_")}
     args = ["models", "--pipeline-root", first["pipeline_root"], "--set", f"serving_dir={first['serving']}"]
