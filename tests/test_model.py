@@ -155,3 +155,14 @@ def test_build_model_leaves_the_global_seed_alone(small_config):
     keras.utils.set_random_seed(5)
     second = build_model(small_config).get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=False))
+
+
+def test_autograph_leaves_keras_code_alone_and_converts_ours():
+    """Keras 2's own code is traced as written (it converted in 39 s what traces in 4); ours is converted."""
+    from tensorflow.python.autograph.impl import conversion
+
+    import sparse_ae.model
+
+    assert conversion.is_allowlisted(keras.layers.Dense(1).call)
+    assert conversion.is_allowlisted(keras.Model.train_step)
+    assert not conversion.is_allowlisted(sparse_ae.model.SparseAutoencoder.train_step)
