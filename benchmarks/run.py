@@ -24,7 +24,7 @@ def suites(full: bool, smoke: bool = False) -> dict[str, Callable[[str | None], 
         return {
             "train_step": lambda d: train_step.run(d, dataset=small, epochs=1, limit=1024),
             "example_gen": lambda d: example_gen.run(d, dataset=small),
-            "evaluator": lambda d: evaluator.run(d, sizes=[250, 500, 1000], dataset=small, repeats=1, profiled=False),
+            "evaluator": lambda d: evaluator.run(d, sizes=[250, 500], dataset=small, repeats=1, profiled=False),
             "serving": lambda d: serving.run(d, dataset=small),
         }
     table: dict[str, Callable[[str | None], dict]] = {
