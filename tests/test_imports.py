@@ -13,8 +13,18 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Never imported on the path of a run (the Tuner's Keras 3 and plots, InfraValidator's Kubernetes
-# client, TFMA's Jupyter widgets).
-ABSENT = ("keras_tuner", "keras", "matplotlib", "kubernetes", "ipywidgets", "IPython.terminal")
+# client, TFMA's Jupyter widgets, the BulkInferrer and its TensorFlow Serving APIs unless
+# scoring.bulk_inference asks for it).
+ABSENT = (
+    "keras_tuner",
+    "keras",
+    "matplotlib",
+    "kubernetes",
+    "ipywidgets",
+    "IPython.terminal",
+    "tfx.components.bulk_inferrer",
+    "tensorflow_serving",
+)
 # Imported by TFX, TFMA, TFDV or Beam, but their code runs only when used (components/deferred_imports.py).
 NOT_RUN = (
     "tfx.components",
