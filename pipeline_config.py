@@ -112,8 +112,8 @@ class DriftConfig(StrictModel):
 
 # Ready-to-fill beam_pipeline_args for the runners that scale Beam components out (docs/running-at-scale.md,
 # "Beam"); replace the <...> placeholders. None of them can execute on a machine
-# without the cluster; by default the DirectRunner runs in one of the two direct_* modes
-# (pipeline/beam_args.py chooses).
+# without the cluster; by default Beam's FnApiRunner (the DirectRunner's engine) runs in one of the
+# two direct_* modes (pipeline/beam_args.py chooses, and names the runner).
 BEAM_RUNNER_TEMPLATES: dict[str, list[str]] = {
     "direct_in_memory": ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
     "direct_multi_processing": ["--direct_running_mode=multi_processing", "--direct_num_workers=0"],
@@ -192,9 +192,10 @@ class PipelineConfig(StrictModel):
     )
     beam_pipeline_args: list[str] | None = Field(
         None,
-        description="Beam options of TFDSExampleGen, StatisticsGen and Evaluator, comma-separated; none: the "
-        "DirectRunner, in-memory or one process per core as the dataset's size and the cores make pay "
-        "(docs/running-at-scale.md: 'Beam running mode', and templates in 'Beam').",
+        description="Beam options of TFDSExampleGen, StatisticsGen and Evaluator, comma-separated; none: "
+        "Beam's local FnApiRunner (the DirectRunner's engine, named so that Beam never swaps in Prism), "
+        "in-memory or one process per core as the dataset's size and the cores make pay; without --runner, "
+        "--runner=FnApiRunner is added (docs/running-at-scale.md: 'Beam running mode', and templates in 'Beam').",
     )
     container_image: str = Field(
         "sparse-ae-tfx:latest",
