@@ -3,9 +3,30 @@ sys.path). Fixtures live in conftest.py; plain functions and constants live here
 
 import hashlib
 import os
+import subprocess
+import sys
+
+# The installed console script, run as a user runs it.
+CLI = os.path.join(os.path.dirname(sys.executable), "sparse-ae")
 
 # A gate every trained model passes: for tests about faults, not about quality.
 LENIENT_GATE = ["gate.psnr_threshold=5", "gate.change_tolerance=100"]
+
+
+def user_env() -> dict:
+    """This process's environment without the TF_* settings the tests add (conftest quiets
+    TensorFlow's C++ logs): what a user's shell gives the `sparse-ae` command."""
+    return {key: value for key, value in os.environ.items() if not key.startswith("TF_")}
+
+
+def set_args(overrides) -> list:
+    """--set KEY=VALUE for each override, as the command line takes them."""
+    return [arg for item in overrides for arg in ("--set", item)]
+
+
+def run_cli(*args: str, cwd: str | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+    """`sparse-ae *args` in a fresh process with the user's environment; output captured."""
+    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=timeout, env=user_env(), cwd=cwd)
 
 
 def small_pipeline_overrides(root, data_dir: str, epochs: int = 1) -> list:

@@ -13,15 +13,13 @@ import io
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 from helpers import file_digests as tree
-from helpers import served_pipeline_root
+from helpers import run_cli, served_pipeline_root
 from PIL import Image
 
 from pipeline.local_runner import run_local
@@ -29,13 +27,7 @@ from pipeline.run_summary import format_summary, open_store, summarize_run
 from pipeline_config import load_config
 from sparse_ae.errors import DatasetUnavailableError, DataValidationError, TrainingDivergedError
 
-CLI = os.path.join(os.path.dirname(sys.executable), "sparse-ae")
 UPSTREAM = ["TFDSExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator"]
-
-
-def run_cli(*args: str, cwd: str) -> subprocess.CompletedProcess:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("TF_")}
-    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=900, env=env, cwd=cwd)
 
 
 # --- Configuration: one line naming key, value and what is allowed; exit status 2; nothing touched.

@@ -1,19 +1,9 @@
 """The sparse-ae command as users run it: real subprocesses of the installed console script."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
-
-SPARSE_AE = os.path.join(os.path.dirname(sys.executable), "sparse-ae")
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    """Run the console script in the environment a user has (no test-only settings)."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("TF_")}
-    return subprocess.run([SPARSE_AE, *args], capture_output=True, text=True, timeout=600, env=env)
+from helpers import run_cli
 
 
 def assert_weights_reproduce_the_recorded_psnr(output, metrics: dict, data_dir: str) -> None:

@@ -29,25 +29,24 @@ import sys
 import time
 
 import pytest
+from helpers import CLI, run_cli, served_pipeline_root, set_args, user_env
 from helpers import file_digests as tree
-from helpers import served_pipeline_root
 
 from components.serving_dir import STAGING_PREFIX, PublishError, publish, remove_stale_staging, serving_versions
 from pipeline.run_lock import LOCK_FILE
 from pipeline.run_summary import latest_run_id, open_store, summarize_run
 
-CLI = os.path.join(os.path.dirname(sys.executable), "sparse-ae")
 UPSTREAM = ["TFDSExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator"]
 FILE_SIZE_LIMIT = 1_000_000  # bytes: above every file step 4 writes but the model's variables (about 1.9 MB)
 
 
 def cli(overrides, output_dir, name, **popen):
     """Start `sparse-ae pipeline run` with its stdout and stderr in files under output_dir."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("TF_")}
+    env = user_env()
     env["PYTHONUNBUFFERED"] = "1"  # Keras's epoch lines reach the file as they are printed
     stdout, stderr = (open(os.path.join(output_dir, f"{name}.{kind}"), "w") for kind in ("out", "err"))
     process = subprocess.Popen(
-        [CLI, "pipeline", "run", *sum((["--set", item] for item in overrides), [])],
+        [CLI, "pipeline", "run", *set_args(overrides)],
         stdout=stdout,
         stderr=stderr,
         text=True,
@@ -299,13 +298,12 @@ def test_the_terminal_shows_the_run_and_the_run_log_holds_the_libraries(first, c
     # Beam ran the chosen mode on its FnApiRunner: no attempt at the Prism runner it would download.
     assert "--runner=FnApiRunner" in text and "PrismRunner" not in text
 
-    env = {key: value for key, value in os.environ.items() if not key.startswith("TF_")}
     args = ["models", "--pipeline-root", first["pipeline_root"], "--set", f"serving_dir={first['serving']}"]
-    quiet = subprocess.run([CLI, *args], capture_output=True, text=True, env=env, timeout=600)
+    quiet = run_cli(*args, timeout=600)
     live = int(os.path.basename(summary.pushed_path))
     assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
     assert f"  Live: version {live} (model " in quiet.stdout  # in words, not a bare '*'
-    verbose = subprocess.run([CLI, "--verbose", *args], capture_output=True, text=True, env=env, timeout=600)
+    verbose = run_cli("--verbose", *args, timeout=600)
     assert verbose.returncode == 0 and verbose.stdout == quiet.stdout
     assert TF_CPP_LINE.search(verbose.stderr) and "FutureWarning" in verbose.stderr, verbose.stderr[-2000:]
 

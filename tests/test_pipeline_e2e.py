@@ -8,14 +8,12 @@ blessed against run 1's model as baseline.
 
 import glob
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from helpers import small_pipeline_overrides
+from helpers import run_cli, set_args, small_pipeline_overrides
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline.local_runner import run_local
@@ -47,19 +45,7 @@ def runs(garment_data_dir, tmp_path_factory):
     results["cached"] = summarize_run(metadata, name)
     results["serving_after_cached"] = sorted(os.listdir(serving))
 
-    env = {key: value for key, value in os.environ.items() if not key.startswith("TF_")}
-    results["cli"] = subprocess.run(
-        [
-            os.path.join(os.path.dirname(sys.executable), "sparse-ae"),
-            "pipeline",
-            "run",
-            *sum((["--set", item] for item in overrides + ["gate.psnr_threshold=99"]), []),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=env,
-    )
+    results["cli"] = run_cli("pipeline", "run", *set_args(overrides + ["gate.psnr_threshold=99"]))
     results["unreachable"] = summarize_run(metadata, name)
     results["serving_after_unreachable"] = sorted(os.listdir(serving))
 

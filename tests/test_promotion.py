@@ -11,14 +11,12 @@ import contextlib
 import io
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from helpers import small_pipeline_overrides
+from helpers import run_cli, small_pipeline_overrides
 from ml_metadata.proto import metadata_store_pb2
 
 from components.serving_dir import same_saved_model, serving_versions
@@ -59,15 +57,8 @@ def history(garment_data_dir, tmp_path_factory):
     h["rejected"] = summarize_run(metadata, name)
     h["versions_before_promote"] = serving_versions(serving)
 
-    env = {key: value for key, value in os.environ.items() if not key.startswith("TF_")}
     rejected_uri = h["rejected"].artifacts["Trainer.model"]
-    h["no_reason"] = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "sparse-ae"), "promote", rejected_uri, *sets],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    h["no_reason"] = run_cli("promote", rejected_uri, *sets, timeout=300)
     h["blank_reason"] = sparse_ae("promote", rejected_uri, "--reason", "  ", *sets)
     h["versions_after_refusals"] = serving_versions(serving)
 

@@ -14,12 +14,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import small_pipeline_overrides
+from helpers import run_cli, set_args, small_pipeline_overrides
 
 from pipeline.report import report_dir, write_report
 from pipeline.report.render import DATA_FILE, FIGURES, HTML_FILE
@@ -46,19 +45,7 @@ INSTALL_HINT = (
 def run(garment_data_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     overrides = small_pipeline_overrides(root, garment_data_dir, epochs=2) + ["gate.psnr_threshold=10"]
-    env = {key: value for key, value in os.environ.items() if not key.startswith("TF_")}
-    cli = subprocess.run(
-        [
-            os.path.join(os.path.dirname(sys.executable), "sparse-ae"),
-            "pipeline",
-            "run",
-            *sum((["--set", item] for item in overrides), []),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=env,
-    )
+    cli = run_cli("pipeline", "run", *set_args(overrides))
     assert cli.returncode == 0, cli.stdout[-3000:] + cli.stderr[-3000:]
     config = load_config(overrides).absolute()
     summary = summarize_run(config.resolved_metadata_path, config.pipeline_name)
