@@ -10,7 +10,13 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pipeline.beam_args import LOCAL_RUNNER
+from pipeline_config import BEAM_RUNNER_TEMPLATES
+
 NOT_MEASURABLE = "not measurable"  # how a None figure is printed
+
+# The Beam options the pipeline gives its Beam components on small data (pipeline/beam_args.py).
+IN_MEMORY_BEAM = (*BEAM_RUNNER_TEMPLATES["direct_in_memory"], LOCAL_RUNNER)
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 

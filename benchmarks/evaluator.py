@@ -13,15 +13,12 @@ import time
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from benchmarks import fixtures
-from benchmarks.common import fit_line, safe_ratio
-from pipeline.beam_args import LOCAL_RUNNER
-from pipeline_config import BEAM_RUNNER_TEMPLATES, GateConfig
+from benchmarks.common import IN_MEMORY_BEAM, fit_line, safe_ratio
+from pipeline_config import GateConfig
 from sparse_ae.config import SparseAEConfig
 from sparse_ae.data import example_pairs
 
 ENGINES = ("batched", "tfma")
-# The Beam options the pipeline gives its Evaluator on small data (pipeline/beam_args.py).
-IN_MEMORY_BEAM = [*BEAM_RUNNER_TEMPLATES["direct_in_memory"], LOCAL_RUNNER]
 
 
 def tfma_seconds(model_path: str, files: str, output: str, engine: str = "tfma") -> float:
@@ -46,7 +43,7 @@ def tfma_seconds(model_path: str, files: str, output: str, engine: str = "tfma")
         file_format="tfrecords",
         output_path=output,
         extractors=extractors,
-        pipeline_options=PipelineOptions(IN_MEMORY_BEAM),
+        pipeline_options=PipelineOptions(list(IN_MEMORY_BEAM)),
     )
     return time.perf_counter() - started
 

@@ -12,7 +12,7 @@ import time
 import tensorflow as tf
 from tfx.types import standard_artifacts
 
-from benchmarks.common import safe_ratio
+from benchmarks.common import IN_MEMORY_BEAM, safe_ratio
 from components.tfds_example_gen.executor import Executor
 from sparse_ae.data import tfds_builder
 
@@ -66,7 +66,7 @@ def ours_seconds(name: str, data_dir: str | None, output: str, beam_args: list) 
 def run(
     data_dir: str | None,
     dataset: str = "garment_shapes/full",
-    beam_args: tuple = ("--direct_running_mode=in_memory", "--direct_num_workers=1", "--runner=FnApiRunner"),
+    beam_args: tuple = IN_MEMORY_BEAM,
 ) -> dict:
     builder = tfds_builder(dataset, data_dir=data_dir, download=True)
     count = sum(builder.info.splits[split].num_examples for split in ("train", "test"))

@@ -103,14 +103,19 @@ LOCAL_RUNNER = "--runner=FnApiRunner"
 _DIRECT_RUNNERS = ("directrunner", "direct", "fnapirunner", "fnapi")
 
 
-def _runner(args: list[str]) -> str:
-    runner = "DirectRunner"
+def _named_runner(args: list[str]) -> str | None:
+    """The runner args name (the last one wins, as in Beam), or None."""
+    runner = None
     for index, arg in enumerate(args):
         if arg.startswith("--runner="):
             runner = arg.split("=", 1)[1]
         elif arg == "--runner" and index + 1 < len(args):
             runner = args[index + 1]
     return runner
+
+
+def _runner(args: list[str]) -> str:
+    return _named_runner(args) or "DirectRunner"  # Beam's default
 
 
 def _is_direct(args: list[str]) -> bool:
@@ -142,7 +147,7 @@ def beam_pipeline_args(config: PipelineConfig, mode: BeamMode | None = None) -> 
     the one every step already runs in on Kubeflow (config.container_image).
     """
     args = list((mode or beam_mode(config)).args)
-    if not any(arg == "--runner" or arg.startswith("--runner=") for arg in args):
+    if _named_runner(args) is None:
         args.append(LOCAL_RUNNER)
     has_dependency = any(arg.split("=", 1)[0] in _DEPENDENCY_FLAGS for arg in args)
     if _is_direct(args) and not has_dependency:
