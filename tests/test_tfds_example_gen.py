@@ -5,11 +5,12 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_datasets as tfds
 from tfx.types import standard_artifacts
 
 from components.tfds_example_gen import TFDSExampleGen
 from components.tfds_example_gen.executor import Executor, batch_to_examples
-from sparse_ae.errors import DatasetUnavailableError
+from sparse_ae.errors import DatasetUnavailableError, DataValidationError
 
 
 def test_batch_to_examples_round_trips_image_and_label():
@@ -117,3 +118,47 @@ def test_encoding_equals_the_protobuf_library(dtype):
         header = expected[: len(expected) - sum(map(len, entries))]
         assert expected == header + entries[0] + entries[1]
         assert record in (expected, header + entries[1] + entries[0])
+
+
+def test_a_shard_that_breaks_the_contract_leaves_no_file_behind(tmp_path):
+    """One record of the train shard has a label outside its classes: the executor fails naming it,
+    and the train split holds no file (no partial examples for a rerun to trip over); the eval
+    split, whose shard is sound, is written in full under the sink's usual name."""
+    import glob
+    import os
+
+    folder = tmp_path / "data" / "bad_labels" / "1.0.0"
+    folder.mkdir(parents=True)
+    features = tfds.features.FeaturesDict(
+        {
+            "image": tfds.features.Tensor(shape=(28, 28, 1), dtype=np.uint8),
+            "label": tfds.features.ClassLabel(num_classes=10),
+        }
+    )
+    for split, bad_record in (("train", 3), ("test", None)):
+        with tf.io.TFRecordWriter(str(folder / f"bad_labels-{split}.tfrecord-00000-of-00001")) as writer:
+            for index in range(8):
+                example = tf.train.Example.FromString(
+                    features.serialize_example({"image": np.full((28, 28, 1), index, np.uint8), "label": index})
+                )
+                if index == bad_record:
+                    example.features.feature["label"].int64_list.value[0] = 12
+                writer.write(example.SerializeToString())
+    tfds.folder_dataset.write_metadata(data_dir=str(folder), features=features)
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / "examples")
+    properties = {
+        "dataset": "bad_labels",
+        "version": "",
+        "data_dir": str(tmp_path / "data"),
+        "split_mapping": json.dumps({"train": "train", "test": "eval"}),
+        "download": 0,
+        "image_key": "image",
+        "label_key": "label",
+    }
+    with pytest.raises(DataValidationError, match=r"record 3: label 12; allowed: 0\.\.9"):
+        Executor().Do({}, {"examples": [examples]}, properties)
+    assert glob.glob(os.path.join(examples.uri, "Split-train", "*")) == []
+    (written,) = glob.glob(os.path.join(examples.uri, "Split-eval", "*"))
+    assert os.path.basename(written) == "data_tfrecord-00000-of-00001.gz"
+    assert sum(1 for _ in tf.data.TFRecordDataset(written, compression_type="GZIP")) == 8

@@ -1,14 +1,17 @@
-"""Executor of TFDSExampleGen: a Beam pipeline per split, read shard by shard and checked (checks.py)."""
+"""Executor of TFDSExampleGen: a Beam pipeline per split, read shard by shard and checked (checks.py),
+each TFDS shard written as one gzipped TFRecord file of tf.Examples."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+import tensorflow as tf
 from tfx import types
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
@@ -22,6 +25,9 @@ from sparse_ae.data import tfds_builder
 _READ_BATCH = 1024
 _FILE_PREFIX = "data_tfrecord"
 _ERRORS_FOLDER = ".data_errors"  # the readers' messages, read back and removed once Beam is done
+# gzip's fastest level: on these examples (int64 pixels) it makes files 5% larger than Beam's
+# WriteToTFRecord (level 6) and compresses in 45% of the time.
+_COMPRESSION_LEVEL = 1
 _ENCODER = RecordBatchToExamplesEncoder()  # stateless; pickles by its schema (None)
 
 
@@ -46,6 +52,49 @@ def batch_to_examples(batch: dict[str, np.ndarray], image_key: str, label_key: s
         for key, values in ((image_key, pixels), (label_key, labels))
     }
     return _ENCODER.encode(pa.RecordBatch.from_arrays(list(columns.values()), list(columns.keys())))
+
+
+class ShardWriter:
+    """Writes the checked examples of one TFDS shard to one gzipped TFRecord file of its TFX split:
+    `<split uri>/data_tfrecord-<index>-of-<count>.gz`, the names Beam's TFRecord sink gives.
+
+    One file per TFDS shard rather than Beam's WriteToTFRecord: that sink handles (and compresses)
+    every record as a Beam element of its own, 4.0 s of ExampleGen's 8.8 s on 70,000 images in a
+    profile; here each batch is encoded at once and written by TensorFlow's C++ writer, outside
+    Beam's per-element machinery (8.3 s -> 6.7 s in all). The names are fixed by the shard's
+    index, so a retried bundle rewrites its own file; a shard that breaks the data contract
+    leaves no file behind.
+    """
+
+    def __init__(self, reader: ShardReader, split_uri: str, shard_count: int, image_key: str, label_key: str):
+        self.reader, self.split_uri, self.shard_count = reader, split_uri, shard_count
+        self.image_key, self.label_key = image_key, label_key
+
+    def __call__(self, indexed_instruction) -> Iterator[beam.pvalue.TaggedOutput]:
+        """Writes the shard; yields only the reader's error message, tagged ERRORS, if it has one."""
+        index, instruction = indexed_instruction
+        path = os.path.join(self.split_uri, f"{_FILE_PREFIX}-{index:05d}-of-{self.shard_count:05d}.gz")
+        options = tf.io.TFRecordOptions(compression_type="GZIP", compression_level=_COMPRESSION_LEVEL)
+        error = None
+        try:
+            with tf.io.TFRecordWriter(path, options) as writer:
+                for batch in self.reader(instruction):
+                    if isinstance(batch, beam.pvalue.TaggedOutput):
+                        error = batch
+                        break
+                    for record in batch_to_examples(batch, self.image_key, self.label_key):
+                        writer.write(record)
+        except BaseException:
+            _remove(path)
+            raise
+        if error is not None:
+            _remove(path)
+            yield error
+
+
+def _remove(path: str) -> None:
+    if tf.io.gfile.exists(path):
+        tf.io.gfile.remove(path)
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
@@ -89,21 +138,16 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             errors = []
             for tfds_split, tfx_split in mapping.items():
                 reader = ShardReader(builder, tfds_split, tfx_split, image_key, label_key, expected_shape, _READ_BATCH)
-                read = (
+                shards = builder.info.splits[tfds_split].file_instructions
+                split_uri = artifact_utils.get_split_uri([examples], tfx_split)
+                tf.io.gfile.makedirs(split_uri)
+                writer = ShardWriter(reader, split_uri, len(shards), image_key, label_key)
+                written = (
                     pipeline
-                    | f"Shards[{tfx_split}]" >> beam.Create(builder.info.splits[tfds_split].file_instructions)
-                    | f"Read[{tfx_split}]" >> beam.FlatMap(reader).with_outputs(ERRORS, main="batches")
+                    | f"Shards[{tfx_split}]" >> beam.Create(list(enumerate(shards)))
+                    | f"Write[{tfx_split}]" >> beam.FlatMap(writer).with_outputs(ERRORS, main="written")
                 )
-                _ = (
-                    read.batches
-                    | f"ToExamples[{tfx_split}]" >> beam.FlatMap(batch_to_examples, image_key, label_key)
-                    | f"Write[{tfx_split}]"
-                    >> beam.io.WriteToTFRecord(
-                        os.path.join(artifact_utils.get_split_uri([examples], tfx_split), _FILE_PREFIX),
-                        file_name_suffix=".gz",
-                    )
-                )
-                errors.append(read[ERRORS])
+                errors.append(written[ERRORS])
             _ = (
                 tuple(errors)
                 | "DataErrors" >> beam.Flatten()
