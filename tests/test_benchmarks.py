@@ -56,3 +56,17 @@ def test_a_clear_linear_cost_is_measured():
 
 def test_unknown_benchmark_is_refused(tmp_path):
     assert main(["--only", "nope", "--results-dir", str(tmp_path)]) == 2
+
+
+def test_end_to_end_compares_median_runs_and_keeps_every_sample():
+    from benchmarks.end_to_end import _median_run
+
+    samples = [
+        {"seconds": 64.0, "peak_memory_gib": 0.8, "peak_memory_all_processes_gib": 0.9, "profile": {"Trainer": 50}},
+        {"seconds": 41.0, "peak_memory_gib": 0.9, "peak_memory_all_processes_gib": 0.8, "profile": {"Trainer": 30}},
+        {"seconds": 49.0, "peak_memory_gib": 0.7, "peak_memory_all_processes_gib": 0.7, "profile": {"Trainer": 35}},
+    ]
+    median = _median_run(samples)
+    assert median["seconds"] == 49.0 and median["profile"] == {"Trainer": 35}  # the median run's own profile
+    assert median["seconds_samples"] == [64.0, 41.0, 49.0]
+    assert median["peak_memory_gib"] == 0.9 and median["peak_memory_all_processes_gib"] == 0.9  # the worst run
