@@ -13,6 +13,22 @@ from components.tfds_example_gen.executor import Executor, batch_to_examples
 from sparse_ae.errors import DatasetUnavailableError, DataValidationError
 
 
+def example_gen_inputs(uri: str, dataset: str, data_dir: str, split_mapping: dict) -> tuple:
+    """(the Examples artifact at uri, the executor's properties) for a run offline."""
+    examples = standard_artifacts.Examples()
+    examples.uri = uri
+    properties = {
+        "dataset": dataset,
+        "version": "",
+        "data_dir": data_dir,
+        "split_mapping": json.dumps(split_mapping),
+        "download": 0,
+        "image_key": "image",
+        "label_key": "label",
+    }
+    return examples, properties
+
+
 def test_batch_to_examples_round_trips_image_and_label():
     images = np.random.RandomState(0).randint(0, 256, size=(3, 28, 28, 1)).astype(np.uint8)
     records = batch_to_examples({"image": images, "label": np.array([4, 0, 9])}, "image", "label")
@@ -44,17 +60,9 @@ def test_split_mapping_must_name_distinct_tfx_splits():
 
 
 def test_unprepared_dataset_offline_names_dataset_dir_and_remedy(tmp_path):
-    examples = standard_artifacts.Examples()
-    examples.uri = str(tmp_path / "examples")
-    properties = {
-        "dataset": "fashion_mnist",
-        "version": "",
-        "data_dir": str(tmp_path / "tfds"),
-        "split_mapping": json.dumps({"train": "train", "test": "eval"}),
-        "download": 0,
-        "image_key": "image",
-        "label_key": "label",
-    }
+    examples, properties = example_gen_inputs(
+        str(tmp_path / "examples"), "fashion_mnist", str(tmp_path / "tfds"), {"train": "train", "test": "eval"}
+    )
     with pytest.raises(DatasetUnavailableError) as caught:
         Executor().Do({}, {"examples": [examples]}, properties)
     message = str(caught.value)
@@ -66,17 +74,12 @@ def test_sliced_splits_are_written_in_full(garment_data_dir, tmp_path):
     import glob
     import os
 
-    examples = standard_artifacts.Examples()
-    examples.uri = str(tmp_path / "examples")
-    properties = {
-        "dataset": "garment_shapes/small",
-        "version": "",
-        "data_dir": garment_data_dir,
-        "split_mapping": json.dumps({"train[:300]": "train", "test[:10%]": "eval"}),
-        "download": 0,
-        "image_key": "image",
-        "label_key": "label",
-    }
+    examples, properties = example_gen_inputs(
+        str(tmp_path / "examples"),
+        "garment_shapes/small",
+        garment_data_dir,
+        {"train[:300]": "train", "test[:10%]": "eval"},
+    )
     Executor().Do({}, {"examples": [examples]}, properties)
     counts = {
         split: sum(
@@ -145,17 +148,9 @@ def test_a_shard_that_breaks_the_contract_leaves_no_file_behind(tmp_path):
                     example.features.feature["label"].int64_list.value[0] = 12
                 writer.write(example.SerializeToString())
     tfds.folder_dataset.write_metadata(data_dir=str(folder), features=features)
-    examples = standard_artifacts.Examples()
-    examples.uri = str(tmp_path / "examples")
-    properties = {
-        "dataset": "bad_labels",
-        "version": "",
-        "data_dir": str(tmp_path / "data"),
-        "split_mapping": json.dumps({"train": "train", "test": "eval"}),
-        "download": 0,
-        "image_key": "image",
-        "label_key": "label",
-    }
+    examples, properties = example_gen_inputs(
+        str(tmp_path / "examples"), "bad_labels", str(tmp_path / "data"), {"train": "train", "test": "eval"}
+    )
     with pytest.raises(DataValidationError, match=r"record 3: label 12; allowed: 0\.\.9"):
         Executor().Do({}, {"examples": [examples]}, properties)
     assert glob.glob(os.path.join(examples.uri, "Split-train", "*")) == []
