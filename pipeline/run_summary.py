@@ -399,7 +399,7 @@ def format_code_figures(summary: RunSummary) -> list[str]:
             f"({summary.zeroing_cost:.2f} dB lost)"
         )
     for label, psnr in (
-        (f"PCA-{_active_size(summary)}, the code's active size", summary.linear_baseline_psnr_at_active),
+        (f"PCA-{active_size(summary)}, the code's active size", summary.linear_baseline_psnr_at_active),
         ("PCA of the full code size", summary.linear_baseline_psnr),
     ):
         if psnr is not None and summary.psnr is not None:
@@ -414,7 +414,7 @@ def format_code_figures(summary: RunSummary) -> list[str]:
     return lines
 
 
-def _active_size(summary: RunSummary) -> str:
+def active_size(summary: RunSummary) -> str:
     """k of PCA-k at the code's active size: the rounded mean active units, as the Trainer chose it."""
     return "k" if summary.active_units is None else str(max(1, round(summary.active_units)))
 

@@ -104,5 +104,6 @@ def test_the_report_names_the_failed_condition_and_shows_the_three_figures(gated
     assert "NOT BLESSED: overall: linear baseline" in html
     assert f"Linear baseline (PCA of the full code size): {summary.linear_baseline_psnr:.2f} dB" in html
     assert f"Active latent units per image {summary.active_units:.1f}" in html
+    assert f"Linear baseline (PCA-{max(1, round(summary.active_units))}, the code" in html
     assert f"Mean latent activation {summary.mean_activation:.4f}" in html
     assert f"Eval PSNR {summary.psnr:.2f} dB" in html

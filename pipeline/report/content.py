@@ -22,7 +22,7 @@ from pipeline.mlmd_reader import (
     open_store,
     resolve_run,
 )
-from pipeline.run_summary import RunSummary, format_drift, summarize_run
+from pipeline.run_summary import RunSummary, active_size, format_drift, summarize_run
 from sparse_ae.train import METRICS_FILE  # the Trainer's, in its model_run artifact
 
 SAMPLE_SIZE = 1000  # eval examples run through the model for reconstructions and latent means
@@ -340,7 +340,11 @@ def code_details(summary: RunSummary, gate: dict[str, float | None]) -> list[str
             f"{summary.zeroing_cost:.2f} dB lost" + bound("max_zeroing_cost", "at most {:g} dB")
         )
     for psnr, what, key in (
-        (summary.linear_baseline_psnr_at_active, "PCA at the code's active size", "min_gain_over_linear"),
+        (
+            summary.linear_baseline_psnr_at_active,
+            f"PCA-{active_size(summary)}, the code's active size",
+            "min_gain_over_linear",
+        ),
         (summary.linear_baseline_psnr, "PCA of the full code size", "min_gain_over_full_linear"),
     ):
         if psnr is not None and summary.psnr is not None:
