@@ -71,3 +71,17 @@ def served_pipeline_root(root: str, data_dir: str):
     config = load_config(overrides).absolute()
     run_local(config)
     return overrides, config
+
+
+def metrics_by_slice(uri: str) -> dict:
+    """{slice key: {(metric name, model name, output name, is diff): value}} from TFMA's loader."""
+    import tensorflow_model_analysis as tfma
+
+    result = {}
+    for slice_metrics in tfma.load_metrics(uri):
+        keys = tuple((k.column, k.int64_value) for k in slice_metrics.slice_key.single_slice_keys)
+        result[keys] = {
+            (item.key.name, item.key.model_name, item.key.output_name, item.key.is_diff): item.value.double_value.value
+            for item in slice_metrics.metric_keys_and_values
+        }
+    return result
