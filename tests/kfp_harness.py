@@ -107,7 +107,7 @@ class SpecRunner:
         task = self.spec["root"]["dag"]["tasks"][name]
         component = self.spec["components"][task["componentRef"]["name"]]
         executor = self._executor(name)
-        inputs = self._input_artifacts(task, component, done)
+        inputs = self._input_artifacts(task, done)
         outputs = component.get("outputDefinitions", {}).get("artifacts", {})
         if "resolver" in executor:
             found = self.resolve(name, executor["resolver"]["outputArtifactQueries"], inputs, list(self.produced))
@@ -160,7 +160,7 @@ class SpecRunner:
             parameters[key] = spec["runtimeValue"]["constantValue"]
         return parameters
 
-    def _input_artifacts(self, task: dict, component: dict, done: dict[str, TaskRun]) -> dict:
+    def _input_artifacts(self, task: dict, done: dict[str, TaskRun]) -> dict:
         """{input key: the producer's output artifacts}, as recorded from its ExecutorOutput."""
         inputs = {}
         for key, spec in task.get("inputs", {}).get("artifacts", {}).items():
