@@ -9,6 +9,11 @@ import sys
 # The installed console script, run as a user runs it.
 CLI = os.path.join(os.path.dirname(sys.executable), "sparse-ae")
 
+# The container tasks of the compiled Kubeflow V2 spec (node ids; the baseline's resolver tasks aside).
+KUBEFLOW_COMPONENTS = frozenset(
+    {"TFDSExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Trainer", "Evaluator", "ServingPusher"}
+)
+
 # A gate every trained model passes: for tests about faults, not about quality.
 LENIENT_GATE = ["gate.psnr_threshold=5", "gate.change_tolerance=100"]
 

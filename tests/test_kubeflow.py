@@ -16,7 +16,7 @@ import sys
 import pytest
 import tfx
 from google.protobuf import json_format
-from helpers import set_args
+from helpers import KUBEFLOW_COMPONENTS, set_args
 from kfp.pipeline_spec import pipeline_spec_pb2
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -24,15 +24,6 @@ from packaging.utils import canonicalize_name
 from pipeline import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COMPONENTS = {
-    "TFDSExampleGen",
-    "StatisticsGen",
-    "SchemaGen",
-    "ExampleValidator",
-    "Trainer",
-    "Evaluator",
-    "ServingPusher",
-}
 IMAGE = "europe-docker.pkg.dev/my-project/ml/sparse-ae-tfx:7"
 BEAM = [
     "--runner=DataflowRunner",
@@ -74,14 +65,14 @@ def test_compile_kubeflow_writes_a_pipeline_spec_with_image_beam_and_training_se
     assert spec.pipeline_info.name == "sparse-ae"  # KFP's name pattern allows no underscore
 
     tasks = set(spec.root.dag.tasks)
-    assert COMPONENTS <= tasks and any(task.startswith("latest_blessed_model_resolver") for task in tasks)
+    assert KUBEFLOW_COMPONENTS <= tasks and any(task.startswith("latest_blessed_model_resolver") for task in tasks)
     executors = spec.deployment_spec.fields["executors"].struct_value.fields
     containers = {
         name: json_format.MessageToDict(value.struct_value)["container"]
         for name, value in executors.items()
         if "container" in value.struct_value.fields
     }
-    assert {f"{component}_executor" for component in COMPONENTS} <= set(containers)
+    assert {f"{component}_executor" for component in KUBEFLOW_COMPONENTS} <= set(containers)
     assert {container["image"] for container in containers.values()} == {IMAGE}
     for component in ("TFDSExampleGen", "StatisticsGen", "Evaluator"):
         assert containers[f"{component}_executor"]["args"][-len(BEAM) :] == BEAM

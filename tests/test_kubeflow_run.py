@@ -11,7 +11,7 @@ import json
 import os
 
 import pytest
-from helpers import LENIENT_GATE, metrics_by_slice, small_pipeline_overrides, user_env
+from helpers import KUBEFLOW_COMPONENTS, LENIENT_GATE, metrics_by_slice, small_pipeline_overrides, user_env
 from kfp_harness import SpecRunner, TaskFailed, artifact_title, image_environment
 
 from pipeline.kubeflow_runner import compile_kubeflow
@@ -20,15 +20,6 @@ from pipeline_config import load_config
 pytestmark = pytest.mark.slow  # one process per task, each importing TensorFlow and TFX
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONTAINER_TASKS = [
-    "TFDSExampleGen",
-    "StatisticsGen",
-    "SchemaGen",
-    "ExampleValidator",
-    "Trainer",
-    "Evaluator",
-    "ServingPusher",
-]
 BLESSING_RESOLVER = "latest_blessed_model_resolver-model-blessing-resolver"
 MODEL_RESOLVER = "latest_blessed_model_resolver-model-resolver"
 # The two artifact queries TFX 1.16's step_builder compiles LatestBlessedModelStrategy into.
@@ -103,7 +94,7 @@ def overall_psnr(evaluation_uri: str, model_name: str) -> float:
 
 def test_the_first_run_executes_every_task_blesses_and_pushes(runs, spec):
     first = runs["run-1"]
-    assert set(first) == set(CONTAINER_TASKS) | {BLESSING_RESOLVER, MODEL_RESOLVER}
+    assert set(first) == KUBEFLOW_COMPONENTS | {BLESSING_RESOLVER, MODEL_RESOLVER}
     assert first[MODEL_RESOLVER].output["artifacts"]["model"]["artifacts"] == []  # no baseline yet
     examples = artifact(first, "TFDSExampleGen", "examples")
     assert sorted(json.loads(examples["metadata"]["split_names"])) == ["eval", "train"]
