@@ -233,6 +233,7 @@ def requirement_closure(requirements: list) -> set:
     return {name for name, _ in found}
 
 
+@pytest.mark.slow  # imports TensorFlow, TFX and the pipeline in a fresh interpreter
 def test_the_image_installs_every_package_the_steps_import():
     """The distributions of every module the entrypoint and the pipeline's executors import (in a fresh
     interpreter with the image's environment) are among those the Dockerfile's install line brings."""
