@@ -9,6 +9,11 @@ import sys
 # The installed console script, run as a user runs it.
 CLI = os.path.join(os.path.dirname(sys.executable), "sparse-ae")
 
+# The container tasks of the compiled Kubeflow V2 spec (node ids; the baseline's resolver tasks aside).
+KUBEFLOW_COMPONENTS = frozenset(
+    {"TFDSExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Trainer", "Evaluator", "ServingPusher"}
+)
+
 # A gate every trained model passes: for tests about faults, not about quality.
 LENIENT_GATE = ["gate.psnr_threshold=5", "gate.change_tolerance=100"]
 
@@ -73,3 +78,17 @@ def served_pipeline_root(root: str, data_dir: str):
     config = load_config(overrides).absolute()
     run_local(config)
     return overrides, config
+
+
+def metrics_by_slice(uri: str) -> dict:
+    """{slice key: {(metric name, model name, output name, is diff): value}} from TFMA's loader."""
+    import tensorflow_model_analysis as tfma
+
+    result = {}
+    for slice_metrics in tfma.load_metrics(uri):
+        keys = tuple((k.column, k.int64_value) for k in slice_metrics.slice_key.single_slice_keys)
+        result[keys] = {
+            (item.key.name, item.key.model_name, item.key.output_name, item.key.is_diff): item.value.double_value.value
+            for item in slice_metrics.metric_keys_and_values
+        }
+    return result
