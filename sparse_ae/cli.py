@@ -157,19 +157,19 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         args.fit_split or dataset.split_for("train"),
         args.eval_split or dataset.split_for("eval"),
     )
-    from sparse_ae.linear_baseline import compute
+    from sparse_ae.linear_baseline import fit_on_tfds
 
     if code_size <= 0:
         raise ConfigError(f"--code-size {code_size}: must be > 0")
     try:
-        result = compute(
+        result = fit_on_tfds(
             dataset.tfds_name,
             fit_split,
             eval_split,
             code_size,
             data_dir=dataset.data_dir,
             download=dataset.download,
-        )
+        )[1]
     except ValueError as error:  # a code size beyond the pixel count, an empty split
         raise ConfigError(str(error)) from None
     print(

@@ -137,16 +137,3 @@ def fit_on_tfds(
         return load_images(dataset, split, data_dir, download).batch(batch_size).as_numpy_iterator()
 
     return fit_and_score(batches(fit_split), batches(eval_split), code_size, dataset)
-
-
-def compute(
-    dataset: str,
-    fit_split: str,
-    eval_split: str,
-    code_size: int,
-    data_dir: str | None = None,
-    download: bool = True,
-    batch_size: int = 4096,
-) -> dict:
-    """PCA of code_size components fitted on one TFDS split and scored on another: the summary dict."""
-    return fit_on_tfds(dataset, fit_split, eval_split, code_size, data_dir, download, batch_size)[1]
