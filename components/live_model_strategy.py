@@ -22,7 +22,7 @@ from tfx.dsl.components.common import resolver
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
 from tfx.types import standard_artifacts
 
-from components.serving_dir import live_path, normalize_path
+from sparse_ae.serving_layout import live_path, normalize_path
 
 PUSHED_MODEL_TYPE = "PushedModel"
 STATISTICS_TYPE = "ExampleStatistics"

@@ -226,7 +226,7 @@ def describe_baseline(store, run_execution_ids: list[int], evaluator_execution_i
     """Which model the no-regression check used, whether it is live and how it got there; and the
     manual promotions or rollbacks of this run's candidate (`sparse-ae promote` / `rollback`)."""
     from components.live_model_strategy import model_pushes
-    from components.serving_dir import live_path, normalize_path
+    from sparse_ae.serving_layout import live_path, normalize_path
 
     events = [e for e in store.get_events_by_execution_ids(run_execution_ids) if e.path.steps]
     inputs = {

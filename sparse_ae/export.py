@@ -28,10 +28,8 @@ from sparse_ae.data import IMAGE_KEY, example_feature_spec, scale_images
 from sparse_ae.linear_baseline import LinearBaseline
 from sparse_ae.metrics import mse_per_image, psnr_from_mse
 from sparse_ae.model import SparseAutoencoder
+from sparse_ae.serving_layout import RECONSTRUCT, RECONSTRUCT_UINT8, SERVING_DEFAULT
 
-SERVING_DEFAULT = "serving_default"
-RECONSTRUCT = "reconstruct"
-RECONSTRUCT_UINT8 = "reconstruct_uint8"
 PSNR_OUTPUT = "psnr"
 MEAN_ACTIVATION_OUTPUT = "mean_activation"
 TARGET_RATIO_OUTPUT = "activation_to_target"

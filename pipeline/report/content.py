@@ -259,11 +259,13 @@ def run_sample(model_dir: str, examples_uri: str, split: str, count: int, model_
     """Reconstruct the first `count` eval images with the exported SavedModel (`reconstruct_uint8`)."""
     import tensorflow as tf
 
-    from sparse_ae.inference import to_uint8
+    from sparse_ae.config import DEFAULT_IMAGE_SHAPE
+    from sparse_ae.data import to_uint8
+    from sparse_ae.serving_layout import RECONSTRUCT_UINT8
 
-    image_shape = model_config.get("image_shape", (28, 28, 1))
+    image_shape = model_config.get("image_shape", DEFAULT_IMAGE_SHAPE)
     images, labels = read_eval_examples(examples_uri, split, count, image_shape)
-    outputs = tf.saved_model.load(model_dir).signatures["reconstruct_uint8"](images=tf.constant(images))
+    outputs = tf.saved_model.load(model_dir).signatures[RECONSTRUCT_UINT8](images=tf.constant(images))
     return Sample(
         images=images,
         labels=labels,
