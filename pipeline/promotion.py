@@ -30,7 +30,6 @@ import getpass
 import json
 import os
 import time
-from collections.abc import Sequence
 
 from ml_metadata import errors as mlmd_errors
 from ml_metadata.metadata_store import metadata_store
@@ -38,17 +37,26 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.dsl.io import fileio
 from tfx.utils import io_utils
 
-from components.live_model_strategy import PUSHED_MODEL_TYPE, model_pushes
 from components.serving_dir import PublishError, next_version, publish, same_saved_model
+from components.serving_state import (
+    PROMOTION_TYPE,
+    PUSHED_MODEL_TYPE,
+    ROLLBACK_TYPE,
+    ServingVersion,
+    Unfinished,
+    manual_executions,
+    model_pushes,
+    read_serving_state,
+    recorded_versions,
+    string_property,
+)
 from pipeline.mlmd_reader import SERVING_MODEL_DIR, open_store, pipeline_models
 from pipeline.run_lock import run_lock
 from pipeline.run_summary import RunSummary, read_evaluation
 from pipeline_config import PipelineConfig
 from sparse_ae.errors import ConfigError
-from sparse_ae.serving_layout import is_complete, live_path, normalize_path, serving_versions, version_path
+from sparse_ae.serving_layout import is_complete, live_path, normalize_path, version_path
 
-PROMOTION_TYPE = "sparse_ae.ManualPromotion"
-ROLLBACK_TYPE = "sparse_ae.Rollback"
 _STRING, _INT, _DOUBLE = metadata_store_pb2.STRING, metadata_store_pb2.INT, metadata_store_pb2.DOUBLE
 _EXECUTION_PROPERTIES = {
     "action": _STRING,
@@ -67,44 +75,6 @@ _EXECUTION_PROPERTIES = {
 
 class PromotionRefused(ConfigError):
     """A promotion or rollback that must not happen (no reason, unknown model, already live...)."""
-
-
-@dataclasses.dataclass
-class ServingVersion:
-    """One <serving_dir>/<version>/ folder and the record of how it got there."""
-
-    version: int
-    path: str
-    live: bool
-    model_id: int | None = None  # None: no push in ML Metadata published this folder
-    action: str = "unrecorded"  # pipeline | promote | rollback | unrecorded
-    when: float | None = None  # seconds since the epoch, from the push's record
-    user: str = ""
-    reason: str = ""
-    finished: bool = True  # False: a promotion or rollback published it and stopped before recording so
-
-
-@dataclasses.dataclass
-class Unfinished:
-    """A promotion or rollback whose intent is recorded and whose outcome is not: it stopped
-    (killed, crashed) between recording the intent and recording what publishing did."""
-
-    action: str  # promote | rollback
-    model_id: int
-    version: int
-    path: str
-    when: float
-    user: str
-    reason: str
-    published: bool  # whether the version folder is there, complete
-
-    def describe(self) -> str:
-        noun = "promotion" if self.action == "promote" else "rollback"
-        folder = "published" if self.published else "not published"
-        return (
-            f"{noun} of model {self.model_id} to version {self.version} started {_when(self.when)} by {self.user}, "
-            f"not finished (version {folder}; the next promote or rollback records its outcome)"
-        )
 
 
 @dataclasses.dataclass
@@ -154,92 +124,6 @@ def _store(
     return store, context
 
 
-def _string(artifact_or_execution, key: str) -> str:
-    return (
-        artifact_or_execution.custom_properties[key].string_value
-        if key in artifact_or_execution.custom_properties
-        else ""
-    )
-
-
-def _manual_executions(store, context) -> list[metadata_store_pb2.Execution]:
-    """The promotions and rollbacks recorded for the pipeline, oldest first."""
-    return sorted(
-        (e for e in store.get_executions_by_context(context.id) if e.type in (PROMOTION_TYPE, ROLLBACK_TYPE)),
-        key=lambda e: e.id,
-    )
-
-
-def _unfinished(store, context, serving_dir: str) -> list[Unfinished]:
-    """The promotions and rollbacks of this serving folder whose outcome was never recorded."""
-    complete = set(serving_versions(serving_dir))
-    found = []
-    for execution in _manual_executions(store, context):
-        path = normalize_path(execution.properties["destination"].string_value or "/")
-        if execution.last_known_state != metadata_store_pb2.Execution.RUNNING:
-            continue
-        if os.path.dirname(path) != normalize_path(serving_dir) or not os.path.basename(path).isdigit():
-            continue
-        version = int(os.path.basename(path))
-        found.append(
-            Unfinished(
-                action=execution.properties["action"].string_value,
-                model_id=execution.properties["model_id"].int_value,
-                version=version,
-                path=path,
-                when=execution.create_time_since_epoch / 1000,
-                user=execution.properties["user"].string_value,
-                reason=execution.properties["reason"].string_value,
-                published=version in complete,
-            )
-        )
-    return found
-
-
-def _serving_versions(
-    store, config: PipelineConfig, models, unfinished: Sequence[Unfinished] = ()
-) -> list[ServingVersion]:
-    pushes = model_pushes(store, models)
-    by_path: dict[str, list[tuple[int, metadata_store_pb2.Artifact]]] = {}
-    for model_id, artifacts in pushes.items():
-        for push in artifacts:
-            by_path.setdefault(normalize_path(_string(push, "pushed_destination")), []).append(
-                (push.id, model_id, push)
-            )
-    versions = serving_versions(config.serving_dir)
-    result = []
-    for version in versions:
-        path = normalize_path(os.path.join(config.serving_dir, str(version)))
-        entry = ServingVersion(version=version, path=path, live=version == versions[-1])
-        if path in by_path:  # the first push to this path published it; later ones found it live
-            _, model_id, push = min(by_path[path], key=lambda item: item[0])
-            entry.model_id, entry.when = model_id, push.create_time_since_epoch / 1000
-            entry.action = _string(push, "action") or "pipeline"
-            entry.user, entry.reason = _string(push, "user"), _string(push, "reason")
-        else:  # published by a promotion or rollback that stopped before recording its outcome
-            started = next((u for u in unfinished if u.path == path), None)
-            if started is not None:
-                entry.model_id, entry.action, entry.when = started.model_id, started.action, started.when
-                entry.user, entry.reason, entry.finished = started.user, started.reason, False
-        result.append(entry)
-    return result
-
-
-def recorded_versions(store, serving_dir: str) -> list[int]:
-    """Every version of serving_dir that ML Metadata records a push to (by the pipeline, a
-    promotion or a rollback, finished or not), present or deleted since: none may be issued again."""
-    base = normalize_path(serving_dir)
-    destinations = [_string(push, "pushed_destination") for push in store.get_artifacts_by_type(PUSHED_MODEL_TYPE)]
-    for type_name in (PROMOTION_TYPE, ROLLBACK_TYPE):
-        destinations += [e.properties["destination"].string_value for e in store.get_executions_by_type(type_name)]
-    found = []
-    for destination in destinations:
-        path = normalize_path(destination or "/")
-        if os.path.dirname(path) == base and os.path.basename(path).isdigit():
-            found.append(int(os.path.basename(path)))
-    return found
-
-
 def _gate_threshold(execution) -> float | None:
     """The overall PSNR lower bound in the Evaluator's eval_config execution property."""
     from pipeline.evaluation import recorded_gate
@@ -273,10 +157,9 @@ def _candidate(store, model, pushes, versions: list[ServingVersion]) -> Candidat
     examples = next((by_execution.get(e, {}).get("in:examples") for e in produced_by), None)
     class_names: list[str] = []
     if examples is not None:
-        candidate.dataset = (
-            f"{_string(examples, 'tfds_name')}/{_string(examples, 'tfds_config')}:{_string(examples, 'tfds_version')}"
-        )
-        class_names = json.loads(_string(examples, "label_names") or "[]")
+        name, config, version = (string_property(examples, key) for key in ("tfds_name", "tfds_config", "tfds_version"))
+        candidate.dataset = f"{name}/{config}:{version}"
+        class_names = json.loads(string_property(examples, "label_names") or "[]")
     evaluations = [e for e in used_by if "out:evaluation" in by_execution.get(e, {})]
     if evaluations:
         executions = {e.id: e for e in store.get_executions_by_id(evaluations)}
@@ -292,10 +175,10 @@ def _candidate(store, model, pushes, versions: list[ServingVersion]) -> Candidat
             candidate.worst_class = class_names[label] if label < len(class_names) else str(label)
             candidate.worst_class_psnr = value
     for push in pushes.get(model.id, []):
-        if _string(push, "action"):
+        if string_property(push, "action"):
             candidate.manual.append(
-                f"{_string(push, 'action')} as version {_string(push, 'pushed_version')} by "
-                f"{_string(push, 'user')}: {_string(push, 'reason')}"
+                f"{string_property(push, 'action')} as version {string_property(push, 'pushed_version')} by "
+                f"{string_property(push, 'user')}: {string_property(push, 'reason')}"
             )
     return candidate
 
@@ -305,13 +188,12 @@ def inventory(config: PipelineConfig) -> Inventory:
     config = config.absolute()
     store, context = _store(config)
     models = pipeline_models(store, context)
-    unfinished = _unfinished(store, context, config.serving_dir)
-    versions = _serving_versions(store, config, models, unfinished)
+    state = read_serving_state(store, config.serving_dir, models, context)
     pushes = model_pushes(store, models)
     return Inventory(
-        versions=versions,
-        candidates=[_candidate(store, models[i], pushes, versions) for i in sorted(models)],
-        unfinished=unfinished,
+        versions=state.versions,
+        candidates=[_candidate(store, models[i], pushes, state.versions) for i in sorted(models)],
+        unfinished=state.unfinished,
     )
 
 
@@ -320,6 +202,15 @@ def _when(seconds: float | None) -> str:
         datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
         if seconds
         else "-"
+    )
+
+
+def _describe(unfinished: Unfinished) -> str:
+    noun = "promotion" if unfinished.action == "promote" else "rollback"
+    folder = "published" if unfinished.published else "not published"
+    return (
+        f"{noun} of model {unfinished.model_id} to version {unfinished.version} started {_when(unfinished.when)} "
+        f"by {unfinished.user}, not finished (version {folder}; the next promote or rollback records its outcome)"
     )
 
 
@@ -334,7 +225,7 @@ def format_inventory(found: Inventory, config: PipelineConfig) -> str:
         if live
         else "  Live: none (nothing published yet)"
     )
-    lines += [f"  Unfinished: {u.describe()}" for u in found.unfinished]
+    lines += [f"  Unfinished: {_describe(u)}" for u in found.unfinished]
     header = f"  {'STATE':<5} {'VERSION':<11} {'WHEN (UTC)':<20} {'MODEL':>5} {'PSNR':>6} {'HOW':<9} WHY"
     if found.versions:
         lines.append(header)
@@ -458,7 +349,7 @@ def _settle_interrupted(store, context, config: PipelineConfig) -> None:
     """Record the outcome of the promotions and rollbacks that stopped after recording their
     intent: COMPLETE with their push when their version was published, else FAILED. Only under
     the run lock, which every action holds: a RUNNING one is then never one in progress."""
-    for execution in _manual_executions(store, context):
+    for execution in manual_executions(store, context):
         if execution.last_known_state != metadata_store_pb2.Execution.RUNNING:
             continue
         values = {key: value.string_value for key, value in execution.properties.items()}
@@ -666,7 +557,7 @@ def rollback(
     with run_lock(config):
         _settle_interrupted(store, context, config)
         models = pipeline_models(store, context)
-        versions = _serving_versions(store, config, models)
+        versions = read_serving_state(store, config.serving_dir, models).versions
         target, live = _rollback_target(config, versions, to)
         if target.model_id is None:
             raise PromotionRefused(
