@@ -32,9 +32,12 @@ class Experiment:
 
 
 EXPERIMENTS = (
-    Experiment("baseline", "the defaults (sigmoid latent, sparsity_target 0.05, sparsity_weight 0.01)", ()),
+    Experiment("baseline", "the defaults (TopK 6 of 64 relu units, sparsity_target 0.05, sparsity_weight 0.01)", ()),
     Experiment("rho_0.02", "1. lower sparsity_target to 0.02", ("model.sparsity_target=0.02",)),
-    Experiment("relu_latent", "2. relu latent activation (KL on tanh of the mean)", ("model.latent_activation=relu",)),
+    # The default latent is relu already: the prompt's swap, the other way round (TopK of sigmoid units).
+    Experiment(
+        "sigmoid_latent", "2. swap the latent activation (relu <-> sigmoid)", ("model.latent_activation=sigmoid",)
+    ),
     # 0.2 is a tenth of the [-1, 1] pixel range; validation inputs stay clean.
     Experiment("denoising", "3. denoising: Gaussian noise (σ = 0.2) on the inputs", ("model.noise_stddev=0.2",)),
 )
@@ -70,19 +73,21 @@ def table(experiments: Sequence[Experiment], output: str, dataset: str, epochs: 
     date = date or datetime.date.today().isoformat()
     rows = [
         f"`{dataset}`, {epochs} epochs, measured {date}; final epoch on the validation split (`test`, clean "
-        "inputs); KL = Σ_j KL(ρ ‖ ρ̂_j), unweighted.",
+        "inputs), the code's sparsity per image with the best epoch's weights; KL = Σ_j KL(ρ ‖ ρ̂_j), unweighted.",
         "",
         "| Experiment | Prompt | `--set` | PSNR (dB) | Recon loss (MSE) | KL penalty | Mean activation "
-        "| sparsity_target |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| sparsity_target | Active units per image | Hoyer | Zeroing cost (dB) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for experiment in experiments:
         metrics = json.load(open(os.path.join(output, experiment.name, METRICS_FILE)))
+        code = metrics["code_sparsity"]  # the eval split's sparsity per image (sparse_ae/sparsity.py)
         sets = ", ".join(f"`{override}`" for override in experiment.overrides) or "(none)"
         rows.append(
             f"| {experiment.name} | {experiment.prompt} | {sets} | {metrics['final_val_psnr']:.2f} | "
             f"{metrics['final_val_recon_loss']:.4f} | {metrics['final_val_kl_penalty']:.3f} | "
-            f"{metrics['final_val_mean_activation']:.4f} | {metrics['config']['sparsity_target']} |"
+            f"{metrics['final_val_mean_activation']:.4f} | {metrics['config']['sparsity_target']} | "
+            f"{code['active_units']:.1f} | {code['hoyer']:.2f} | {code['zeroing_cost']:.2f} |"
         )
     return "\n".join(rows) + "\n"
 

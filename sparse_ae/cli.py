@@ -105,11 +105,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"val_psnr {summary['best_val_psnr']:.2f} dB, val_kl_penalty {summary['best_val_kl_penalty']:.4f}, "
         f"mean activation {summary['best_val_mean_activation']:.4f} (sparsity_target {config.sparsity_target})"
     )
-    linear = summary["linear_baseline"]
+    code = summary["code_sparsity"]
     print(
-        f"linear baseline on {dataset.tfds_name}: PCA-{linear['code_size']} val_psnr {linear['eval_psnr']:.2f} dB; "
-        f"the model {summary['best_val_psnr'] - linear['eval_psnr']:+.2f} dB"
+        f"code sparsity per image: {code['active_units']:.1f} of {code['units']} units active, Hoyer "
+        f"{code['hoyer']:.2f}, dead units {code['dead_fraction']:.0%}; with only the active units decoded "
+        f"{code['psnr_active_only']:.2f} dB ({code['zeroing_cost']:.2f} dB lost)"
     )
+    for linear in (summary["linear_baseline_at_active"], summary["linear_baseline"]):
+        print(
+            f"linear baseline on {dataset.tfds_name}: PCA-{linear['code_size']} val_psnr {linear['eval_psnr']:.2f} "
+            f"dB; the model {summary['best_val_psnr'] - linear['eval_psnr']:+.2f} dB"
+        )
     print(f"wrote {os.path.join(args.output, WEIGHTS_FILE)} and {os.path.join(args.output, METRICS_FILE)}")
     return 0
 
@@ -151,19 +157,19 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         args.fit_split or dataset.split_for("train"),
         args.eval_split or dataset.split_for("eval"),
     )
-    from sparse_ae.linear_baseline import compute
+    from sparse_ae.linear_baseline import fit_on_tfds
 
     if code_size <= 0:
         raise ConfigError(f"--code-size {code_size}: must be > 0")
     try:
-        result = compute(
+        result = fit_on_tfds(
             dataset.tfds_name,
             fit_split,
             eval_split,
             code_size,
             data_dir=dataset.data_dir,
             download=dataset.download,
-        )
+        )[1]
     except ValueError as error:  # a code size beyond the pixel count, an empty split
         raise ConfigError(str(error)) from None
     print(

@@ -121,12 +121,12 @@ def test_bad_input_is_one_line_and_exit_status_2(args, fragment):
 
 @pytest.mark.slow  # trains in a subprocess
 def test_baseline_prints_pca_of_any_tfds_split_and_train_prints_it_beside_the_model(garment_data_dir, tmp_path):
-    from sparse_ae.linear_baseline import compute
+    from sparse_ae.linear_baseline import fit_on_tfds
 
     offline = ["--set", f"dataset.data_dir={garment_data_dir}", "--set", "dataset.download=false"]
     result = run_cli("baseline", "--dataset", "garment_shapes/small", *offline, "--set", "model.latent_dim=16")
     assert result.returncode == 0, result.stderr
-    expected = compute("garment_shapes/small", "train", "test", 16, data_dir=garment_data_dir, download=False)
+    expected = fit_on_tfds("garment_shapes/small", "train", "test", 16, data_dir=garment_data_dir, download=False)[1]
     assert result.stdout.strip().splitlines()[-1] == (
         f"garment_shapes/small: PCA-16 (fitted on train, 2000 images) eval PSNR on test (500 images) "
         f"{expected['eval_psnr']:.2f} dB, MSE {expected['eval_mse']:.5f}"

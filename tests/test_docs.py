@@ -240,4 +240,7 @@ def test_experiment_results_come_from_metrics_json(garment_data_dir, tmp_path):
         f"{metrics['final_val_kl_penalty']:.3f}",
         f"{metrics['final_val_mean_activation']:.4f}",
         "0.02",
+        f"{metrics['code_sparsity']['active_units']:.1f}",
+        f"{metrics['code_sparsity']['hoyer']:.2f}",
+        f"{metrics['code_sparsity']['zeroing_cost']:.2f}",
     ]
