@@ -3,9 +3,9 @@
 TFX's `LatestBlessedModelStrategy` picks the blessed Model with the highest artifact id. After a
 manual rollback to an older model, or a promotion of a model older than the newest blessed one,
 that is not the model being served, so the no-regression check would compare against the wrong
-model. This strategy reads the live (highest) version of `serving_dir`, finds the PushedModel
-artifact that published it (by the pipeline's Pusher, `sparse-ae promote` or `sparse-ae
-rollback`), and resolves the Model that push took as input. When nothing live is recorded
+model. This strategy reads the serving state (components/serving_state.py: the live version of
+`serving_dir` and the PushedModel that published it, by the pipeline's Pusher, `sparse-ae
+promote` or `sparse-ae rollback`) and resolves the Model that push took as input. When nothing live is recorded
 (first run, or a serving directory filled by hand) it falls back to the built-in strategy.
 
 Kubeflow V2 compiles only the built-in strategies: `gate.baseline=latest_blessed` selects it.
@@ -22,55 +22,15 @@ from tfx.dsl.components.common import resolver
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
 from tfx.types import standard_artifacts
 
-from components.serving_dir import live_path, normalize_path
+from components.serving_state import read_serving_state
 
-PUSHED_MODEL_TYPE = "PushedModel"
 STATISTICS_TYPE = "ExampleStatistics"
-
-
-def model_pushes(store: mlmd.MetadataStore, model_ids: Iterable[int]) -> dict[int, list[metadata_store_pb2.Artifact]]:
-    """Model id -> the PushedModel artifacts with pushed=1 of the executions that took it as input."""
-    model_ids = set(model_ids)
-    if not model_ids:
-        return {}
-    inputs = [
-        e
-        for e in store.get_events_by_artifact_ids(list(model_ids))
-        if e.type == metadata_store_pb2.Event.INPUT and e.path.steps and e.path.steps[0].key == "model"
-    ]
-    model_of_execution = {e.execution_id: e.artifact_id for e in inputs}
-    if not model_of_execution:
-        return {}
-    outputs = [
-        e
-        for e in store.get_events_by_execution_ids(list(model_of_execution))
-        if e.type == metadata_store_pb2.Event.OUTPUT
-    ]
-    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in outputs])}
-    result: dict[int, list[metadata_store_pb2.Artifact]] = {}
-    for event in outputs:
-        artifact = artifacts.get(event.artifact_id)
-        if (
-            artifact is not None
-            and artifact.type == PUSHED_MODEL_TYPE
-            and artifact.custom_properties["pushed"].int_value == 1
-        ):
-            result.setdefault(model_of_execution[event.execution_id], []).append(artifact)
-    return result
 
 
 def live_model_id(store: mlmd.MetadataStore, serving_dir: str, model_ids: Iterable[int]) -> int | None:
     """The id (among model_ids) of the Model whose push published the live version, if recorded."""
-    live = live_path(serving_dir)
-    if live is None:
-        return None
-    found = [
-        (push.id, model_id)
-        for model_id, pushes in model_pushes(store, model_ids).items()
-        for push in pushes
-        if normalize_path(push.custom_properties["pushed_destination"].string_value) == live
-    ]
-    return min(found)[1] if found else None  # the push that published it (later ones found it already live)
+    live = read_serving_state(store, serving_dir, model_ids).live
+    return live.model_id if live is not None else None
 
 
 class LiveModelStrategy(resolver.ResolverStrategy):

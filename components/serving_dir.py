@@ -7,10 +7,16 @@ differs from TFX's Pusher executor:
   the versions and renamed into place. On an object store (gs://, s3://) a folder rename is a
   copy per object, not atomic, and TF Serving polls the folder (tensorflow/tfx#4466): there the
   model is copied straight into its version folder with saved_model.pb last, since TF Serving
-  (and `serving_versions`) sees a version only once saved_model.pb is there.
+  (and `sparse_ae.serving_layout`, which reads the folder for everyone) sees a version only once
+  saved_model.pb is there.
 - No duplicates: when the live (highest) version is the very same SavedModel (same fingerprint),
   as after a rerun whose evaluation re-blessed an unchanged model, nothing new is published.
-- Versions strictly increase, even when two pushes fall in the same second.
+- Versions strictly increase and a number is never issued twice: a new version is above every
+  version folder present, the highest version ever issued here (the empty `.issued-<version>`
+  marker, written before the copy starts, so a version deleted by hand does not free its number) and the versions the
+  caller knows from ML Metadata (`recorded`: promotion and rollback pass them; they survive even
+  a serving folder emptied by hand). TF Serving may have served a number already: the same
+  number with other contents would be a different model under one name.
 - Faults: the model is archived into the PushedModel artifact before it is published, so a
   full disk there publishes nothing; a failed copy into serving (disk full, unwritable folder)
   removes what it wrote and raises `PublishError` naming the serving folder and the error. A push
@@ -27,59 +33,22 @@ import os
 import shutil
 import socket
 import time
+from collections.abc import Callable, Iterable
 
 from absl import logging
 from tfx.dsl.io import fileio
 from tfx.utils import io_utils
 
+from sparse_ae.serving_layout import SAVED_MODEL_FILES, is_complete, listed_names, version_folders
+
 STAGING_PREFIX = ".staging-"  # .staging-<version>-<host>-<pid>: hidden from TF Serving and from serving_versions
 FINGERPRINT = "fingerprint.pb"
-SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")  # TF Serving loads a version once one is there
+ISSUED_PREFIX = ".issued-"  # .issued-<version>: the highest version number ever issued here, hidden from TF Serving
 STALE_STAGING_S = 24 * 3600  # a push marker this old belongs to a dead push, whichever host wrote it
 
 
 class PublishError(RuntimeError):
     """A model could not be published; the versions already in the serving folder are untouched."""
-
-
-def _listed_names(directory: str) -> list[str]:
-    """The entry names of a folder on any filesystem, as text (fileio may list bytes), without the
-    trailing '/' that object stores add to folders."""
-    return [os.fsdecode(name).rstrip("/") for name in fileio.listdir(directory)]
-
-
-def _version_folders(base_directory: str) -> list[int]:
-    """Numeric folder names, ascending, complete or not."""
-    if not fileio.isdir(base_directory):
-        return []
-    names = _listed_names(base_directory)
-    return sorted(int(name) for name in names if name.isdigit() and fileio.isdir(os.path.join(base_directory, name)))
-
-
-def is_complete(version_path: str) -> bool:
-    """True when the version folder holds a saved_model.pb(txt): what TF Serving waits for."""
-    return any(fileio.exists(os.path.join(version_path, name)) for name in SAVED_MODEL_FILES)
-
-
-def serving_versions(base_directory: str) -> list[int]:
-    """Published version numbers, ascending: numeric folders holding a SavedModel. Staging folders,
-    and versions still being copied into an object store, are not versions."""
-    return [
-        version
-        for version in _version_folders(base_directory)
-        if is_complete(os.path.join(base_directory, str(version)))
-    ]
-
-
-def normalize_path(path: str) -> str:
-    """os.path.normpath for local paths; URIs only lose trailing slashes (normpath turns gs:// into gs:/)."""
-    return path.rstrip("/") if _is_remote(path) else os.path.normpath(path)  # local by definition here
-
-
-def live_path(base_directory: str) -> str | None:
-    """<base_directory>/<highest version>, the version TF Serving serves; None when empty."""
-    versions = serving_versions(base_directory)
-    return normalize_path(os.path.join(base_directory, str(versions[-1]))) if versions else None
 
 
 def same_saved_model(path_a: str, path_b: str) -> bool:
@@ -134,7 +103,7 @@ def remove_stale_staging(base_directory: str) -> list[str]:
     Another host's recent one, or a live process's, may be a push in progress and is left alone.
     """
     removed: list[str] = []
-    for name in _listed_names(base_directory):
+    for name in listed_names(base_directory):
         owner = _staging_owner(name)
         if owner is None or not _is_stale(base_directory, name, owner):
             continue
@@ -214,10 +183,47 @@ def _reason(error: BaseException) -> str:
     return str(error) or type(error).__name__  # TF file errors may carry no message
 
 
-def _next_version(base_directory: str) -> int:
-    """The current time, or one above the highest version folder (complete or not) if that is later."""
-    folders = _version_folders(base_directory)
-    return max(int(time.time()), (folders[-1] + 1) if folders else 0)
+def _now_s() -> int:
+    """The clock new versions start from: seconds since the epoch, TF Serving's usual numbering."""
+    return int(time.time())
+
+
+def issued_version(base_directory: str) -> int | None:
+    """The highest version number ever issued in the folder (its `.issued-<version>` marker), None
+    when none was. The number is in the name: creating an empty object is one step on any store."""
+    if not fileio.isdir(base_directory):
+        return None
+    numbers = [name[len(ISSUED_PREFIX) :] for name in listed_names(base_directory) if name.startswith(ISSUED_PREFIX)]
+    return max((int(number) for number in numbers if number.isdigit()), default=None)
+
+
+def next_version(base_directory: str, recorded: Iterable[int] = ()) -> int:
+    """A version number never used before: above every version folder (complete or not), the
+    highest number issued here and every `recorded` one; the clock's seconds when those are lower."""
+    used = [*version_folders(base_directory), *recorded]
+    issued = issued_version(base_directory)
+    highest = max(used + ([issued] if issued is not None else []), default=-1)
+    return max(_now_s(), highest + 1)
+
+
+def _mark_issued(base_directory: str, version: int) -> Callable[[], object]:
+    """Mark version issued before anything of it is copied (unless a higher one is); returns what
+    removes the mark again, for a publication that fails (then nothing was ever visible under it)."""
+    previous = issued_version(base_directory)
+    if previous is not None and version <= previous:
+        return lambda: None
+    marker = os.path.join(base_directory, f"{ISSUED_PREFIX}{version}")
+    io_utils.write_string_file(marker, "")  # writing "" creates the file
+    return lambda: _remove_quietly(marker)
+
+
+def _forget_older_marks(base_directory: str) -> None:
+    """Keep only the highest `.issued-` marker (a stopped publication may leave two)."""
+    highest = issued_version(base_directory)
+    for name in listed_names(base_directory):
+        number = name[len(ISSUED_PREFIX) :]
+        if name.startswith(ISSUED_PREFIX) and number.isdigit() and int(number) != highest:
+            _remove_quietly(os.path.join(base_directory, name))
 
 
 def _staging_name(version: int) -> str:
@@ -256,14 +262,15 @@ def _publish_in_place(model_path: str, base_directory: str, version: int, writte
     return final
 
 
-def publish(model_path: str, base_directory: str, version: int | None = None) -> str:
+def publish(model_path: str, base_directory: str, version: int | None = None, recorded: Iterable[int] = ()) -> str:
     """Copy a SavedModel to <base>/<version>, never visible half-copied (see the module docstring);
-    returns the path.
+    returns the path. Without a version: `next_version(base_directory, recorded)`.
 
     Raises PublishError (the OS error, e.g. no space left or permission denied) after removing
     what it wrote; the versions already there are never modified.
     """
     written: list[str] = []
+    unmark: Callable[[], object] = lambda: None  # noqa: E731
     local = _is_local(base_directory)
     try:
         if local:
@@ -271,18 +278,21 @@ def publish(model_path: str, base_directory: str, version: int | None = None) ->
         else:
             fileio.makedirs(base_directory)
         remove_stale_staging(base_directory)
-        version = version or _next_version(base_directory)
+        version = version or next_version(base_directory, recorded)
+        unmark = _mark_issued(base_directory, version)
         publish_one = _publish_by_rename if local else _publish_in_place
         final = publish_one(model_path, base_directory, version, written)
     except BaseException as error:
         for path in reversed(written):
             _remove_quietly(path)
+        unmark()
         if isinstance(error, Exception):
             raise PublishError(
                 f"could not publish the model to {base_directory}: {_reason(error)} "
                 f"(the versions already there are untouched)"
             ) from error
         raise
+    _forget_older_marks(base_directory)
     if local:
         try:
             _fsync(base_directory)  # the rename itself; the version is published either way

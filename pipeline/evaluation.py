@@ -14,6 +14,7 @@ import re
 import tensorflow_model_analysis as tfma
 
 from pipeline_config import GateConfig
+from sparse_ae.serving_layout import SERVING_DEFAULT
 
 PSNR_METRIC = "psnr"  # the gate's metric name in the evaluation output
 MEAN_ACTIVATION_METRIC = "mean_activation"  # the eval split's mean latent activation
@@ -150,7 +151,7 @@ def eval_config(gate: GateConfig, engine: str = "tfma") -> tfma.EvalConfig:
         # The class label is given as label only because TFMA 0.47's MeanPrediction skips the
         # predictions of unlabeled examples (calibration.py checks len(label)); it is not used.
         model_specs=[
-            tfma.ModelSpec(signature_name="serving_default", label_key=LABEL_FEATURE, model_type=tfma.TF_GENERIC)
+            tfma.ModelSpec(signature_name=SERVING_DEFAULT, label_key=LABEL_FEATURE, model_type=tfma.TF_GENERIC)
         ],
         slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[LABEL_FEATURE])],
         metrics_specs=metrics_specs,

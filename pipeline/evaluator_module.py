@@ -27,6 +27,8 @@ from tensorflow_model_analysis import constants
 from tensorflow_model_analysis.extractors.slice_key_extractor import SLICE_KEY_EXTRACTOR_STAGE_NAME
 from tensorflow_model_analysis.metrics import metric_types
 
+from sparse_ae.serving_layout import SERVING_DEFAULT
+
 SIGNATURE_INPUT = "examples"  # the serving signature's one argument (sparse_ae/export.py)
 PREDICT_STAGE = "BatchedPredict"
 
@@ -136,7 +138,7 @@ def custom_extractors(
     """
     models = eval_shared_model if isinstance(eval_shared_model, list) else [eval_shared_model]
     by_name = {model.model_name: model for model in models}
-    signatures = {spec.signature_name or "serving_default" for spec in eval_config.model_specs}
+    signatures = {spec.signature_name or SERVING_DEFAULT for spec in eval_config.model_specs}
     if len(signatures) != 1:
         raise ValueError(f"evaluation.engine=batched needs one serving signature for all models, got {signatures}")
     return [

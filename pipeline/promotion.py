@@ -1,17 +1,25 @@
 """Promotion control: what is serving and why, manual promotion past the gate, and rollback.
 
 Everything is read from ML Metadata and the serving directory (never from a side file), and
-every manual action is written to ML Metadata in one transaction, like a pipeline component:
-an execution of type `sparse_ae.ManualPromotion` or `sparse_ae.Rollback` (who, when, why, the
-model's metrics) with an INPUT event from the Model artifact and OUTPUT events to a new
-`PushedModel` (pushed=1, pushed_destination, pushed_version, manual=1) and a new `ModelBlessing`
-(blessed=1, current_model_id, manual=1), attributed to the pipeline's context. The PushedModel
-lets the pipeline's `LiveModelStrategy` resolve the live model as the next run's baseline; the
-blessing lets TFX's own `LatestBlessedModelStrategy` (gate.baseline=latest_blessed) see it too.
+every manual action is written to ML Metadata like a pipeline component's: an execution of type
+`sparse_ae.ManualPromotion` or `sparse_ae.Rollback` (who, when, why, where, the model's metrics)
+with an INPUT event from the Model artifact and OUTPUT events to a new `PushedModel` (pushed=1,
+pushed_destination, pushed_version, manual=1) and a new `ModelBlessing` (blessed=1,
+current_model_id, manual=1), attributed to the pipeline's context. The PushedModel lets the
+pipeline's `LiveModelStrategy` resolve the live model as the next run's baseline; the blessing
+lets TFX's own `LatestBlessedModelStrategy` (gate.baseline=latest_blessed) see it too.
+
+An action holds the pipeline root's run lock (pipeline/run_lock.py: no pipeline run publishes
+meanwhile, and none starts) and goes in three steps: the intent (the execution, RUNNING, with
+its input and the version it will publish), the publication, the outcome (COMPLETE with its
+outputs, or FAILED with the error). A process stopped in between leaves a RUNNING execution,
+which `models` reports as not finished, never a version that nothing accounts for; the next
+promotion or rollback records its outcome before anything else.
 
 Publishing reuses the ServingPusher's `publish()` (components/serving_dir.py): a staging folder
-and a rename, versions strictly increasing, nothing ever deleted (a rollback re-publishes the
-older version's files under a new, higher version number, the one TF Serving then serves).
+and a rename, versions never reused (above every one present or recorded in ML Metadata),
+nothing ever deleted (a rollback re-publishes the older version's files under a new, higher
+version number, the one TF Serving then serves).
 """
 
 from __future__ import annotations
@@ -29,15 +37,26 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.dsl.io import fileio
 from tfx.utils import io_utils
 
-from components.live_model_strategy import PUSHED_MODEL_TYPE, model_pushes
-from components.serving_dir import live_path, normalize_path, publish, same_saved_model, serving_versions
+from components.serving_dir import PublishError, next_version, publish, same_saved_model
+from components.serving_state import (
+    PROMOTION_TYPE,
+    PUSHED_MODEL_TYPE,
+    ROLLBACK_TYPE,
+    ServingVersion,
+    Unfinished,
+    manual_executions,
+    model_pushes,
+    read_serving_state,
+    recorded_versions,
+    string_property,
+)
 from pipeline.mlmd_reader import SERVING_MODEL_DIR, open_store, pipeline_models
+from pipeline.run_lock import run_lock
 from pipeline.run_summary import RunSummary, read_evaluation
 from pipeline_config import PipelineConfig
 from sparse_ae.errors import ConfigError
+from sparse_ae.serving_layout import is_complete, live_path, normalize_path, version_path
 
-PROMOTION_TYPE = "sparse_ae.ManualPromotion"
-ROLLBACK_TYPE = "sparse_ae.Rollback"
 _STRING, _INT, _DOUBLE = metadata_store_pb2.STRING, metadata_store_pb2.INT, metadata_store_pb2.DOUBLE
 _EXECUTION_PROPERTIES = {
     "action": _STRING,
@@ -47,6 +66,7 @@ _EXECUTION_PROPERTIES = {
     "model_id": _INT,
     "model_uri": _STRING,
     "version": _STRING,
+    "destination": _STRING,
     "from_version": _STRING,
     "psnr": _DOUBLE,
     "metrics": _STRING,
@@ -55,20 +75,6 @@ _EXECUTION_PROPERTIES = {
 
 class PromotionRefused(ConfigError):
     """A promotion or rollback that must not happen (no reason, unknown model, already live...)."""
-
-
-@dataclasses.dataclass
-class ServingVersion:
-    """One <serving_dir>/<version>/ folder and the record of how it got there."""
-
-    version: int
-    path: str
-    live: bool
-    model_id: int | None = None  # None: no push in ML Metadata published this folder
-    action: str = "unrecorded"  # pipeline | promote | rollback | unrecorded
-    when: float | None = None  # seconds since the epoch, from the push's record
-    user: str = ""
-    reason: str = ""
 
 
 @dataclasses.dataclass
@@ -92,12 +98,14 @@ class Candidate:
 class Inventory:
     versions: list[ServingVersion]  # ascending; the last is live
     candidates: list[Candidate]  # ascending by model id
+    unfinished: list[Unfinished] = dataclasses.field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(
             {
                 "versions": [dataclasses.asdict(v) for v in self.versions],
                 "candidates": [dataclasses.asdict(c) for c in self.candidates],
+                "unfinished": [dataclasses.asdict(u) for u in self.unfinished],
             },
             indent=2,
         )
@@ -114,36 +122,6 @@ def _store(
     if context is None:
         raise PromotionRefused(f"no pipeline {config.pipeline_name!r} in ML Metadata at {path}")
     return store, context
-
-
-def _string(artifact_or_execution, key: str) -> str:
-    return (
-        artifact_or_execution.custom_properties[key].string_value
-        if key in artifact_or_execution.custom_properties
-        else ""
-    )
-
-
-def _serving_versions(store, config: PipelineConfig, models) -> list[ServingVersion]:
-    pushes = model_pushes(store, models)
-    by_path: dict[str, list[tuple[int, metadata_store_pb2.Artifact]]] = {}
-    for model_id, artifacts in pushes.items():
-        for push in artifacts:
-            by_path.setdefault(normalize_path(_string(push, "pushed_destination")), []).append(
-                (push.id, model_id, push)
-            )
-    versions = serving_versions(config.serving_dir)
-    result = []
-    for version in versions:
-        path = normalize_path(os.path.join(config.serving_dir, str(version)))
-        entry = ServingVersion(version=version, path=path, live=version == versions[-1])
-        if path in by_path:  # the first push to this path published it; later ones found it live
-            _, model_id, push = min(by_path[path], key=lambda item: item[0])
-            entry.model_id, entry.when = model_id, push.create_time_since_epoch / 1000
-            entry.action = _string(push, "action") or "pipeline"
-            entry.user, entry.reason = _string(push, "user"), _string(push, "reason")
-        result.append(entry)
-    return result
 
 
 def _gate_threshold(execution) -> float | None:
@@ -179,10 +157,9 @@ def _candidate(store, model, pushes, versions: list[ServingVersion]) -> Candidat
     examples = next((by_execution.get(e, {}).get("in:examples") for e in produced_by), None)
     class_names: list[str] = []
     if examples is not None:
-        candidate.dataset = (
-            f"{_string(examples, 'tfds_name')}/{_string(examples, 'tfds_config')}:{_string(examples, 'tfds_version')}"
-        )
-        class_names = json.loads(_string(examples, "label_names") or "[]")
+        name, config, version = (string_property(examples, key) for key in ("tfds_name", "tfds_config", "tfds_version"))
+        candidate.dataset = f"{name}/{config}:{version}"
+        class_names = json.loads(string_property(examples, "label_names") or "[]")
     evaluations = [e for e in used_by if "out:evaluation" in by_execution.get(e, {})]
     if evaluations:
         executions = {e.id: e for e in store.get_executions_by_id(evaluations)}
@@ -198,10 +175,10 @@ def _candidate(store, model, pushes, versions: list[ServingVersion]) -> Candidat
             candidate.worst_class = class_names[label] if label < len(class_names) else str(label)
             candidate.worst_class_psnr = value
     for push in pushes.get(model.id, []):
-        if _string(push, "action"):
+        if string_property(push, "action"):
             candidate.manual.append(
-                f"{_string(push, 'action')} as version {_string(push, 'pushed_version')} by "
-                f"{_string(push, 'user')}: {_string(push, 'reason')}"
+                f"{string_property(push, 'action')} as version {string_property(push, 'pushed_version')} by "
+                f"{string_property(push, 'user')}: {string_property(push, 'reason')}"
             )
     return candidate
 
@@ -211,10 +188,12 @@ def inventory(config: PipelineConfig) -> Inventory:
     config = config.absolute()
     store, context = _store(config)
     models = pipeline_models(store, context)
-    versions = _serving_versions(store, config, models)
+    state = read_serving_state(store, config.serving_dir, models, context)
     pushes = model_pushes(store, models)
     return Inventory(
-        versions=versions, candidates=[_candidate(store, models[i], pushes, versions) for i in sorted(models)]
+        versions=state.versions,
+        candidates=[_candidate(store, models[i], pushes, state.versions) for i in sorted(models)],
+        unfinished=state.unfinished,
     )
 
 
@@ -223,6 +202,15 @@ def _when(seconds: float | None) -> str:
         datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
         if seconds
         else "-"
+    )
+
+
+def _describe(unfinished: Unfinished) -> str:
+    noun = "promotion" if unfinished.action == "promote" else "rollback"
+    folder = "published" if unfinished.published else "not published"
+    return (
+        f"{noun} of model {unfinished.model_id} to version {unfinished.version} started {_when(unfinished.when)} "
+        f"by {unfinished.user}, not finished (version {folder}; the next promote or rollback records its outcome)"
     )
 
 
@@ -237,12 +225,14 @@ def format_inventory(found: Inventory, config: PipelineConfig) -> str:
         if live
         else "  Live: none (nothing published yet)"
     )
+    lines += [f"  Unfinished: {_describe(u)}" for u in found.unfinished]
     header = f"  {'STATE':<5} {'VERSION':<11} {'WHEN (UTC)':<20} {'MODEL':>5} {'PSNR':>6} {'HOW':<9} WHY"
     if found.versions:
         lines.append(header)
     for v in reversed(found.versions):
         psnr = candidates[v.model_id].psnr if v.model_id in candidates else None
         why = f"{v.user}: {v.reason}" if v.reason else ("gate passed" if v.action == "pipeline" else "")
+        why += "" if v.finished else " (started, not finished)"
         lines.append(
             f"  {'live' if v.live else '':<5} {v.version:<11} {_when(v.when):<20} "
             f"{v.model_id or '-':>5} "
@@ -340,8 +330,63 @@ class ManualAction:
         )
 
 
-def _record(store, context, config: PipelineConfig, done: ManualAction) -> int:
-    """One execution with its input model and output push and blessing, in one transaction."""
+def _carry_out(store, context, config: PipelineConfig, done: ManualAction, source: str) -> None:
+    """Record the intent, publish source as done.destination, record the outcome. Under the run
+    lock; a process that stops in between leaves the intent (a RUNNING execution) that `models`
+    reports as not finished, never a version that nothing accounts for."""
+    execution = _record_intent(store, context, done)
+    try:
+        publish(source, config.serving_dir, version=int(os.path.basename(done.destination)))
+    except PublishError as error:  # nothing was published: the execution says why
+        execution.last_known_state = metadata_store_pb2.Execution.FAILED
+        execution.custom_properties["error"].string_value = str(error)
+        store.put_execution(execution, [], [context])
+        raise
+    _record_outcome(store, context, config, done, execution)
+
+
+def _settle_interrupted(store, context, config: PipelineConfig) -> None:
+    """Record the outcome of the promotions and rollbacks that stopped after recording their
+    intent: COMPLETE with their push when their version was published, else FAILED. Only under
+    the run lock, which every action holds: a RUNNING one is then never one in progress."""
+    for execution in manual_executions(store, context):
+        if execution.last_known_state != metadata_store_pb2.Execution.RUNNING:
+            continue
+        values = {key: value.string_value for key, value in execution.properties.items()}
+        if values.get("destination") and is_complete(values["destination"]):
+            [model] = store.get_artifacts_by_id([execution.properties["model_id"].int_value])
+            done = ManualAction(
+                values["action"],
+                model,
+                values["destination"],
+                values["reason"],
+                values["user"],
+                json.loads(values.get("metrics") or "{}"),
+                values.get("from_version", ""),
+            )
+            _record_outcome(store, context, config, done, execution)
+        else:
+            execution.last_known_state = metadata_store_pb2.Execution.FAILED
+            execution.custom_properties["error"].string_value = "stopped before its version was published"
+            store.put_execution(execution, [], [context])
+
+
+def _record_intent(store, context, done: ManualAction) -> metadata_store_pb2.Execution:
+    """The action's execution, RUNNING, with its input model, before anything is published."""
+    execution = _manual_execution(store, done, time.time())
+    execution.id, _, _ = store.put_execution(
+        execution,
+        [(done.model, _event(metadata_store_pb2.Event.INPUT, "model"))],
+        [context],
+        reuse_context_if_already_exist=True,
+    )
+    return execution
+
+
+def _record_outcome(
+    store, context, config: PipelineConfig, done: ManualAction, execution: metadata_store_pb2.Execution
+) -> None:
+    """The execution COMPLETE, with its output push and blessing, in one transaction."""
     now = time.time()
     # The artifacts' own folders live under pipeline_root, like components' outputs: never the
     # serving folder, which artifact garbage collection must not be able to delete. The blessing's
@@ -372,26 +417,24 @@ def _record(store, context, config: PipelineConfig, done: ManualAction) -> int:
         blessing_uri,
         {"blessed": 1, "current_model": done.model.uri, "current_model_id": done.model.id},
     )
-    execution_id, _, _ = store.put_execution(
-        _manual_execution(store, done, now),
+    execution.last_known_state = metadata_store_pb2.Execution.COMPLETE
+    store.put_execution(
+        execution,
         [
-            (done.model, _event(metadata_store_pb2.Event.INPUT, "model")),
             (pushed, _event(metadata_store_pb2.Event.OUTPUT, "pushed_model")),
             (blessing, _event(metadata_store_pb2.Event.OUTPUT, "blessing")),
         ],
         [context],
-        reuse_context_if_already_exist=True,
     )
-    return execution_id
 
 
 def _manual_execution(store, done: ManualAction, now: float) -> metadata_store_pb2.Execution:
-    """The action's execution, COMPLETE, with who, when, why and the model's metrics as properties."""
+    """The action's execution, RUNNING, with who, when, why, where and the model's metrics as properties."""
     execution_type = metadata_store_pb2.ExecutionType(name=done.type_name)
     for key, kind in _EXECUTION_PROPERTIES.items():
         execution_type.properties[key] = kind
     type_id = store.put_execution_type(execution_type, can_add_fields=True)
-    execution = metadata_store_pb2.Execution(type_id=type_id, last_known_state=metadata_store_pb2.Execution.COMPLETE)
+    execution = metadata_store_pb2.Execution(type_id=type_id, last_known_state=metadata_store_pb2.Execution.RUNNING)
     values = {
         "action": done.action,
         "user": done.user,
@@ -400,6 +443,7 @@ def _manual_execution(store, done: ManualAction, now: float) -> metadata_store_p
         "model_id": done.model.id,
         "model_uri": done.model.uri,
         "version": os.path.basename(done.destination),
+        "destination": done.destination,
         "from_version": done.from_version,
         "metrics": json.dumps(done.metrics),
     }
@@ -465,27 +509,37 @@ def _metrics(candidate: Candidate | None) -> dict[str, object]:
     }
 
 
+def _next_destination(store, config: PipelineConfig) -> str:
+    """<serving_dir>/<a version never used there, nor recorded in ML Metadata>."""
+    version = next_version(config.serving_dir, recorded_versions(store, config.serving_dir))
+    return version_path(config.serving_dir, version)
+
+
 def promote(
     config: PipelineConfig, model_reference: str, reason: str | None, user: str | None = None
 ) -> ServingVersion:
-    """Publish a candidate the gate rejected (or any evaluated candidate) as the new live version."""
+    """Publish a candidate the gate rejected (or any evaluated candidate) as the new live version.
+
+    Under the run lock (PipelineRootBusy while a pipeline run, a promotion or a rollback holds it).
+    """
     reason = _require_reason(reason, "promote")
     config = config.absolute()
     store, context = _store(config, writable=True)
-    model = _find_model(store, context, model_reference)
-    model_path = os.path.join(model.uri, SERVING_MODEL_DIR)
-    if not fileio.isdir(model_path):
-        raise PromotionRefused(f"model {model.id} has no SavedModel at {model_path}")
-    live = live_path(config.serving_dir)
-    if live and same_saved_model(model_path, live):
-        raise PromotionRefused(f"model {model.id} is already live as version {os.path.basename(live)}")
-    found = _candidate(store, model, {}, [])
-    if found.blessed is None:
-        raise PromotionRefused(f"model {model.id} was never evaluated; only evaluated candidates can be promoted")
-    destination = publish(model_path, config.serving_dir)
-    user = user or _user()
-    action = ManualAction("promote", model, destination, reason, user, _metrics(found))
-    _record(store, context, config, action)
+    with run_lock(config):
+        _settle_interrupted(store, context, config)
+        model = _find_model(store, context, model_reference)
+        model_path = os.path.join(model.uri, SERVING_MODEL_DIR)
+        if not fileio.isdir(model_path):
+            raise PromotionRefused(f"model {model.id} has no SavedModel at {model_path}")
+        live = live_path(config.serving_dir)
+        if live and same_saved_model(model_path, live):
+            raise PromotionRefused(f"model {model.id} is already live as version {os.path.basename(live)}")
+        found = _candidate(store, model, {}, [])
+        if found.blessed is None:
+            raise PromotionRefused(f"model {model.id} was never evaluated; only evaluated candidates can be promoted")
+        destination = _next_destination(store, config)
+        action = ManualAction("promote", model, destination, reason, user or _user(), _metrics(found))
+        _carry_out(store, context, config, action, model_path)
     return action.served()
 
 
@@ -495,13 +549,35 @@ def rollback(
     """Make an earlier version live again by re-publishing it under a new, higher version.
 
     Default target: the newest earlier version holding a different SavedModel than the live one.
-    Returns (the target version, the new live version).
+    Returns (the target version, the new live version). Under the run lock, as promote.
     """
     reason = _require_reason(reason, "rollback")
     config = config.absolute()
     store, context = _store(config, writable=True)
-    models = pipeline_models(store, context)
-    versions = _serving_versions(store, config, models)
+    with run_lock(config):
+        _settle_interrupted(store, context, config)
+        models = pipeline_models(store, context)
+        versions = read_serving_state(store, config.serving_dir, models).versions
+        target, live = _rollback_target(config, versions, to)
+        if target.model_id is None:
+            raise PromotionRefused(
+                f"version {target.version} has no push recorded in ML Metadata, so its model "
+                f"(and the next run's baseline) is unknown"
+            )
+        model = models[target.model_id]
+        metrics = {**_metrics(_candidate(store, model, {}, [])), "rolled_back_from": live.version}
+        metrics["republished"] = target.version
+        destination = _next_destination(store, config)
+        user = user or _user()
+        action = ManualAction("rollback", model, destination, reason, user, metrics, from_version=str(live.version))
+        _carry_out(store, context, config, action, target.path)
+    return target, action.served()
+
+
+def _rollback_target(
+    config: PipelineConfig, versions: list[ServingVersion], to: int | None
+) -> tuple[ServingVersion, ServingVersion]:
+    """(the version to re-publish, the live one): --to, or the newest earlier one that differs."""
     if not versions:
         raise PromotionRefused(f"nothing is serving in {config.serving_dir}")
     live = versions[-1]
@@ -511,26 +587,13 @@ def rollback(
             raise PromotionRefused(
                 f"no earlier version in {config.serving_dir} differs from the live one ({live.version})"
             )
-        target = earlier[0]
-    else:
-        target = next((v for v in versions if v.version == to), None)
-        if target is None:
-            raise PromotionRefused(
-                f"--to {to}: no such version in {config.serving_dir} "
-                f"(versions: {', '.join(str(v.version) for v in versions)})"
-            )
-        if target.live or same_saved_model(target.path, live.path):
-            raise PromotionRefused(f"--to {to}: that model is already live (version {live.version})")
-    if target.model_id is None:
+        return earlier[0], live
+    target = next((v for v in versions if v.version == to), None)
+    if target is None:
         raise PromotionRefused(
-            f"version {target.version} has no push recorded in ML Metadata, so its model "
-            f"(and the next run's baseline) is unknown"
+            f"--to {to}: no such version in {config.serving_dir} "
+            f"(versions: {', '.join(str(v.version) for v in versions)})"
         )
-    model = models[target.model_id]
-    found = _candidate(store, model, {}, [])
-    destination = publish(target.path, config.serving_dir)
-    user = user or _user()
-    metrics = {**_metrics(found), "rolled_back_from": live.version, "republished": target.version}
-    action = ManualAction("rollback", model, destination, reason, user, metrics, from_version=str(live.version))
-    _record(store, context, config, action)
-    return target, action.served()
+    if target.live or same_saved_model(target.path, live.path):
+        raise PromotionRefused(f"--to {to}: that model is already live (version {live.version})")
+    return target, live

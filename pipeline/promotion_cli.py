@@ -34,7 +34,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
     _require_reason(args, "promote")  # refuse before the slow imports and any lookup
     from pipeline.promotion import promote
 
-    version = _published(lambda: promote(config, args.model, args.reason))
+    version = _published("promote", lambda: promote(config, args.model, args.reason))
     if version is None:
         return 1
     print(
@@ -49,7 +49,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     _require_reason(args, "rollback")
     from pipeline.promotion import rollback
 
-    result = _published(lambda: rollback(config, args.to, args.reason))
+    result = _published("rollback", lambda: rollback(config, args.to, args.reason))
     if result is None:
         return 1
     target, version = result
@@ -60,16 +60,24 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
-def _published(action: Callable[[], Any]) -> Any:
+def _published(name: str, action: Callable[[], Any]) -> Any:
     """The action's result, or None after one line on stderr when the copy into serving failed
-    (disk full, unwritable folder): nothing was published or recorded."""
+    (disk full, unwritable folder): nothing was published, the failure is recorded. ConfigError
+    (one line, exit 2) while a pipeline run or another promotion holds the pipeline root."""
     from components.serving_dir import PublishError
+    from pipeline.run_lock import PipelineRootBusy
+    from sparse_ae.errors import ConfigError
 
     try:
         return action()
     except PublishError as error:
         print(f"sparse-ae: error: {error}", file=sys.stderr)
         return None
+    except PipelineRootBusy as error:
+        raise ConfigError(
+            f"{name} refused: pipeline root {error.root} is in use ({error.holder}); "
+            f"nothing was published: run it again once that has finished"
+        ) from None
 
 
 def _require_reason(args: argparse.Namespace, action: str) -> None:

@@ -1,4 +1,5 @@
-"""One local run at a time per pipeline root: an exclusive, non-blocking lock held for the whole run.
+"""One local run at a time per pipeline root: an exclusive, non-blocking lock held for the whole run
+(and for a promotion or rollback, pipeline/promotion.py, which must not publish during a run).
 
 Two LocalDagRunner runs on one root would write one sqlite ML Metadata store and one set of
 artifact folders at once; the second run is refused instead. The lock is `flock` on
@@ -26,7 +27,14 @@ _held: dict[str, int] = {}  # lock path -> nesting depth in this process (re-ent
 
 
 class PipelineRootBusy(RuntimeError):
-    """Another run holds the pipeline root."""
+    """Another run (or a promotion or rollback) holds the pipeline root."""
+
+    def __init__(self, root: str, holder: str):
+        super().__init__(
+            f"pipeline root {root} is in use by another run ({holder}); "
+            f"wait for it to finish, or set another pipeline_root"
+        )
+        self.root, self.holder = root, holder
 
 
 def lock_path(pipeline_root: str) -> str:
@@ -60,10 +68,7 @@ def pipeline_root_lock(pipeline_root: str) -> Iterator[str]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise PipelineRootBusy(
-                f"pipeline root {os.path.dirname(path)} is in use by another run ({_holder(fd)}); "
-                f"wait for it to finish, or set another pipeline_root"
-            ) from None
+            raise PipelineRootBusy(os.path.dirname(path), _holder(fd)) from None
         os.ftruncate(fd, 0)
         os.pwrite(
             fd,

@@ -31,6 +31,7 @@ from pipeline.mlmd_reader import (
     node_executions,
     open_store,
 )
+from pipeline.node_ids import BULK_INFERRER, EVALUATOR, EXAMPLE_VALIDATOR, PUSHER, TRAINER, output
 
 _STATES = {value: name.lower() for name, value in metadata_store_pb2.Execution.State.items()}
 
@@ -259,20 +260,19 @@ def summarize_run(metadata_path: str, pipeline_name: str, run_id: str | None = N
                 )
             elif key == "pushed_model" and artifact.custom_properties["pushed"].int_value:
                 summary.pushed_path = artifact.custom_properties["pushed_destination"].string_value
-    if "BulkInferrer.inference_result" in summary.artifacts and "Trainer.model" in summary.artifacts:
-        summary.bulk_inference = count_flagged(
-            summary.artifacts["BulkInferrer.inference_result"], summary.artifacts["Trainer.model"]
-        )
-    if "Evaluator" in executions:
-        describe_baseline(store, [e.id for e in executions.values()], executions["Evaluator"].id, summary)
+    inference_result, model = output(BULK_INFERRER, "inference_result"), output(TRAINER, "model")
+    if inference_result in summary.artifacts and model in summary.artifacts:
+        summary.bulk_inference = count_flagged(summary.artifacts[inference_result], summary.artifacts[model])
+    if EVALUATOR in executions:
+        describe_baseline(store, [e.id for e in executions.values()], executions[EVALUATOR].id, summary)
     return summary
 
 
 def describe_baseline(store, run_execution_ids: list[int], evaluator_execution_id: int, summary: RunSummary) -> None:
     """Which model the no-regression check used, whether it is live and how it got there; and the
     manual promotions or rollbacks of this run's candidate (`sparse-ae promote` / `rollback`)."""
-    from components.live_model_strategy import model_pushes
-    from components.serving_dir import live_path, normalize_path
+    from components.serving_state import model_pushes
+    from sparse_ae.serving_layout import live_path, normalize_path
 
     events = [e for e in store.get_events_by_execution_ids(run_execution_ids) if e.path.steps]
     inputs = {
@@ -338,7 +338,7 @@ def format_summary(summary: RunSummary) -> str:
     if summary.anomalies:
         lines.append("Data anomalies (ExampleValidator):")
         lines += [f"  {item}" for item in summary.anomalies]
-    elif {("ExampleValidator", "complete"), ("ExampleValidator", "cached")} & set(summary.components):
+    elif {(EXAMPLE_VALIDATOR, "complete"), (EXAMPLE_VALIDATOR, "cached")} & set(summary.components):
         lines.append("Data anomalies: none")
     lines += format_drift(summary.drift)
     if summary.tuner_trials:
@@ -370,7 +370,7 @@ def format_summary(summary: RunSummary) -> str:
             f"({100 * found['flagged'] / max(found['count'], 1):.2f}%; MSE > {found['threshold']:.6g}, the "
             f"model's {found['quantile']:g} quantile)"
         )
-    push_failed = ("ServingPusher", "failed") in summary.components  # its error is the CLI's last line
+    push_failed = (PUSHER, "failed") in summary.components  # its error is the CLI's last line
     lines.append(
         f"Pushed: {summary.pushed_path}"
         if summary.pushed_path

@@ -14,6 +14,7 @@ from tfx.proto import trainer_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils
 
+from pipeline.node_ids import TUNER
 from pipeline.trainer_module import input_pairs, split_images
 from sparse_ae.config import SparseAEConfig, configure_devices
 from sparse_ae.tuner import SparsityTuner
@@ -84,4 +85,4 @@ def create_tuner(config, examples, schema) -> Tuner:
         ),
         eval_args=trainer_pb2.EvalArgs(splits=["eval"], num_steps=tuner.eval_steps or 0),
         custom_config={"model": config.model.model_dump(mode="json"), "tuner": tuner.model_dump(mode="json")},
-    ).with_id("Tuner")
+    ).with_id(TUNER)

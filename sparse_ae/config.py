@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sparse_ae.errors import ConfigError
 
+DEFAULT_IMAGE_SHAPE = (28, 28, 1)  # height, width, channels: the garment and Fashion-MNIST images
+
 
 class StrictModel(BaseModel):
     """Base for all configs: unknown keys are errors, instances are immutable."""
@@ -32,7 +34,7 @@ class SparseAEConfig(StrictModel):
     """
 
     image_shape: tuple[int, int, int] = Field(
-        (28, 28, 1), description="Height, width, channels of the images; each > 0."
+        DEFAULT_IMAGE_SHAPE, description="Height, width, channels of the images; each > 0."
     )
     hidden_dims: tuple[int, ...] = Field(
         (256, 128), min_length=1, description="Encoder layer widths, each > 0; the decoder mirrors them."

@@ -29,6 +29,11 @@ def scale_images(images: tf.Tensor) -> tf.Tensor:
     return tf.cast(images, tf.float32)
 
 
+def to_uint8(images: np.ndarray | tf.Tensor) -> np.ndarray:
+    """The inverse of scale_images: floats in [-1, 1] back to displayable uint8 [0, 255]."""
+    return np.clip(np.rint((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
 def corrupt(images: tf.Tensor, config: SparseAEConfig, seed: tf.Tensor) -> tf.Tensor:
     """Denoising corruption of inputs: Gaussian noise and/or random pixel masking, kept in [-1, 1].
 

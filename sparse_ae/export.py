@@ -30,11 +30,9 @@ from sparse_ae.data import IMAGE_KEY, example_feature_spec, scale_images
 from sparse_ae.linear_baseline import LinearBaseline
 from sparse_ae.metrics import mse_per_image, psnr_from_mse
 from sparse_ae.model import SparseAutoencoder
+from sparse_ae.serving_layout import RECONSTRUCT, RECONSTRUCT_UINT8, SERVING_DEFAULT
 from sparse_ae.sparsity import active_code_size, active_only, active_units, hoyer
 
-SERVING_DEFAULT = "serving_default"
-RECONSTRUCT = "reconstruct"
-RECONSTRUCT_UINT8 = "reconstruct_uint8"
 PSNR_OUTPUT = "psnr"
 MEAN_ACTIVATION_OUTPUT = "mean_activation"
 TARGET_RATIO_OUTPUT = "activation_to_target"

@@ -10,6 +10,7 @@ import tf_keras as keras
 
 from sparse_ae.config import SparseAEConfig
 from sparse_ae.data import scale_images
+from sparse_ae.data import to_uint8 as to_uint8  # re-exported: reconstruct() then to_uint8()
 from sparse_ae.metrics import mse_per_image, psnr_from_mse
 from sparse_ae.model import SparseAutoencoder, build_model
 
@@ -46,11 +47,6 @@ def anomaly_scores(model: SparseAutoencoder, images: ArrayLike) -> dict[str, np.
     inputs = _as_model_input(images, model.config)
     mse = mse_per_image(inputs, model(inputs, training=False))
     return {"mse": mse.numpy(), "psnr": psnr_from_mse(mse).numpy()}
-
-
-def to_uint8(images: ArrayLike) -> np.ndarray:
-    """[-1, 1] floats back to displayable uint8 [0, 255]."""
-    return np.clip(np.rint((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 def load_encoder(weights_path: str, config: SparseAEConfig, trainable: bool = False) -> keras.Sequential:

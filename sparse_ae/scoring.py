@@ -23,11 +23,11 @@ import numpy as np
 import tensorflow as tf
 
 from sparse_ae.calibration import Calibration, read_calibration
+from sparse_ae.config import DEFAULT_IMAGE_SHAPE
 from sparse_ae.errors import ConfigError, DataValidationError
+from sparse_ae.serving_layout import RECONSTRUCT_UINT8, is_complete, serving_versions, version_folders, version_path
 
-RECONSTRUCT_UINT8 = "reconstruct_uint8"  # sparse_ae.export's signature for uint8 images
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-DEFAULT_IMAGE_SHAPE = (28, 28, 1)
 WORST_COUNT = 16
 
 
@@ -79,25 +79,23 @@ class ScoreSummary:
 # ------------------------------------------------------------------------------------------------
 # Which model.
 # ------------------------------------------------------------------------------------------------
-def serving_versions(serving_dir: str) -> list[int]:
-    """Version numbers (numeric folder names) in a TF Serving model folder, ascending."""
-    if not tf.io.gfile.isdir(serving_dir):
-        return []
-    names = [name.rstrip("/") for name in tf.io.gfile.listdir(serving_dir)]
-    return sorted(int(n) for n in names if n.isdigit() and tf.io.gfile.isdir(os.path.join(serving_dir, n)))
-
-
 def resolve_model_dir(serving_dir: str, version: int | None = None) -> str:
-    """<serving_dir>/<version>: the live (highest) version by default; ConfigError when absent."""
+    """<serving_dir>/<version>: the live version (the highest complete one, as TF Serving serves)
+    by default; ConfigError when absent or incomplete."""
     versions = serving_versions(serving_dir)
+    if version is not None and version not in versions and version in version_folders(serving_dir):
+        raise ConfigError(
+            f"--version {version}: {version_path(serving_dir, version)} holds no saved_model.pb yet "
+            f"(a copy in progress or an interrupted one)"
+        )
     if not versions:
         raise ConfigError(
             f"no model version in serving_dir={serving_dir!r}: push a model first "
             f"(`sparse-ae pipeline run`), or pass --model-dir"
         )
     if version is None:
-        return os.path.join(serving_dir, str(versions[-1]))
-    if version not in versions:
+        version = versions[-1]
+    elif version not in versions:
         raise ConfigError(
             f"--version {version}: no such version in {serving_dir} (versions: {', '.join(map(str, versions))})"
         )
@@ -108,7 +106,7 @@ class Scorer:
     """A loaded SavedModel's uint8 signature and the calibration stored with it."""
 
     def __init__(self, model_dir: str):
-        if not tf.io.gfile.exists(os.path.join(model_dir, "saved_model.pb")):
+        if not is_complete(model_dir):
             raise ConfigError(f"no SavedModel in {model_dir!r}")
         self.model_dir = model_dir
         self._loaded = tf.saved_model.load(model_dir)
@@ -121,7 +119,9 @@ class Scorer:
         """mse, psnr, latent and reconstruction (uint8) of a batch of uint8 images."""
         outputs = self._signature(images=tf.constant(images, tf.uint8))
         result = {key: value.numpy() for key, value in outputs.items()}
-        result["reconstruction"] = np.clip(np.rint((result["reconstruction"] + 1.0) * 127.5), 0, 255).astype(np.uint8)
+        from sparse_ae.data import to_uint8  # TFDS comes with it: imported when first needed
+
+        result["reconstruction"] = to_uint8(result["reconstruction"])
         return result
 
 

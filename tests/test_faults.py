@@ -22,6 +22,7 @@ cache takes completed executions only).
 import os
 import re
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -32,9 +33,18 @@ import pytest
 from helpers import CLI, run_cli, served_pipeline_root, set_args, user_env
 from helpers import file_digests as tree
 
-from components.serving_dir import STAGING_PREFIX, PublishError, publish, remove_stale_staging, serving_versions
+from components import serving_dir
+from components.serving_dir import (
+    ISSUED_PREFIX,
+    STAGING_PREFIX,
+    PublishError,
+    issued_version,
+    publish,
+    remove_stale_staging,
+)
 from pipeline.run_lock import LOCK_FILE
 from pipeline.run_summary import latest_run_id, open_store, summarize_run
+from sparse_ae.serving_layout import serving_versions
 
 UPSTREAM = ["TFDSExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator"]
 FILE_SIZE_LIMIT = 1_000_000  # bytes: above every file step 4 writes but the model's variables (about 1.9 MB)
@@ -375,7 +385,7 @@ def test_publish_removes_only_staging_folders_whose_process_is_gone(tmp_path):
     assert remove_stale_staging(base) == [names["gone"]]
     path = publish(_fake_saved_model(str(tmp_path / "model")), base, version=20)
     assert serving_versions(base) == [20] and tree(path) == tree(str(tmp_path / "model"))
-    assert sorted(os.listdir(base)) == sorted(["12", "20", names["alive"], names["legacy"]])
+    assert sorted(os.listdir(base)) == sorted(["12", "20", f"{ISSUED_PREFIX}20", names["alive"], names["legacy"]])
 
 
 def test_publish_failure_names_the_folder_and_the_os_error_and_leaves_no_staging(tmp_path):
@@ -387,8 +397,23 @@ def test_publish_failure_names_the_folder_and_the_os_error_and_leaves_no_staging
         r"no SavedModel folder: .*missing",
     ):
         publish(str(tmp_path / "missing"), base)
-    assert sorted(os.listdir(base)) == ["1"]
+    assert sorted(os.listdir(base)) == [f"{ISSUED_PREFIX}1", "1"] and issued_version(base) == 1  # its number not taken
     assert os.path.isfile(os.path.join(base, "1", "saved_model.pb"))
     with pytest.raises(PublishError, match="File exists|Directory not empty"):
         publish(str(tmp_path / "model"), base, version=1)  # never replaces a published version
-    assert sorted(os.listdir(base)) == ["1"]
+    assert sorted(os.listdir(base)) == [f"{ISSUED_PREFIX}1", "1"]
+
+
+def test_a_deleted_or_recorded_version_number_is_never_issued_again(tmp_path, monkeypatch):
+    """The clock stands still (two publications within one second, or a clock behind the last
+    push's): a version deleted by hand, or one ML Metadata records, never gets its number back."""
+    monkeypatch.setattr(serving_dir, "_now_s", lambda: 1000)
+    model, base = _fake_saved_model(str(tmp_path / "model")), str(tmp_path / "serving")
+    first = publish(model, base)
+    assert os.path.basename(first) == "1000"
+    shutil.rmtree(first)  # deleted by hand
+    assert publish(model, base) == os.path.join(base, "1001")
+    assert publish(model, base, recorded=[1005, 7]) == os.path.join(base, "1006")  # ML Metadata's pushes
+    shutil.rmtree(base)  # the whole folder emptied: only ML Metadata remembers
+    assert publish(model, base, recorded=[1006]) == os.path.join(base, "1007")
+    assert serving_versions(base) == [1007] and sorted(os.listdir(base)) == [f"{ISSUED_PREFIX}1007", "1007"]

@@ -5,8 +5,9 @@ Layers (style.md, "Our own rules of thumb"):
 - sparse_ae/ never imports TFX (nor its stack: ML Metadata, TFMA, TFDV, Beam), components/,
   pipeline/, pipeline_config.py or benchmarks/.
 - components/ never imports pipeline/, pipeline_config.py or benchmarks/, and of sparse_ae/ only
-  the data access (`sparse_ae.data`, `sparse_ae.datasets`), the errors and the calibration record
-  (`sparse_ae.calibration`): never the model's internals (model, losses, training, export, tuner).
+  the data access (`sparse_ae.data`, `sparse_ae.datasets`), the errors, the calibration record
+  (`sparse_ae.calibration`) and the serving folder's layout (`sparse_ae.serving_layout`): never
+  the model's internals (model, losses, training, export, tuner).
 - pipeline/ and pipeline_config.py never import benchmarks/, except `sparse-ae bench` in
   pipeline/cli.py, inside its handler (the Docker image leaves benchmarks/ out).
 """
@@ -23,7 +24,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("sparse_ae", "components", "pipeline", "benchmarks")
 MODULES = ("pipeline_config",)
 TFX_STACK = ("tfx", "tfx_bsl", "ml_metadata", "tensorflow_model_analysis", "tensorflow_data_validation", "apache_beam")
-COMPONENTS_MAY_USE = {"sparse_ae", "sparse_ae.errors", "sparse_ae.data", "sparse_ae.datasets", "sparse_ae.calibration"}
+COMPONENTS_MAY_USE = {
+    "sparse_ae",
+    "sparse_ae.errors",
+    "sparse_ae.data",
+    "sparse_ae.datasets",
+    "sparse_ae.calibration",
+    "sparse_ae.serving_layout",
+}
 BENCH_HANDLER = ("pipeline.cli", "run_benchmarks")
 
 Import = tuple[str, str, bool]  # (imported module, enclosing function or "", module level)

@@ -89,3 +89,17 @@ def test_settings_for_running_at_scale():
     assert config.model.distribution_strategy == "mirrored"
     with pytest.raises(ConfigError, match="distribution_strategy"):
         load_config(["model.distribution_strategy=horovod"])
+
+
+@pytest.mark.slow  # imports TFX to build the pipeline
+def test_the_node_id_constants_are_the_pipelines_node_ids(tmp_path):
+    """pipeline/node_ids.py names every node of a pipeline with all the optional ones, and nothing else."""
+    from pipeline import node_ids
+    from pipeline.pipeline import create_pipeline
+
+    config = load_config(
+        [f"pipeline_root={tmp_path}/root", "tuner.enabled=true", "scoring.bulk_inference=true", "drift.enabled=true"]
+    )
+    built = {component.id for component in create_pipeline(config).components}
+    defined = {value for name, value in vars(node_ids).items() if name.isupper()}
+    assert built == defined

@@ -8,6 +8,7 @@ has the higher id and a (manual) blessing, which TFX's LatestBlessedModelStrateg
 """
 
 import contextlib
+import fcntl
 import io
 import json
 import os
@@ -19,12 +20,13 @@ import tensorflow_datasets as tfds
 from helpers import run_cli, small_pipeline_overrides
 from ml_metadata.proto import metadata_store_pb2
 
-from components.serving_dir import same_saved_model, serving_versions
+from components.serving_dir import same_saved_model
 from pipeline import cli
 from pipeline.local_runner import run_local
 from pipeline.run_summary import format_summary, open_store, summarize_run
 from pipeline_config import load_config
 from sparse_ae.calibration import read_calibration
+from sparse_ae.serving_layout import serving_versions
 
 PROMOTE_REASON = "B's blur is acceptable for the catalogue; ship it (ticket OPS-42)"
 ROLLBACK_REASON = "B broke the thumbnail service"
@@ -227,6 +229,102 @@ def test_models_lists_versions_and_candidates(history):
     assert f"  Live: version {v3} (model {history['good_id']}, rollback)" in table.splitlines()
     live_line = next(line for line in table.splitlines() if line.strip().startswith("live "))
     assert str(v3) in live_line and "rollback" in live_line and ROLLBACK_REASON in live_line
+
+
+class Killed(BaseException):
+    """The process stopping where it is (nothing catches it)."""
+
+
+@pytest.fixture(scope="module")
+def interrupted(history):
+    """After the history: `promote B` stopped (killed) right after publishing, before recording
+    the outcome; `models`; `promote B` while a pipeline run holds the root's lock; `promote B`
+    again; `models`."""
+    from pipeline import promotion
+    from pipeline.run_lock import lock_path
+
+    config, serving, sets = history["config"], history["serving"], history["sets"]
+    h = {"versions_before": serving_versions(serving)}
+
+    def publish_then_stop(*args, **kwargs):
+        promotion_publish(*args, **kwargs)
+        raise Killed  # stands for a kill between publishing and recording the outcome
+
+    promotion_publish = promotion.publish
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(promotion, "publish", publish_then_stop)
+        try:
+            promotion.promote(config, str(history["rejected_id"]), reason="ship B again", user="tester")
+            h["crash"] = "not stopped"
+        except Killed:
+            h["crash"] = "stopped after publishing"
+    h["versions_after_crash"] = serving_versions(serving)
+    h["models_json"] = sparse_ae("models", "--json", *sets)
+    h["models_table"] = sparse_ae("models", *sets)
+
+    fd = os.open(lock_path(config.pipeline_root), os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # what a running `sparse-ae pipeline run` holds
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, b"pid 4242 on builder, started 2026-01-01 00:00:00\n", 0)
+        h["busy"] = sparse_ae_with_stderr("promote", str(history["rejected_id"]), "--reason", "busy", *sets)
+        h["versions_while_busy"] = serving_versions(serving)
+    finally:
+        os.close(fd)
+
+    h["promote_again"] = sparse_ae_with_stderr("promote", str(history["rejected_id"]), "--reason", "again", *sets)
+    h["models_json_settled"] = sparse_ae("models", "--json", *sets)
+    return h
+
+
+def sparse_ae_with_stderr(*argv: str):
+    """The real `sparse-ae` command in this process: (exit status, stdout, stderr)."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code, out = sparse_ae(*argv)
+    return code, out, err.getvalue()
+
+
+@pytest.mark.e2e
+def test_promote_while_a_run_holds_the_pipeline_root_is_refused_in_one_line(history, interrupted):
+    code, _, err = interrupted["busy"]
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "promote refused: pipeline root" in err and "pid 4242 on builder" in err and "nothing was published" in err
+    assert interrupted["versions_while_busy"] == interrupted["versions_after_crash"]
+
+
+@pytest.mark.e2e
+def test_a_promotion_stopped_between_publishing_and_recording_shows_as_not_finished(history, interrupted):
+    assert interrupted["crash"] == "stopped after publishing"
+    before, after = interrupted["versions_before"], interrupted["versions_after_crash"]
+    assert after[:-1] == before and after[-1] > before[-1]  # published, then stopped
+    stopped = after[-1]
+    code, out = interrupted["models_json"]
+    assert code == 0
+    listing = json.loads(out)
+    live = {v["version"]: v for v in listing["versions"]}[stopped]
+    assert live["live"] and not live["finished"], live
+    assert (live["action"], live["model_id"], live["reason"]) == ("promote", history["rejected_id"], "ship B again")
+    (unfinished,) = listing["unfinished"]
+    assert (unfinished["version"], unfinished["published"], unfinished["user"]) == (stopped, True, "tester")
+    code, table = interrupted["models_table"]
+    assert code == 0
+    assert f"promotion of model {history['rejected_id']} to version {stopped} started" in table
+    assert "not finished" in table and "(started, not finished)" in table
+
+
+@pytest.mark.e2e
+def test_the_next_promotion_records_the_outcome_of_the_stopped_one_first(history, interrupted):
+    stopped = interrupted["versions_after_crash"][-1]
+    code, _, err = interrupted["promote_again"]
+    assert code == 2 and f"already live as version {stopped}" in err, err  # settled, then refused
+    listing = json.loads(interrupted["models_json_settled"][1])
+    assert listing["unfinished"] == []
+    live = {v["version"]: v for v in listing["versions"]}[stopped]
+    assert (live["finished"], live["action"], live["model_id"]) == (True, "promote", history["rejected_id"])
+    latest = max((e for e, _, _ in manual_executions(history, "sparse_ae.ManualPromotion")), key=lambda e: e.id)
+    assert latest.last_known_state == metadata_store_pb2.Execution.COMPLETE
+    assert latest.properties["reason"].string_value == "ship B again"
 
 
 def test_the_builtin_baseline_strategy_stays_selectable(tmp_path):

@@ -12,11 +12,14 @@ from remote_fs import register_ram_for_beam
 pytestmark = pytest.mark.e2e  # every test here reads a pipeline run
 
 
-def test_a_whole_run_with_pipeline_root_and_serving_dir_on_a_remote_filesystem(garment_data_dir, ram_root, tmp_path):
-    from components.serving_dir import serving_versions
+def test_a_whole_run_with_pipeline_root_and_serving_dir_on_a_remote_filesystem(
+    garment_data_dir, ram_root, tmp_path, monkeypatch
+):
+    from components import serving_dir
     from pipeline.local_runner import run_local
     from pipeline.run_summary import summarize_run
     from pipeline_config import load_config
+    from sparse_ae.serving_layout import serving_versions
 
     register_ram_for_beam()
     metadata = str(tmp_path / "metadata" / "metadata.sqlite")
@@ -45,8 +48,14 @@ def test_a_whole_run_with_pipeline_root_and_serving_dir_on_a_remote_filesystem(g
     model_uri = summary.artifacts["Trainer.model"]
     with pytest.raises(PromotionRefused, match="is already live"):  # found by its ram:// URI
         promote(config, model_uri, reason="the same model again")
-    tf.io.gfile.rmtree(summary.pushed_path)  # the serving dir emptied by hand: promoting it publishes again
+    # Deleted by hand, then promoted again with the clock standing still at the deleted version's
+    # number (as within the same second): the number is never issued again, so the new folder is
+    # never mistaken for the old push's.
+    pushed_version = int(os.path.basename(summary.pushed_path))
+    monkeypatch.setattr(serving_dir, "_now_s", lambda: pushed_version)
+    tf.io.gfile.rmtree(summary.pushed_path)
     promoted = promote(config, model_uri, reason="restore after a manual cleanup", user="tester")
+    assert promoted.version > pushed_version
     assert promoted.path == f"{serving}/{promoted.version}" and serving_versions(serving) == [promoted.version]
     (version,) = inventory(config).versions
     assert (version.path, version.action, version.reason) == (
@@ -54,6 +63,12 @@ def test_a_whole_run_with_pipeline_root_and_serving_dir_on_a_remote_filesystem(g
         "promote",
         "restore after a manual cleanup",
     )
+    # The whole serving folder emptied: ML Metadata's record of both versions still keeps them out.
+    tf.io.gfile.rmtree(serving)
+    again = promote(config, model_uri, reason="restore after wiping the folder", user="tester")
+    assert again.version > promoted.version and serving_versions(serving) == [again.version]
+    (version,) = inventory(config).versions
+    assert (version.version, version.action, version.reason) == (again.version, "promote", again.reason)
     assert tf.io.gfile.glob(
         f"{ram_root}/root/sparse_ae.ManualPromotion/*/blessing/BLESSED"
     )  # the promotion's record, in the remote root

@@ -22,13 +22,14 @@ from tfx.proto import pusher_pb2, trainer_pb2
 from tfx.types import standard_artifacts
 from tfx.utils import io_utils, proto_utils
 
-from components.serving_dir import STAGING_PREFIX, PublishError, publish, serving_versions
+from components.serving_dir import ISSUED_PREFIX, STAGING_PREFIX, PublishError, publish
 from components.serving_pusher.executor import Executor as PusherExecutor
 from components.strict_example_validator import Executor as ValidatorExecutor
 from components.strict_example_validator import not_constant
 from sparse_ae.config import SparseAEConfig
 from sparse_ae.data import IMAGE_KEY
 from sparse_ae.errors import DataValidationError
+from sparse_ae.serving_layout import serving_versions
 from sparse_ae.storage import upload_tree
 
 MODEL = SparseAEConfig(hidden_dims=(32,), latent_dim=8, batch_size=64, epochs=1, shuffle_buffer=256)
@@ -325,7 +326,7 @@ def test_the_pusher_publishes_to_a_remote_serving_dir_with_saved_model_pb_last(r
     assert _files(first.uri) == _files(final)  # the archive in the PushedModel artifact
     # When saved_model.pb arrived, everything else of the version was already there.
     assert watched.seen[final] == sorted(set(_files(final)) - {"saved_model.pb"})
-    assert sorted(tf.io.gfile.listdir(serving)) == [str(version)]  # no staging marker left
+    assert sorted(tf.io.gfile.listdir(serving)) == [f"{ISSUED_PREFIX}{version}", str(version)]  # no staging marker left
 
     second = push()  # the same SavedModel again: already live, nothing new
     assert second.get_int_custom_property("already_live") == 1 and serving_versions(serving) == [version]
@@ -349,7 +350,9 @@ def test_a_remote_version_is_invisible_until_complete_and_a_killed_push_is_clean
     path = publish(model, serving)
     version = os.path.basename(path)
     assert serving_versions(serving) == [int(version)] and _files(path) == _files(model)
-    assert sorted(tf.io.gfile.listdir(serving)) == sorted(["8", version, f"{STAGING_PREFIX}8-elsewhere.example-1"])
+    assert sorted(tf.io.gfile.listdir(serving)) == sorted(
+        ["8", version, f"{ISSUED_PREFIX}{version}", f"{STAGING_PREFIX}8-elsewhere.example-1"]
+    )
     assert _no_local_uri_folder()
 
 
@@ -361,11 +364,13 @@ def test_a_failed_remote_publish_leaves_nothing_and_never_replaces_a_version(ram
         publish(os.path.join(ram_root, "missing"), serving)
     with pytest.raises(PublishError, match="File exists"):
         publish(model, serving, version=1)
-    assert sorted(tf.io.gfile.listdir(serving)) == ["1"] and _files(os.path.join(serving, "1")) == _files(model)
+    assert sorted(tf.io.gfile.listdir(serving)) == [f"{ISSUED_PREFIX}1", "1"] and _files(
+        os.path.join(serving, "1")
+    ) == _files(model)
 
 
 def test_live_path_keeps_the_uri_scheme(ram_root):
-    from components.live_model_strategy import live_path
+    from sparse_ae.serving_layout import live_path
 
     serving = os.path.join(ram_root, "serving")
     publish(_saved_model(os.path.join(ram_root, "model")), serving, version=3)

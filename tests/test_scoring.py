@@ -8,6 +8,7 @@ import glob
 import json
 import math
 import os
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ from helpers import LENIENT_GATE, small_pipeline_overrides
 
 from pipeline.cli import main
 from sparse_ae.calibration import CALIBRATION_FILE, read_calibration
-from sparse_ae.scoring import serving_versions
+from sparse_ae.serving_layout import serving_versions
 
 pytestmark = pytest.mark.e2e  # every test here reads a pipeline run
 
@@ -241,6 +242,32 @@ def test_score_refuses_a_missing_version_with_one_line(served, tmp_path, capsys)
         capsys,
     )
     assert code == 2 and "--version 7: no such version" in out.err
+
+
+def test_score_ignores_a_half_copied_newest_version_as_tf_serving_does(served, tmp_path, capsys):
+    """A version folder without saved_model.pb (an object-store push in progress, or a killed one)
+    is not the live version: `score` takes the newest complete one, like the pusher, the resolver
+    and `models`, and refuses the incomplete one by name."""
+    _, _, live = served
+    serving = tmp_path / "serving"
+    shutil.copytree(live, serving / "1")
+    shutil.copytree(os.path.join(live, "variables"), serving / "2" / "variables")  # saved_model.pb comes last
+    images = tmp_path / "images"
+    images.mkdir()
+    _write_png(images / "blank.png", np.zeros((28, 28, 1), np.uint8))
+
+    code, out = _score(
+        ["--images", str(images), "--serving-dir", str(serving), "--output", str(tmp_path / "a.csv")], capsys
+    )
+    assert code == 0, out.err
+    assert json.loads((tmp_path / "a_summary.json").read_text())["model_dir"] == str(serving / "1")
+
+    code, out = _score(
+        ["--images", str(images), "--serving-dir", str(serving), "--version", "2", "--output", str(tmp_path / "b.csv")],
+        capsys,
+    )
+    assert code == 2 and "--version 2:" in out.err and "no saved_model.pb" in out.err, out.err
+    assert len(out.err.strip().splitlines()) == 1, out.err
 
 
 def test_drift_to_a_brighter_dataset_is_reported_and_with_a_threshold_stops_before_training(

@@ -15,7 +15,8 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-from components.serving_dir import archive, publish, same_saved_model, serving_versions
+from components.serving_dir import archive, publish, same_saved_model
+from sparse_ae.serving_layout import live_path
 
 
 class Executor(tfx_pusher.Executor):
@@ -42,8 +43,7 @@ class Executor(tfx_pusher.Executor):
         # Archive (as TFX's Pusher does) before publishing: when that fails (disk full) nothing
         # has gone live without a PushedModel to record it.
         archive(model_path, model_push.uri)
-        versions = serving_versions(base)
-        live = os.path.join(base, str(versions[-1])) if versions else None
+        live = live_path(base)
         if live and same_saved_model(model_path, live):
             logging.info("Model is already live as %s; nothing new published.", live)
             model_push.set_int_custom_property("already_live", 1)

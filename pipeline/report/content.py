@@ -22,6 +22,15 @@ from pipeline.mlmd_reader import (
     open_store,
     resolve_run,
 )
+from pipeline.node_ids import (
+    EVALUATOR,
+    EXAMPLE_GEN,
+    EXAMPLE_VALIDATOR,
+    PUSHER,
+    SCHEMA_GEN,
+    STATISTICS_GEN,
+    TRAINER,
+)
 from pipeline.run_summary import RunSummary, active_size, format_drift, summarize_run
 from sparse_ae.train import METRICS_FILE  # the Trainer's, in its model_run artifact
 
@@ -106,7 +115,7 @@ def gather(
     pipeline_root = os.path.abspath(pipeline_root)
     metadata_path, pipeline_name, run_id = resolve_run(pipeline_root, run_id, pipeline_name, metadata_path)
     run = read_run(metadata_path, pipeline_name, run_id, summary)
-    gate = _gate(run.executions.get("Evaluator"))
+    gate = _gate(run.executions.get(EVALUATOR))
     data = ReportData(
         pipeline_name=pipeline_name,
         run_id=run_id,
@@ -115,7 +124,7 @@ def gather(
         generated=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
         summary=run.summary,
         gate=gate,
-        verdict=verdict(run.summary, gate, run.output("ServingPusher", "pushed_model")),
+        verdict=verdict(run.summary, gate, run.output(PUSHER, "pushed_model")),
         components=[
             {"node": node, "state": state, "execution": run.executions[node].id}
             for node, state in run.summary.components
@@ -125,7 +134,7 @@ def gather(
     gather_class_psnr(run, data)
     gather_sample(run, data, sample_size, per_class)
     gather_statistics(run, data)
-    if "ExampleValidator" not in dict(run.summary.components):
+    if EXAMPLE_VALIDATOR not in dict(run.summary.components):
         data.missing.append("Anomaly check: ExampleValidator did not run in this run")
     data.lineage = lineage(run.summary, run.outputs, metadata_path)
     return data
@@ -143,12 +152,12 @@ def read_run(metadata_path: str, pipeline_name: str, run_id: str, summary: RunSu
 
 def gather_training(run: RunRecord, data: ReportData) -> None:
     """The Training section: the Trainer's per-epoch history (its metrics.json)."""
-    model_run = run.output("Trainer", "model_run")
+    model_run = run.output(TRAINER, "model_run")
     metrics_path = os.path.join(model_run.uri, METRICS_FILE) if model_run else None
     if metrics_path and os.path.isfile(metrics_path):
         data.training = read_training(metrics_path)
     else:
-        data.missing.append(run.absent("Training curves (the Trainer's metrics.json)", "Trainer"))
+        data.missing.append(run.absent("Training curves (the Trainer's metrics.json)", TRAINER))
 
 
 def gather_class_psnr(run: RunRecord, data: ReportData) -> None:
@@ -164,21 +173,21 @@ def gather_class_psnr(run: RunRecord, data: ReportData) -> None:
         for label, value in sorted(summary.class_psnr.items())
     ]
     if not data.class_psnr:
-        data.missing.append(run.absent("Per-class PSNR (the Evaluator's TFMA output)", "Evaluator"))
+        data.missing.append(run.absent("Per-class PSNR (the Evaluator's TFMA output)", EVALUATOR))
 
 
 def gather_sample(run: RunRecord, data: ReportData, sample_size: int, per_class: int) -> None:
     """The reconstructions and sparsity sections: eval images run through the trained SavedModel."""
-    examples = run.output("TFDSExampleGen", "examples")
-    model = run.output("Trainer", "model")
+    examples = run.output(EXAMPLE_GEN, "examples")
+    model = run.output(TRAINER, "model")
     model_dir = os.path.join(model.uri, SERVING_MODEL_DIR) if model else None
     if examples is None:
-        data.missing.append(run.absent("Reconstructions and latent activations (no Examples)", "TFDSExampleGen"))
+        data.missing.append(run.absent("Reconstructions and latent activations (no Examples)", EXAMPLE_GEN))
         return
     if model_dir is None or not os.path.isdir(model_dir):
-        data.missing.append(run.absent("Reconstructions and latent activations (no trained SavedModel)", "Trainer"))
+        data.missing.append(run.absent("Reconstructions and latent activations (no trained SavedModel)", TRAINER))
         return
-    split = _eval_split(run.executions.get("Evaluator"))
+    split = _eval_split(run.executions.get(EVALUATOR))
     model_config = (data.training or {}).get("config", {})
     data.sample = run_sample(model_dir, examples.uri, split, sample_size, model_config)
     target = (data.training or {}).get("sparsity_target", model_config.get("sparsity_target"))
@@ -201,11 +210,11 @@ def gather_sample(run: RunRecord, data: ReportData, sample_size: int, per_class:
 
 def gather_statistics(run: RunRecord, data: ReportData) -> None:
     """The data section: StatisticsGen's per-split figures."""
-    statistics = run.output("StatisticsGen", "statistics")
+    statistics = run.output(STATISTICS_GEN, "statistics")
     if statistics is not None:
         data.statistics = read_statistics(statistics.uri)
     if not data.statistics:
-        data.missing.append(run.absent("Data statistics", "StatisticsGen"))
+        data.missing.append(run.absent("Data statistics", STATISTICS_GEN))
 
 
 def _class_name(names: list[str], label: int) -> str:
@@ -264,11 +273,13 @@ def run_sample(model_dir: str, examples_uri: str, split: str, count: int, model_
     """Reconstruct the first `count` eval images with the exported SavedModel (`reconstruct_uint8`)."""
     import tensorflow as tf
 
-    from sparse_ae.inference import to_uint8
+    from sparse_ae.config import DEFAULT_IMAGE_SHAPE
+    from sparse_ae.data import to_uint8
+    from sparse_ae.serving_layout import RECONSTRUCT_UINT8
 
-    image_shape = model_config.get("image_shape", (28, 28, 1))
+    image_shape = model_config.get("image_shape", DEFAULT_IMAGE_SHAPE)
     images, labels = read_eval_examples(examples_uri, split, count, image_shape)
-    outputs = tf.saved_model.load(model_dir).signatures["reconstruct_uint8"](images=tf.constant(images))
+    outputs = tf.saved_model.load(model_dir).signatures[RECONSTRUCT_UINT8](images=tf.constant(images))
     return Sample(
         images=images,
         labels=labels,
@@ -422,7 +433,7 @@ def lineage(summary: RunSummary, outputs: dict[str, dict[str, Any]], metadata_pa
         return outputs.get(node, {}).get(key)
 
     rows = [{"what": "ML Metadata", "value": f"run {summary.run_id}", "where": metadata_path}]
-    examples = artifact("TFDSExampleGen", "examples")
+    examples = artifact(EXAMPLE_GEN, "examples")
     rows.append(
         {
             "what": "Dataset (TFDS name/config:version)",
@@ -431,13 +442,13 @@ def lineage(summary: RunSummary, outputs: dict[str, dict[str, Any]], metadata_pa
         }
     )
     for node, key, what in (
-        ("StatisticsGen", "statistics", "Statistics"),
-        ("SchemaGen", "schema", "Schema"),
-        ("ExampleValidator", "anomalies", "Anomalies"),
-        ("Trainer", "model_run", "Model run"),
-        ("Trainer", "model", "Model (candidate)"),
-        ("Evaluator", "evaluation", "Evaluation"),
-        ("Evaluator", "blessing", "Blessing"),
+        (STATISTICS_GEN, "statistics", "Statistics"),
+        (SCHEMA_GEN, "schema", "Schema"),
+        (EXAMPLE_VALIDATOR, "anomalies", "Anomalies"),
+        (TRAINER, "model_run", "Model run"),
+        (TRAINER, "model", "Model (candidate)"),
+        (EVALUATOR, "evaluation", "Evaluation"),
+        (EVALUATOR, "blessing", "Blessing"),
     ):
         found = artifact(node, key)
         rows.append(
@@ -455,7 +466,7 @@ def lineage(summary: RunSummary, outputs: dict[str, dict[str, Any]], metadata_pa
             "where": "",
         }
     )
-    pushed = artifact("ServingPusher", "pushed_model")
+    pushed = artifact(PUSHER, "pushed_model")
     version = os.path.basename(summary.pushed_path) if summary.pushed_path else None
     rows.append(
         {
