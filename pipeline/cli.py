@@ -41,13 +41,17 @@ class ComponentProgress(logging.Filter):
 
 
 def pipeline_config_from(args: argparse.Namespace):
-    """The PipelineConfig of `pipeline run`/`compile`: the preset's model, then --dataset and --set."""
+    """The PipelineConfig of `pipeline run`/`compile`: the preset's model, then --dataset and --set;
+    the dataset's name checked against TFDS's builders before any work."""
     from pipeline_config import PipelineConfig
     from sparse_ae.config import config_from_args
+    from sparse_ae.dataset_names import check_dataset_name
     from sparse_ae.presets import preset
 
     base = {"model": preset(args.preset)}
-    return config_from_args(PipelineConfig, args, library_cli.DATASET_ALIAS, base=base)
+    config = config_from_args(PipelineConfig, args, library_cli.DATASET_ALIAS, base=base)
+    check_dataset_name(config.dataset.name)
+    return config
 
 
 def cmd_pipeline_run(args: argparse.Namespace) -> int:
@@ -203,8 +207,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, library_cli.Handl
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    verbose = "--verbose" in argv or "--debug" in argv
-    argv = [arg for arg in argv if arg != "--verbose"]  # accepted before or after the command
+    verbose = "--verbose" in argv or "--debug" in argv  # accepted before or after the command (library_cli.run)
     with quiet.QuietTerminal(verbose) as terminal:  # before the first TensorFlow import
         parser, handlers = build_parser()
         status = library_cli.run(parser, handlers, argv)

@@ -17,6 +17,10 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     config = config_from_args(PipelineConfig, args, {"serving_dir": "serving_dir", "dataset": "dataset.name"})
     config = config.absolute()
+    if args.dataset:
+        from sparse_ae.dataset_names import check_dataset_name
+
+        check_dataset_name(config.dataset.name)  # before the model is looked up or loaded
     if args.model_dir:
         model_dir = args.model_dir
     else:
