@@ -7,14 +7,14 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from sparse_ae.config import add_set_argument
+from pipeline.workspace import check_serving_dir, pipeline_config, pipeline_flags
 
 
 def _config(args: argparse.Namespace):
-    from pipeline_config import PipelineConfig
-    from sparse_ae.config import config_from_args
-
-    return config_from_args(PipelineConfig, args, {"pipeline_root": "pipeline_root"}).absolute()
+    """The project folder's pipeline under the flags; refused when it pushes to another serving folder."""
+    config = pipeline_config(args).absolute()
+    check_serving_dir(config, args)
+    return config
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -79,23 +79,22 @@ def _require_reason(args: argparse.Namespace, action: str) -> None:
         raise ConfigError(f"{action} needs --reason TEXT: it is recorded in ML Metadata with who ran it")
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pipeline-root", help="the pipeline's root (sets pipeline_root; the metadata store is in it)")
-    add_set_argument(parser, "serving_dir=DIR, pipeline_name=NAME")
-
-
 def add_promotion_commands(subparsers) -> dict[str, Callable[[argparse.Namespace], int]]:
     """Register models/promote/rollback; return the handler of each command name."""
-    models = subparsers.add_parser("models", help="serving versions and evaluated candidates, from ML Metadata")
-    _common(models)
+    models = subparsers.add_parser(
+        "models", help="serving versions and evaluated candidates, from ML Metadata", parents=[pipeline_flags()]
+    )
     models.add_argument("--json", action="store_true", help="machine-readable output")
 
-    promote = subparsers.add_parser("promote", help="push a candidate the gate rejected (recorded, with a reason)")
+    promote = subparsers.add_parser(
+        "promote", help="push a candidate the gate rejected (recorded, with a reason)", parents=[pipeline_flags()]
+    )
     promote.add_argument("model", metavar="MODEL", help="Model artifact id (see `models`) or its URI")
     promote.add_argument("--reason", help="why the gate is overridden (required; recorded)")
-    _common(promote)
 
-    rollback = subparsers.add_parser("rollback", help="make an earlier serving version live again (recorded)")
+    rollback = subparsers.add_parser(
+        "rollback", help="make an earlier serving version live again (recorded)", parents=[pipeline_flags()]
+    )
     rollback.add_argument(
         "--to",
         type=int,
@@ -103,5 +102,4 @@ def add_promotion_commands(subparsers) -> dict[str, Callable[[argparse.Namespace
         help="the version to restore (default: the newest earlier one that differs from live)",
     )
     rollback.add_argument("--reason", help="why (required; recorded)")
-    _common(rollback)
     return {"models": cmd_models, "promote": cmd_promote, "rollback": cmd_rollback}

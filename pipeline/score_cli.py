@@ -6,17 +6,14 @@ import argparse
 import os
 from collections.abc import Callable
 
+from pipeline.workspace import check_serving_dir, pipeline_config, pipeline_flags
 from sparse_ae.cli import Replaced
-from sparse_ae.config import add_set_argument
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from pipeline_config import PipelineConfig
-    from sparse_ae.config import config_from_args
     from sparse_ae.errors import ConfigError
 
-    config = config_from_args(PipelineConfig, args, {"serving_dir": "serving_dir", "dataset": "dataset.name"})
-    config = config.absolute()
+    config = pipeline_config(args, {"dataset": "dataset.name"}).absolute()
     if args.dataset:
         from sparse_ae.dataset_names import check_dataset_name
 
@@ -24,6 +21,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.model_dir:
         model_dir = args.model_dir
     else:
+        check_serving_dir(config, args)
         from sparse_ae.scoring import resolve_model_dir
 
         model_dir = resolve_model_dir(config.serving_dir, args.version)
@@ -73,7 +71,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 def add_score_command(subparsers) -> dict[str, Callable[[argparse.Namespace], int]]:
     """Register `score`; return its handler."""
     score = subparsers.add_parser(
-        "score", help="score images with a pushed model: per-image MSE, PSNR, anomaly flag (and latent code)"
+        "score",
+        help="score images with a pushed model: per-image MSE, PSNR, anomaly flag (and latent code)",
+        parents=[pipeline_flags("dataset.data_dir=tfds_data, dataset.download=false, serving_dir=DIR")],
     )
     source = score.add_mutually_exclusive_group(required=True)
     source.add_argument(
@@ -93,8 +93,6 @@ def add_score_command(subparsers) -> dict[str, Callable[[argparse.Namespace], in
     which = score.add_mutually_exclusive_group()
     which.add_argument("--version", type=int, help="a version in serving_dir (default: the live one, the highest)")
     which.add_argument("--model-dir", help="a SavedModel folder instead of serving_dir's versions")
-    score.add_argument("--serving-dir", help="sets serving_dir (default: the pipeline config's)")
-    add_set_argument(score, "dataset.data_dir=tfds_data, dataset.download=false, serving_dir=DIR")
     score.add_argument(
         "--output",
         required=True,

@@ -49,9 +49,10 @@ class TuneConfig(CommandConfig):
 def command_config(
     args: argparse.Namespace, kind: type[CommandConfig] = CommandConfig, model: dict | None = None
 ) -> CommandConfig:
-    """Defaults, then model values (a preset, or the config recorded beside the weights), then
-    --dataset and the --set overrides; validated, the dataset's name and config too (ConfigError)."""
-    config = config_from_args(kind, args, DATASET_ALIAS, {"model": model} if model else None)
+    """Defaults, then model values (a preset, or the config recorded beside the weights), then the
+    project folder's settings file, then --dataset and the --set overrides; validated, the dataset's
+    name too (ConfigError)."""
+    config = config_from_args(kind, args, DATASET_ALIAS, {"model": model} if model else None, workspace=True)
     check_dataset_name(config.dataset.name)  # before any work: a misspelt name is one line, not TFDS's catalogue
     return config
 

@@ -64,3 +64,122 @@ def test_debug_and_verbose_anywhere_keep_the_exit_status(tmp_path, monkeypatch, 
     err = capsys.readouterr().err
     assert status == 2 and err.splitlines()[-1].startswith("sparse-ae: error: "), err
     assert os.listdir(tmp_path) == []
+
+
+# --- Case 1 and 2: after a run in a project folder, the commands act on its pipeline.
+
+
+@pytest.fixture(scope="module")
+def project(garment_data_dir, tmp_path_factory):
+    """A project folder whose two `sparse-ae pipeline run`s (relative roots, as `make demo`) wrote its
+    settings file: model 1 blessed and pushed to ./serving, then a model refused by the gate."""
+    from helpers import LENIENT_GATE, set_args, small_pipeline_overrides
+
+    from sparse_ae.workspace import SETTINGS_ENV
+
+    folder = tmp_path_factory.mktemp("project")
+    overrides = [
+        o for o in small_pipeline_overrides(folder, garment_data_dir) if not o.startswith(("pipeline_root", "serving"))
+    ]
+    common = ["--set", "pipeline_root=root", "--set", "serving_dir=serving", *set_args(overrides)]
+    common += set_args(["model.hidden_dims=64", "model.latent_dim=16"])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        patch.delenv(SETTINGS_ENV)
+        assert main(["pipeline", "run", *common, *set_args(LENIENT_GATE)]) == 0
+        assert (
+            main(["pipeline", "run", *common, *set_args(["model.seed=7", "gate.psnr_threshold=99"])]) == 0
+        )  # refused: not a failure
+    return folder
+
+
+@pytest.fixture
+def in_project(project, monkeypatch):
+    """The working directory is the project folder, and its settings file the one commands read."""
+    from sparse_ae.workspace import SETTINGS_ENV
+
+    monkeypatch.chdir(project)
+    monkeypatch.delenv(SETTINGS_ENV)
+    return project
+
+
+def test_pipeline_run_writes_the_settings_file_with_what_it_used(in_project, garment_data_dir):
+    import json
+
+    assert json.load(open(in_project / "sparse-ae.json")) == {
+        "dataset.data_dir": garment_data_dir,
+        "dataset.name": "garment_shapes/small",
+        "pipeline_name": "sparse_ae",
+        "pipeline_root": "root",
+        "serving_dir": "serving",
+    }
+
+
+def test_models_without_flags_shows_the_projects_pipeline(in_project, capsys):
+    assert exit_status(["models"]) == 0
+    out = capsys.readouterr().out
+    assert f"Serving directory {in_project / 'serving'}" in out
+    assert "Live: version" in out and "Live: none" not in out
+    assert f"ML Metadata {in_project / 'root' / 'metadata.sqlite'}" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["promote", "2", "--reason", "try it", "--serving-dir", "elsewhere"],
+        ["rollback", "--reason", "back", "--set", "serving_dir=elsewhere"],
+        ["models", "--serving-dir", "elsewhere"],
+        ["score", "--images", "incoming", "--output", "s.csv", "--serving-dir", "elsewhere"],
+    ],
+    ids=["promote", "rollback", "models", "score"],
+)
+def test_a_serving_folder_the_pipeline_never_pushed_to_is_refused_naming_both(in_project, capsys, argv):
+    status = exit_status(argv)
+    err = capsys.readouterr().err
+    assert status == 2 and len(err.splitlines()) == 1, err
+    assert f"pushes its models to {in_project / 'serving'}, not to --serving-dir {in_project / 'elsewhere'}" in err
+    assert "--other-serving-dir" in err
+    assert not (in_project / "elsewhere").exists()
+
+
+def test_other_serving_dir_says_it_is_meant(in_project, capsys):
+    assert exit_status(["models", "--serving-dir", "elsewhere", "--other-serving-dir"]) == 0
+    assert "Live: none" in capsys.readouterr().out
+
+
+def test_report_without_flags_writes_the_projects_latest_run(in_project, capsys):
+    assert exit_status(["report", "--output", "report"]) == 0
+    assert capsys.readouterr().out.strip() == "report/report.html"
+    assert "garment_shapes/small" in (in_project / "report" / "report.html").read_text()
+
+
+def test_library_commands_read_the_dataset_from_the_settings_file(in_project, garment_data_dir):
+    from pipeline.cli import build_parser
+    from sparse_ae.cli import command_config, parse
+
+    parser, _ = build_parser()
+    dataset = command_config(parse(parser, ["train", "--output", "x"])).dataset
+    assert (dataset.name, dataset.data_dir) == ("garment_shapes/small", garment_data_dir)
+    flags_win = command_config(parse(parser, ["train", "--output", "x", "--dataset", "garment_shapes/full"]))
+    assert flags_win.dataset.name == "garment_shapes/full"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["pipeline", "run"],
+        ["models"],
+        ["promote", "1"],
+        ["rollback"],
+        ["report"],
+        ["score", "--images", "f", "--output", "s.csv"],
+    ],
+)
+def test_every_pipeline_command_takes_the_same_root_flags(command):
+    from pipeline.cli import build_parser
+    from pipeline.workspace import pipeline_config
+
+    parser, _ = build_parser()
+    args = parser.parse_args([*command, "--pipeline-root", "r", "--serving-dir", "s", "--set", "pipeline_name=p"])
+    config = pipeline_config(args)
+    assert (config.pipeline_root, config.serving_dir, config.pipeline_name) == ("r", "s", "p")
