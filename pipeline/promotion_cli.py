@@ -34,6 +34,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
     _require_reason(args, "promote")  # refuse before the slow imports and any lookup
     from pipeline.promotion import promote
 
+    _check_promotion(config, args)
     version = _published(lambda: promote(config, args.model, args.reason))
     if version is None:
         return 1
@@ -58,6 +59,34 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         f"({version.path}), now live; recorded in ML Metadata as a rollback by {version.user}"
     )
     return 0
+
+
+def _check_promotion(config, args: argparse.Namespace) -> None:
+    """Print the candidate's and the live model's eval PSNR; refuse (exit 2) a candidate the gate
+    refused or one worse than the live model unless --force."""
+    from pipeline.promotion import promotion_preview
+
+    candidate, live = promotion_preview(config, args.model)
+
+    def psnr(value: float | None) -> str:
+        return f"{value:.2f} dB" if value is not None else "unknown"
+
+    verdict = "refused by the gate" if candidate.blessed is False else "passed the gate"
+    print(f"Candidate: model {candidate.model_id}, eval PSNR {psnr(candidate.psnr)}, {verdict}")
+    for failure in candidate.refused_by:
+        print(f"  refused: {failure}")
+    print(f"Live: model {live.model_id}, eval PSNR {psnr(live.psnr)}" if live else "Live: none")
+    concerns = []
+    if candidate.blessed is False:
+        concerns.append("the gate refused it")
+    if live and live.psnr is not None and candidate.psnr is not None and candidate.psnr < live.psnr:
+        concerns.append(f"its eval PSNR is {live.psnr - candidate.psnr:.2f} dB below the live model's")
+    if concerns and not args.force:
+        from sparse_ae.errors import ConfigError
+
+        raise ConfigError(
+            f"model {candidate.model_id} not promoted: {' and '.join(concerns)}; add --force to publish it anyway"
+        )
 
 
 def _published(action: Callable[[], Any]) -> Any:
@@ -91,6 +120,11 @@ def add_promotion_commands(subparsers) -> dict[str, Callable[[argparse.Namespace
     )
     promote.add_argument("model", metavar="MODEL", help="Model artifact id (see `models`) or its URI")
     promote.add_argument("--reason", help="why the gate is overridden (required; recorded)")
+    promote.add_argument(
+        "--force",
+        action="store_true",
+        help="publish a candidate the gate refused, or one with a lower eval PSNR than the live model",
+    )
 
     rollback = subparsers.add_parser(
         "rollback", help="make an earlier serving version live again (recorded)", parents=[pipeline_flags()]

@@ -86,9 +86,15 @@ def pushed_serving_dirs(config: PipelineConfig) -> list[str]:
 
 def check_serving_dir(config: PipelineConfig, args: argparse.Namespace) -> None:
     """ConfigError naming both folders when the pipeline's pushes went elsewhere than serving_dir,
-    unless --other-serving-dir says that is meant."""
+    unless --other-serving-dir says that is meant. The pipeline is the one the flags or the
+    settings file name."""
     if getattr(args, "other_serving_dir", False):
         return
+    from sparse_ae.workspace import read_settings
+
+    named = {**read_settings(), **command_overrides(args, ROOT_ALIASES)}
+    if "pipeline_root" not in named and "metadata_path" not in named:
+        return  # no pipeline named (neither flags nor the settings file): the built-in default root is no record
     from components.serving_dir import normalize_path
 
     config = config.absolute()

@@ -183,3 +183,40 @@ def test_every_pipeline_command_takes_the_same_root_flags(command):
     args = parser.parse_args([*command, "--pipeline-root", "r", "--serving-dir", "s", "--set", "pipeline_name=p"])
     config = pipeline_config(args)
     assert (config.pipeline_root, config.serving_dir, config.pipeline_name) == ("r", "s", "p")
+
+
+# --- Case 5: why a candidate was refused, and a promotion that shows what it replaces.
+
+
+def candidates(capsys) -> dict:
+    import json
+
+    assert exit_status(["models", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    return {c["model_id"]: c for c in listing["candidates"]}, next(v for v in listing["versions"] if v["live"])
+
+
+def test_models_says_which_gate_condition_refused_a_candidate(in_project, capsys):
+    found, _ = candidates(capsys)
+    refused = next(c for c in found.values() if c["blessed"] is False)
+    assert exit_status(["models"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    row = next(i for i, line in enumerate(table) if line.strip().startswith(f"{refused['model_id']} "))
+    assert (
+        table[row + 1].strip().startswith("refused: overall: ") and "< threshold 99.000 dB (short by" in table[row + 1]
+    )
+
+
+def test_promote_shows_both_figures_and_asks_for_force(in_project, capsys):
+    from components.serving_dir import serving_versions
+
+    found, live = candidates(capsys)
+    refused = next(c for c in found.values() if c["blessed"] is False)
+    before = serving_versions(str(in_project / "serving"))
+    status = exit_status(["promote", str(refused["model_id"]), "--reason", "looks fine to me"])
+    out, err = capsys.readouterr()
+    assert status == 2 and serving_versions(str(in_project / "serving")) == before
+    assert f"Candidate: model {refused['model_id']}, eval PSNR {refused['psnr']:.2f} dB, refused by the gate" in out
+    assert f"Live: model {live['model_id']}, eval PSNR {found[live['model_id']]['psnr']:.2f} dB" in out
+    assert err.strip().endswith("add --force to publish it anyway") and "the gate refused it" in err
+
