@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Callable
 
 from pipeline.workspace import check_serving_dir, pipeline_config, pipeline_flags
@@ -49,7 +48,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     else:
         batches, total = scoring.example_batches(args.examples, shape, args.batch_size)
         source = f"tf.Examples {args.examples}"
-    stem = os.path.splitext(args.output)[0]
+    summary_path, worst_path = scoring.companion_paths(args.output)
     summary = scoring.score(
         scorer,
         batches,
@@ -58,13 +57,13 @@ def cmd_score(args: argparse.Namespace) -> int:
         total=total,
         threshold=args.threshold,
         with_latent=args.latent,
-        worst_png=None if args.no_plot else f"{stem}_worst.png",
+        worst_png=None if args.no_plot else worst_path,
         strict=args.strict,
         progress=not args.quiet,
     )
-    scoring.write_summary(summary, f"{stem}_summary.json")
+    scoring.write_summary(summary, summary_path)
     print(summary.format())
-    print(f"Summary: {stem}_summary.json")
+    print(f"Summary: {summary_path}")
     return 0
 
 
@@ -97,7 +96,7 @@ def add_score_command(subparsers) -> dict[str, Callable[[argparse.Namespace], in
         "--output",
         required=True,
         help="FILE.csv or FILE.parquet: one row per image; the summary "
-        "(FILE_summary.json) and worst reconstructions (FILE_worst.png) "
+        "(FILE.csv.summary.json) and worst reconstructions (FILE.csv.worst.png) "
         "go beside it",
     )
     score.add_argument("--threshold", type=float, help="flag MSE above this instead of the model's calibration")

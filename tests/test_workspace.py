@@ -220,3 +220,59 @@ def test_promote_shows_both_figures_and_asks_for_force(in_project, capsys):
     assert f"Live: model {live['model_id']}, eval PSNR {found[live['model_id']]['psnr']:.2f} dB" in out
     assert err.strip().endswith("add --force to publish it anyway") and "the gate refused it" in err
 
+
+# --- Case 6: scoring in the project's words, no partial files, outputs that do not collide, no fake labels.
+
+
+@pytest.fixture
+def incoming(in_project, garment_data_dir):
+    """Two garments, a file that is no image at all and a PNG cut short, sorted in that order."""
+    from PIL import Image
+
+    from sparse_ae.data import load_images
+
+    folder = in_project / "incoming"
+    if not folder.exists():
+        folder.mkdir()
+        garments = load_images("garment_shapes/small", "test", garment_data_dir, download=False).take(2)
+        for i, image in enumerate(garments.as_numpy_iterator()):
+            Image.fromarray(image[..., 0]).save(folder / f"a_garment_{i}.png")
+        (folder / "b_broken.png").write_bytes(b"GIF89a, or a text file renamed")
+        whole = (folder / "a_garment_0.png").read_bytes()
+        (folder / "c_cut_short.png").write_bytes(whole[: len(whole) // 2])
+    return folder
+
+
+def test_score_names_bad_files_in_its_own_words_and_leaves_labels_empty(in_project, incoming, capsys):
+    import csv
+    import json
+
+    assert exit_status(["score", "--images", "incoming", "--output", "in.csv", "--quiet"]) == 0
+    summary = json.loads((in_project / "in.csv.summary.json").read_text())
+    assert summary["count"] == 2 and summary["skipped"] == 2
+    assert summary["skipped_examples"][0].startswith("b_broken.png: not a PNG/JPEG image")
+    assert summary["skipped_examples"][1].startswith("c_cut_short.png: a damaged PNG image")
+    assert "function_node" not in capsys.readouterr().out
+    rows = list(csv.DictReader(open(in_project / "in.csv")))
+    assert [row["id"] for row in rows] == ["a_garment_0.png", "a_garment_1.png"]
+    assert [row["label"] for row in rows] == ["", ""]
+
+
+def test_two_formats_of_one_name_keep_their_own_summary_and_picture(in_project, incoming):
+    import json
+
+    import pandas as pd
+
+    for output in ("both.csv", "both.parquet"):
+        assert exit_status(["score", "--images", "incoming", "--output", output, "--quiet"]) == 0
+    for output in ("both.csv", "both.parquet"):
+        assert json.loads((in_project / f"{output}.summary.json").read_text())["output"] == output
+        assert (in_project / f"{output}.worst.png").stat().st_size > 0
+    assert pd.read_parquet(in_project / "both.parquet")["label"].isna().all()
+
+
+def test_strict_leaves_no_partial_rows_file(in_project, incoming, capsys):
+    argv = ["score", "--images", "incoming", "--strict", "--batch-size", "1", "--quiet", "--output", "strict.csv"]
+    assert exit_status(argv) == 2  # the two garments are scored and written before the broken file stops it
+    assert "b_broken.png: not a PNG/JPEG image" in capsys.readouterr().err
+    assert not [name for name in os.listdir(in_project) if "strict" in name]
