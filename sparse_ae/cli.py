@@ -116,7 +116,30 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"the model {summary['best_val_psnr'] - linear['eval_psnr']:+.2f} dB"
     )
     print(f"wrote {os.path.join(args.output, WEIGHTS_FILE)} and {os.path.join(args.output, METRICS_FILE)}")
+    for warning in training_warnings(summary, config):
+        print(f"warning: {warning}")
     return 0
+
+
+def training_warnings(summary: dict, config: SparseAEConfig) -> list[str]:
+    """What the trained model misses: its sparsity target (by more than the tuner's
+    sparsity_tolerance) and the linear baseline (PCA of the same code size)."""
+    warnings = []
+    activation, target = summary["best_val_mean_activation"], config.sparsity_target
+    tolerance = TunerConfig().sparsity_tolerance
+    if abs(activation - target) > tolerance:
+        warnings.append(
+            f"mean activation {activation:.4f} is {activation / target:.1f}x sparsity_target {target} (more than "
+            f"{tolerance} from it): the code is not as sparse as asked; train longer (model.epochs) or change "
+            f"model.sparsity_weight"
+        )
+    gain = summary["best_val_psnr"] - summary["linear_baseline"]["eval_psnr"]
+    if gain < 0:
+        warnings.append(
+            f"val_psnr is {-gain:.2f} dB below PCA of the same code size: train longer (model.epochs); the "
+            f"pipeline's gate refuses such a model (gate.min_gain_over_linear)"
+        )
+    return warnings
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
