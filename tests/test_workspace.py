@@ -276,3 +276,36 @@ def test_strict_leaves_no_partial_rows_file(in_project, incoming, capsys):
     assert exit_status(argv) == 2  # the two garments are scored and written before the broken file stops it
     assert "b_broken.png: not a PNG/JPEG image" in capsys.readouterr().err
     assert not [name for name in os.listdir(in_project) if "strict" in name]
+
+
+# --- The newcomer's session: after a run in the project folder, every command with no extra flags
+# acts on that run's pipeline. Last in this module: it promotes and rolls back.
+
+
+def test_a_newcomer_session_acts_on_the_projects_pipeline_throughout(in_project, incoming, capsys):
+    import json
+
+    from components.serving_dir import serving_versions
+
+    serving = in_project / "serving"
+    found, live = candidates(capsys)
+    assert live["path"].startswith(str(serving))
+    refused = next(c for c in found.values() if c["blessed"] is False)
+
+    assert exit_status(["score", "--images", "incoming", "--output", "newcomer.csv", "--quiet"]) == 0
+    scored = json.loads((in_project / "newcomer.csv.summary.json").read_text())
+    assert scored["model_dir"] == str(serving / str(live["version"]))
+
+    reason = ["--reason", "newcomer: trying the refused candidate"]
+    assert exit_status(["promote", str(refused["model_id"]), *reason, "--force"]) == 0
+    promoted = serving_versions(str(serving))[-1]
+    assert "now live" in capsys.readouterr().out and promoted > live["version"]
+    assert exit_status(["rollback", "--reason", "newcomer: back to the blessed one"]) == 0
+    assert "re-published" in capsys.readouterr().out and serving_versions(str(serving))[-1] > promoted
+    _, now = candidates(capsys)
+    assert (now["model_id"], now["action"]) == (live["model_id"], "rollback")
+
+    assert exit_status(["report"]) == 0
+    assert capsys.readouterr().out.strip().startswith(str(in_project / "root" / "reports"))
+    # Nothing went to the built-in defaults' folders.
+    assert not (in_project / "pipeline_roots").exists() and not (serving / "sparse_ae").exists()
