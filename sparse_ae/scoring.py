@@ -106,8 +106,8 @@ def resolve_model_dir(serving_dir: str, version: int | None = None) -> str:
     versions = serving_versions(serving_dir)
     if not versions:
         raise ConfigError(
-            f"no model version in serving_dir={serving_dir!r}: push a model first "
-            f"(`sparse-ae pipeline run`), or pass --model-dir"
+            f"no model version in serving_dir={serving_dir!r}: name the folder a pipeline pushed to "
+            f"(--serving-dir DIR), push a model there first (`sparse-ae pipeline run`), or pass --model-dir"
         )
     if version is None:
         return os.path.join(serving_dir, str(versions[-1]))
