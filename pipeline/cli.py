@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from pipeline.workspace import ROOT_ALIASES, pipeline_flags, remember
+from pipeline.workspace import ROOT_ALIASES, check_serving_dir, pipeline_flags, remember
 
 # Keras 2 for TFX/TFMA: sparse_ae/__init__.py. TensorFlow's C++ log lines and other library chatter:
 # sparse_ae/quiet.py, set up in main() before the first TensorFlow import.
@@ -59,6 +59,7 @@ def pipeline_config_from(args: argparse.Namespace, workspace: bool = True):
 
 def cmd_pipeline_run(args: argparse.Namespace) -> int:
     config = pipeline_config_from(args)  # validated before the slow TFX import
+    check_serving_dir(config, args)  # a push into another folder than the pipeline's earlier ones is asked for
     from pipeline.run_lock import PipelineRootBusy, run_lock
 
     try:

@@ -130,8 +130,9 @@ def test_models_without_flags_shows_the_projects_pipeline(in_project, capsys):
         ["rollback", "--reason", "back", "--set", "serving_dir=elsewhere"],
         ["models", "--serving-dir", "elsewhere"],
         ["score", "--images", "incoming", "--output", "s.csv", "--serving-dir", "elsewhere"],
+        ["pipeline", "run", "--serving-dir", "elsewhere"],
     ],
-    ids=["promote", "rollback", "models", "score"],
+    ids=["promote", "rollback", "models", "score", "pipeline-run"],
 )
 def test_a_serving_folder_the_pipeline_never_pushed_to_is_refused_naming_both(in_project, capsys, argv):
     status = exit_status(argv)
