@@ -279,6 +279,17 @@ def test_strict_leaves_no_partial_rows_file(in_project, incoming, capsys):
     assert not [name for name in os.listdir(in_project) if "strict" in name]
 
 
+@pytest.mark.slow  # a `sparse-ae` process
+def test_verbose_models_shows_the_libraries_without_their_import_chatter(in_project):
+    """Case 7: `sparse-ae --verbose models` printed 65 of Beam's "Using Any for unsupported type" lines."""
+    from helpers import run_cli
+
+    result = run_cli("--verbose", "models", cwd=str(in_project), timeout=600)
+    assert result.returncode == 0 and "  Live: version " in result.stdout, result.stderr[-2000:]
+    assert "native_type_compatibility" not in result.stderr
+    assert "INFO absl: MetadataStore with DB connection initialized" in result.stderr  # --verbose still shows them
+
+
 # --- The newcomer's session: after a run in the project folder, every command with no extra flags
 # acts on that run's pipeline. Last in this module: it promotes and rolls back.
 
