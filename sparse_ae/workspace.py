@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from typing import Any
 
 from pydantic import BaseModel
@@ -70,9 +71,14 @@ def write_settings(values: dict[str, Any]) -> bool:
             return value if relative.startswith("..") else relative
         return value
 
-    with open(path, "w") as handle:  # local by definition
-        json.dump({key: stored(key, value) for key, value in sorted(merged.items())}, handle, indent=2)
-        handle.write("\n")
+    # A whole file or none: two runs in one folder (on two roots) may write at once, and a reader
+    # must never see half of it. Local by definition: the project folder.
+    handle, temporary = tempfile.mkstemp(prefix=f".{SETTINGS_FILE}.", dir=folder)
+    with os.fdopen(handle, "w") as stream:
+        json.dump({key: stored(key, value) for key, value in sorted(merged.items())}, stream, indent=2)
+        stream.write("\n")
+    os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide the project's settings from its other users
+    os.replace(temporary, path)
     return True
 
 
