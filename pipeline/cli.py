@@ -53,7 +53,7 @@ def pipeline_config_from(args: argparse.Namespace, workspace: bool = True):
     base = {"model": preset(args.preset)}
     aliases = {**ROOT_ALIASES, **library_cli.DATASET_ALIAS}
     config = config_from_args(PipelineConfig, args, aliases, base=base, workspace=workspace)
-    check_dataset_name(config.dataset.name)
+    check_dataset_name(config.dataset.name, config.dataset.data_dir)
     return config
 
 

@@ -16,7 +16,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.dataset:
         from sparse_ae.dataset_names import check_dataset_name
 
-        check_dataset_name(config.dataset.name)  # before the model is looked up or loaded
+        check_dataset_name(config.dataset.name, config.dataset.data_dir)  # before the model is looked up or loaded
     if args.model_dir:
         model_dir = args.model_dir
     else:

@@ -53,7 +53,9 @@ def command_config(
     project folder's settings file, then --dataset and the --set overrides; validated, the dataset's
     name too (ConfigError)."""
     config = config_from_args(kind, args, DATASET_ALIAS, {"model": model} if model else None, workspace=True)
-    check_dataset_name(config.dataset.name)  # before any work: a misspelt name is one line, not TFDS's catalogue
+    check_dataset_name(
+        config.dataset.name, config.dataset.data_dir
+    )  # before any work: a misspelt name is one line, not TFDS's catalogue
     return config
 
 

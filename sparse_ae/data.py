@@ -96,7 +96,7 @@ def tfds_builder(name: str, data_dir: str | None = None, download: bool = True) 
     With download=False no network is tried at all (no GCS lookup).
     """
     try:
-        check_dataset_name(name)  # one line with a short "did you mean", not TFDS's catalogue
+        check_dataset_name(name, data_dir)  # one line with a short "did you mean", not TFDS's catalogue
     except ConfigError as error:
         raise DatasetUnavailableError(str(error)) from None
     builder = tfds.builder(name, data_dir=data_dir, try_gcs=False)

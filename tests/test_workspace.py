@@ -103,6 +103,7 @@ def in_project(project, monkeypatch):
     return project
 
 
+@pytest.mark.e2e  # reads the project's pipeline run
 def test_pipeline_run_writes_the_settings_file_with_what_it_used(in_project, garment_data_dir):
     import json
 
@@ -115,6 +116,7 @@ def test_pipeline_run_writes_the_settings_file_with_what_it_used(in_project, gar
     }
 
 
+@pytest.mark.e2e  # reads the project's pipeline run
 def test_models_without_flags_shows_the_projects_pipeline(in_project, capsys):
     assert exit_status(["models"]) == 0
     out = capsys.readouterr().out
@@ -134,6 +136,7 @@ def test_models_without_flags_shows_the_projects_pipeline(in_project, capsys):
     ],
     ids=["promote", "rollback", "models", "score", "pipeline-run"],
 )
+@pytest.mark.e2e  # reads the project's pipeline run
 def test_a_serving_folder_the_pipeline_never_pushed_to_is_refused_naming_both(in_project, capsys, argv):
     status = exit_status(argv)
     err = capsys.readouterr().err
@@ -143,17 +146,20 @@ def test_a_serving_folder_the_pipeline_never_pushed_to_is_refused_naming_both(in
     assert not (in_project / "elsewhere").exists()
 
 
+@pytest.mark.e2e  # reads the project's pipeline run
 def test_other_serving_dir_says_it_is_meant(in_project, capsys):
     assert exit_status(["models", "--serving-dir", "elsewhere", "--other-serving-dir"]) == 0
     assert "Live: none" in capsys.readouterr().out
 
 
+@pytest.mark.e2e  # reads the project's pipeline run
 def test_report_without_flags_writes_the_projects_latest_run(in_project, capsys):
     assert exit_status(["report", "--output", "report"]) == 0
     assert capsys.readouterr().out.strip() == "report/report.html"
     assert "garment_shapes/small" in (in_project / "report" / "report.html").read_text()
 
 
+@pytest.mark.e2e  # reads the project's pipeline run
 def test_library_commands_read_the_dataset_from_the_settings_file(in_project, garment_data_dir):
     from pipeline.cli import build_parser
     from sparse_ae.cli import command_config, parse
@@ -197,6 +203,7 @@ def candidates(capsys) -> dict:
     return {c["model_id"]: c for c in listing["candidates"]}, next(v for v in listing["versions"] if v["live"])
 
 
+@pytest.mark.e2e  # reads the project's pipeline run
 def test_models_says_which_gate_condition_refused_a_candidate(in_project, capsys):
     found, _ = candidates(capsys)
     refused = next(c for c in found.values() if c["blessed"] is False)
@@ -208,6 +215,7 @@ def test_models_says_which_gate_condition_refused_a_candidate(in_project, capsys
     )
 
 
+@pytest.mark.e2e  # reads the project's pipeline run
 def test_promote_shows_both_figures_and_asks_for_force(in_project, capsys):
     from components.serving_dir import serving_versions
 
@@ -244,6 +252,7 @@ def incoming(in_project, garment_data_dir):
     return folder
 
 
+@pytest.mark.e2e  # reads the project's pipeline run
 def test_score_names_bad_files_in_its_own_words_and_leaves_labels_empty(in_project, incoming, capsys):
     import csv
     import json
@@ -259,6 +268,7 @@ def test_score_names_bad_files_in_its_own_words_and_leaves_labels_empty(in_proje
     assert [row["label"] for row in rows] == ["", ""]
 
 
+@pytest.mark.e2e  # reads the project's pipeline run
 def test_two_formats_of_one_name_keep_their_own_summary_and_picture(in_project, incoming):
     import json
 
@@ -272,6 +282,7 @@ def test_two_formats_of_one_name_keep_their_own_summary_and_picture(in_project, 
     assert pd.read_parquet(in_project / "both.parquet")["label"].isna().all()
 
 
+@pytest.mark.e2e  # reads the project's pipeline run
 def test_strict_leaves_no_partial_rows_file(in_project, incoming, capsys):
     argv = ["score", "--images", "incoming", "--strict", "--batch-size", "1", "--quiet", "--output", "strict.csv"]
     assert exit_status(argv) == 2  # the two garments are scored and written before the broken file stops it
@@ -279,6 +290,7 @@ def test_strict_leaves_no_partial_rows_file(in_project, incoming, capsys):
     assert not [name for name in os.listdir(in_project) if "strict" in name]
 
 
+@pytest.mark.e2e  # reads the project's pipeline run
 @pytest.mark.slow  # a `sparse-ae` process
 def test_verbose_models_shows_the_libraries_without_their_import_chatter(in_project):
     """Case 7: `sparse-ae --verbose models` printed 65 of Beam's "Using Any for unsupported type" lines."""
@@ -294,6 +306,7 @@ def test_verbose_models_shows_the_libraries_without_their_import_chatter(in_proj
 # acts on that run's pipeline. Last in this module: it promotes and rolls back.
 
 
+@pytest.mark.e2e  # reads the project's pipeline run
 def test_a_newcomer_session_acts_on_the_projects_pipeline_throughout(in_project, incoming, capsys):
     import json
 
