@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from pipeline.workspace import ROOT_ALIASES, check_serving_dir, pipeline_flags, remember
+from pipeline.workspace import check_serving_dir, pipeline_config, pipeline_flags, remember
 
 # Keras 2 for TFX/TFMA: sparse_ae/__init__.py. TensorFlow's C++ log lines and other library chatter:
 # sparse_ae/quiet.py, set up in main() before the first TensorFlow import.
@@ -45,14 +45,10 @@ def pipeline_config_from(args: argparse.Namespace, workspace: bool = True):
     """The PipelineConfig of `pipeline run`/`compile`: the preset's model, then (workspace) the project
     folder's settings file, then the flags and --set; the dataset's name checked against TFDS's
     builders before any work."""
-    from pipeline_config import PipelineConfig
-    from sparse_ae.config import config_from_args
     from sparse_ae.dataset_names import check_dataset_name
     from sparse_ae.presets import preset
 
-    base = {"model": preset(args.preset)}
-    aliases = {**ROOT_ALIASES, **library_cli.DATASET_ALIAS}
-    config = config_from_args(PipelineConfig, args, aliases, base=base, workspace=workspace)
+    config = pipeline_config(args, library_cli.DATASET_ALIAS, {"model": preset(args.preset)}, workspace)
     check_dataset_name(config.dataset.name, config.dataset.data_dir)
     return config
 

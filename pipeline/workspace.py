@@ -42,11 +42,15 @@ def pipeline_flags(set_example: str = "serving_dir=DIR, pipeline_name=NAME") -> 
 
 
 def pipeline_config(
-    args: argparse.Namespace, aliases: dict[str, str] | None = None, base: dict | None = None
+    args: argparse.Namespace,
+    aliases: dict[str, str] | None = None,
+    base: dict | None = None,
+    workspace: bool = True,
 ) -> PipelineConfig:
-    """Defaults, base (a preset), the settings file, then --pipeline-root/--serving-dir, the command's
-    other alias flags and --set; validated (ConfigError)."""
-    return config_from_args(PipelineConfig, args, {**ROOT_ALIASES, **(aliases or {})}, base=base, workspace=True)
+    """Defaults, base (a preset), the settings file (unless workspace=False), then --pipeline-root/
+    --serving-dir, the command's other alias flags and --set; validated (ConfigError)."""
+    aliases = {**ROOT_ALIASES, **(aliases or {})}
+    return config_from_args(PipelineConfig, args, aliases, base=base, workspace=workspace)
 
 
 def remember(config: PipelineConfig) -> str | None:
