@@ -15,6 +15,26 @@ def small_config() -> SparseAEConfig:
     return SparseAEConfig(hidden_dims=(64,), latent_dim=16, batch_size=64, epochs=2, shuffle_buffer=256)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_settings_file(tmp_path_factory):
+    """Commands run by session- and module-scoped fixtures keep their project settings file
+    (sparse_ae/workspace.py) out of the checkout, which would otherwise become every later
+    command's defaults."""
+    from sparse_ae.workspace import SETTINGS_ENV, SETTINGS_FILE
+
+    os.environ[SETTINGS_ENV] = str(tmp_path_factory.mktemp("session-settings") / SETTINGS_FILE)
+
+
+@pytest.fixture(autouse=True)
+def settings_file(tmp_path_factory, monkeypatch) -> str:
+    """Each test's own project settings file, empty at its start."""
+    from sparse_ae.workspace import SETTINGS_ENV, SETTINGS_FILE
+
+    path = str(tmp_path_factory.mktemp("settings") / SETTINGS_FILE)
+    monkeypatch.setenv(SETTINGS_ENV, path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def garment_data_dir(tmp_path_factory) -> str:
     """A TFDS data_dir with garment_shapes/small prepared once per test session."""
