@@ -91,6 +91,8 @@ class Candidate:
     blessed: bool | None = None  # None: never evaluated
     threshold: float | None = None  # the gate's PSNR threshold of the deciding evaluation
     refused_by: list[str] = dataclasses.field(default_factory=list)  # the gate's failed conditions, in words
+    active_units: float | None = None  # the code's mean active units per image on the eval split
+    hoyer: float | None = None  # the code's mean Hoyer sparsity per image
     versions: list[int] = dataclasses.field(default_factory=list)  # serving versions holding it
     manual: list[str] = dataclasses.field(default_factory=list)  # "promote by USER: REASON"
 
@@ -171,6 +173,7 @@ def _candidate(store, model, pushes, versions: list[ServingVersion]) -> Candidat
         summary = RunSummary(run_id="", components=[])
         read_evaluation(by_execution[deciding]["out:evaluation"].uri, summary)
         candidate.psnr = summary.psnr
+        candidate.active_units, candidate.hoyer = summary.active_units, summary.hoyer
         candidate.refused_by = [] if blessed else summary.failures  # run_summary.describe_failures' words
         if summary.class_psnr:
             label, value = min(summary.class_psnr.items(), key=lambda item: item[1])

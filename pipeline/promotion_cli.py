@@ -68,14 +68,20 @@ def _check_promotion(config, args: argparse.Namespace) -> None:
 
     candidate, live = promotion_preview(config, args.model)
 
-    def psnr(value: float | None) -> str:
-        return f"{value:.2f} dB" if value is not None else "unknown"
+    def figures(model) -> str:
+        psnr = f"eval PSNR {model.psnr:.2f} dB" if model.psnr is not None else "eval PSNR unknown"
+        sparsity = (
+            f", {model.active_units:.1f} active units per image, Hoyer {model.hoyer:.2f}"
+            if model.active_units is not None and model.hoyer is not None
+            else ""
+        )
+        return psnr + sparsity
 
     verdict = "refused by the gate" if candidate.blessed is False else "passed the gate"
-    print(f"Candidate: model {candidate.model_id}, eval PSNR {psnr(candidate.psnr)}, {verdict}")
+    print(f"Candidate: model {candidate.model_id}, {figures(candidate)}, {verdict}")
     for failure in candidate.refused_by:
         print(f"  refused: {failure}")
-    print(f"Live: model {live.model_id}, eval PSNR {psnr(live.psnr)}" if live else "Live: none")
+    print(f"Live: model {live.model_id}, {figures(live)}" if live else "Live: none")
     concerns = []
     if candidate.blessed is False:
         concerns.append("the gate refused it")

@@ -131,7 +131,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def training_warnings(summary: dict, config: SparseAEConfig) -> list[str]:
     """What the trained model misses: its sparsity target (by more than the tuner's
-    sparsity_tolerance) and the linear baseline (PCA of the same code size)."""
+    sparsity_tolerance) and the linear baseline (PCA with as many components as the code's active units)."""
     warnings = []
     activation, target = summary["best_val_mean_activation"], config.sparsity_target
     tolerance = TunerConfig().sparsity_tolerance
@@ -141,11 +141,13 @@ def training_warnings(summary: dict, config: SparseAEConfig) -> list[str]:
             f"{tolerance} from it): the code is not as sparse as asked; train longer (model.epochs) or change "
             f"model.sparsity_weight"
         )
-    gain = summary["best_val_psnr"] - summary["linear_baseline"]["eval_psnr"]
+    linear = summary["linear_baseline_at_active"]
+    gain = summary["best_val_psnr"] - linear["eval_psnr"]
     if gain < 0:
         warnings.append(
-            f"val_psnr is {-gain:.2f} dB below PCA of the same code size: train longer (model.epochs); the "
-            f"pipeline's gate refuses such a model (gate.min_gain_over_linear)"
+            f"val_psnr is {-gain:.2f} dB below PCA-{linear['code_size']}, a linear code of the size of this code's "
+            f"active units: train longer (model.epochs); the pipeline's gate refuses such a model "
+            f"(gate.min_gain_over_linear)"
         )
     return warnings
 

@@ -161,4 +161,5 @@ def test_baseline_prints_pca_of_any_tfds_split_and_train_prints_it_beside_the_mo
     warnings = [line for line in trained.stdout.splitlines() if line.startswith("warning: ")]
     assert len(warnings) == 2, trained.stdout
     assert warnings[0].startswith(f"warning: mean activation {metrics['best_val_mean_activation']:.4f} is ")
-    assert warnings[1].startswith("warning: val_psnr is ") and "below PCA of the same code size" in warnings[1]
+    k = metrics["linear_baseline_at_active"]["code_size"]
+    assert warnings[1].startswith("warning: val_psnr is ") and f"below PCA-{k}, a linear code" in warnings[1]

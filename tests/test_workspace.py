@@ -217,7 +217,7 @@ def test_models_says_which_gate_condition_refused_a_candidate(in_project, capsys
 
 @pytest.mark.e2e  # reads the project's pipeline run
 def test_promote_shows_both_figures_and_asks_for_force(in_project, capsys):
-    from components.serving_dir import serving_versions
+    from sparse_ae.serving_layout import serving_versions
 
     found, live = candidates(capsys)
     refused = next(c for c in found.values() if c["blessed"] is False)
@@ -225,7 +225,10 @@ def test_promote_shows_both_figures_and_asks_for_force(in_project, capsys):
     status = exit_status(["promote", str(refused["model_id"]), "--reason", "looks fine to me"])
     out, err = capsys.readouterr()
     assert status == 2 and serving_versions(str(in_project / "serving")) == before
-    assert f"Candidate: model {refused['model_id']}, eval PSNR {refused['psnr']:.2f} dB, refused by the gate" in out
+    assert (
+        f"Candidate: model {refused['model_id']}, eval PSNR {refused['psnr']:.2f} dB, {refused['active_units']:.1f} "
+        f"active units per image, Hoyer {refused['hoyer']:.2f}, refused by the gate" in out
+    )
     assert f"Live: model {live['model_id']}, eval PSNR {found[live['model_id']]['psnr']:.2f} dB" in out
     assert err.strip().endswith("add --force to publish it anyway") and "the gate refused it" in err
 
@@ -310,7 +313,7 @@ def test_verbose_models_shows_the_libraries_without_their_import_chatter(in_proj
 def test_a_newcomer_session_acts_on_the_projects_pipeline_throughout(in_project, incoming, capsys):
     import json
 
-    from components.serving_dir import serving_versions
+    from sparse_ae.serving_layout import serving_versions
 
     serving = in_project / "serving"
     found, live = candidates(capsys)
