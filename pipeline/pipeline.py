@@ -6,9 +6,7 @@ from __future__ import annotations
 from ml_metadata.proto import metadata_store_pb2
 
 # TFX's internal modules, not `tfx.v1`: that public facade also imports the Google Cloud AI
-# Platform extension (google.cloud.aiplatform), about a third of the import time of a run. Each
-# component's own module, not `tfx.components`, whose __init__ imports every component (deferred:
-# components/deferred_imports.py).
+# Platform extension (google.cloud.aiplatform), about a third of the import time of a run.
 from tfx.components.evaluator.component import Evaluator
 from tfx.components.schema_gen.component import SchemaGen
 from tfx.components.statistics_gen.component import StatisticsGen

@@ -170,7 +170,9 @@ def main() -> int:
     parser.add_argument("--table-only", action="store_true", help="rebuild the table and plot from earlier runs")
     args = parser.parse_args()
 
-    from sparse_ae import linear_baseline
+    from sparse_ae import linear_baseline, process
+
+    process.setup()  # trains in this process: the library's AutoGraph rule (sparse_ae/process.py)
     from sparse_ae.config import SparseAEConfig
 
     os.makedirs(args.output, exist_ok=True)

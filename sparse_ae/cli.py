@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from sparse_ae import process
 from sparse_ae.config import DatasetConfig, SparseAEConfig, StrictModel, add_set_argument, config_from_args
 from sparse_ae.errors import ConfigError, DatasetUnavailableError, DataValidationError, TrainingDivergedError
 from sparse_ae.tuning import TRIALS_FILE, TunerConfig
@@ -263,15 +264,22 @@ def add_library_commands(subparsers) -> dict[str, Handler]:
     }
 
 
-def run(parser: argparse.ArgumentParser, handlers: dict[str, Handler], argv: Sequence[str] | None) -> int:
-    """Parse, dispatch, and turn expected errors into one line on stderr.
+def run(
+    parser: argparse.ArgumentParser,
+    handlers: dict[str, Handler],
+    argv: Sequence[str] | None,
+    setup: Callable[[], None] = process.setup,
+) -> int:
+    """Parse, run the process setup, dispatch, and turn expected errors into one line on stderr.
 
-    Bad input (config, dataset) exits with 2, a diverged training run with 1.
+    Bad input (config, dataset) exits with 2, a diverged training run with 1. The setup runs after
+    parsing: --help and bad arguments answer without importing TensorFlow.
     """
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    setup()
     try:
         return handlers[args.command](args)
     except (ConfigError, DatasetUnavailableError, DataValidationError, TrainingDivergedError) as error:
