@@ -8,6 +8,7 @@ DAG with `create_dag`, so the DAG is always the one pipeline definition of `pipe
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 import pprint
 from typing import Any
@@ -34,8 +35,12 @@ DAG = create_dag(CONFIG)
 
 def create_dag(config: PipelineConfig | dict[str, Any]):
     """An Airflow DAG (dag_id = pipeline_name) running each component as a task, with the
-    config's schedule and an sqlite ML Metadata store at the config's metadata path."""
-    from tfx.orchestration import metadata as tfx_metadata
+    config's schedule and an sqlite ML Metadata store at the config's metadata path.
+
+    Airflow parses the DAG file over and over (the scheduler every few seconds, each task's
+    process): building the DAG writes nothing and reads nothing of the machine; each task makes
+    the metadata store's folder when it starts (on_execute_callback)."""
+    from ml_metadata.proto import metadata_store_pb2
     from tfx.orchestration.airflow.airflow_dag_runner import AirflowDagRunner, AirflowPipelineConfig
 
     from pipeline.pipeline import create_pipeline
@@ -44,16 +49,25 @@ def create_dag(config: PipelineConfig | dict[str, Any]):
     if not isinstance(config, PipelineConfig):
         config = load_config(base=config)
     config = config.absolute()
-    os.makedirs(os.path.dirname(config.resolved_metadata_path), exist_ok=True)
-    metadata = tfx_metadata.sqlite_metadata_connection_config(config.resolved_metadata_path)
+    # What tfx.orchestration.metadata.sqlite_metadata_connection_config returns, without the folder it makes.
+    metadata = metadata_store_pb2.ConnectionConfig()
+    metadata.sqlite.filename_uri = config.resolved_metadata_path
+    metadata.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
     start = config.airflow.start_date
     dag_config = {
         "schedule": config.airflow.schedule,
         "start_date": datetime.datetime(start.year, start.month, start.day, tzinfo=datetime.timezone.utc),
         "catchup": config.airflow.catchup,
         "max_active_runs": 1,  # runs share one pipeline root and metadata store
+        # sqlite creates the store's file, not its folder.
+        "default_args": {"on_execute_callback": functools.partial(make_folder_of, config.resolved_metadata_path)},
     }
     return AirflowDagRunner(AirflowPipelineConfig(airflow_dag_config=dag_config)).run(create_pipeline(config, metadata))
+
+
+def make_folder_of(path: str, context: Any = None) -> None:
+    """Make the folder of path (an Airflow task callback: context is the task's)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
 
 
 def write_dag_file(config: PipelineConfig, output: str) -> str:

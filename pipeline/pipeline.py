@@ -3,6 +3,8 @@ Trainer -> PSNR-gated Evaluator (against the latest blessed model) -> Pusher."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ml_metadata.proto import metadata_store_pb2
 
 # TFX's internal modules, not `tfx.v1`: that public facade also imports the Google Cloud AI
@@ -13,6 +15,7 @@ from tfx.components.statistics_gen.component import StatisticsGen
 from tfx.components.trainer.component import Trainer
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
+from tfx.dsl.placeholder.placeholder import Placeholder
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import bulk_inferrer_pb2, pusher_pb2, trainer_pb2
 from tfx.types import Channel, standard_artifacts
@@ -22,7 +25,7 @@ from components.live_model_strategy import LiveModelStatisticsStrategy, LiveMode
 from components.serving_pusher import ServingPusher
 from components.strict_example_validator import StrictExampleValidator, not_constant
 from components.tfds_example_gen import TFDSExampleGen
-from pipeline.beam_args import beam_mode, beam_pipeline_args
+from pipeline.beam_args import beam_pipeline_args
 from pipeline.evaluation import EVALUATOR_MODULE, eval_config
 from pipeline_config import PipelineConfig
 from sparse_ae.data import IMAGE_KEY
@@ -59,12 +62,15 @@ def drift_check(config: PipelineConfig, statistics_gen, schema_gen) -> list:
 
 
 def create_pipeline(
-    config: PipelineConfig, metadata_connection_config: metadata_store_pb2.ConnectionConfig | None = None
+    config: PipelineConfig,
+    metadata_connection_config: metadata_store_pb2.ConnectionConfig | None = None,
+    beam_args: Sequence[str | Placeholder] | None = None,
 ) -> tfx_pipeline.Pipeline:
-    """The pipeline for config; runners add only where it runs (and their metadata store)."""
+    """The pipeline for config; runners add only where it runs (their metadata store, and the local
+    runner its Beam options, pipeline/beam_args.py). Nothing here reads the machine it is built on:
+    a compiled spec or DAG is the same wherever it is compiled."""
     config = config.absolute()
     dataset = config.dataset
-    beam = beam_mode(config)  # set, or chosen for the dataset's size and this machine's cores
     # ExampleGen checks every record against the data contract (components/tfds_example_gen/checks.py).
     example_gen = TFDSExampleGen(
         dataset=dataset.name,
@@ -73,7 +79,6 @@ def create_pipeline(
         split_mapping=dataset.split_mapping,
         download=dataset.download,
         image_shape=config.model.image_shape,
-        beam_mode=beam.describe(),
     )
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
@@ -172,5 +177,5 @@ def create_pipeline(
         + ([bulk_inferrer] if bulk_inferrer else []),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=beam_pipeline_args(config, beam),
+        beam_pipeline_args=list(beam_pipeline_args(config) if beam_args is None else beam_args),
     )
