@@ -14,6 +14,9 @@ COPY sparse_ae/ sparse_ae/
 COPY components/ components/
 COPY pipeline/ pipeline/
 # Not editable: the steps import the installed package (pipeline.trainer_module.run_fn, the components).
+# The kubeflow extra: TFX's container entrypoint imports kfp's pipeline_spec (not a TFX requirement), here
+# at the version the constraints pin; tests/test_kubeflow.py checks every package the steps import is here.
 # The command line works without benchmarks/ (left out here); tests/test_import_graph.py checks the same.
-RUN pip install --no-cache-dir -c constraints.txt . && python -c "import pipeline.pipeline, sparse_ae.model" \
+RUN pip install --no-cache-dir -c constraints.txt ".[kubeflow]" \
+    && python -c "import pipeline.pipeline, sparse_ae.model, tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor" \
     && sparse-ae --help > /dev/null

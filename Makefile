@@ -20,14 +20,13 @@ $(STAMP): setup.py constraints.txt scripts/setup_venv.sh scripts/find_python.sh
 	scripts/setup_venv.sh dev,kubeflow,airflow,tuner
 	@touch $@
 
-# Two pytest-xdist workers, a file each (loadfile keeps a file's shared pipeline runs in one worker):
-# on a clean clone with 2 idle cores the suite took 7 min 24 s this way (12 min 30 s on a machine twice as slow; bytecode compiled at setup),
-# against about 30 min in one process without it. More cores: make test PYTEST_ARGS="-n 4 --dist loadfile"; one process: make test PYTEST_ARGS=.
+# Two pytest-xdist workers, a file each (loadfile keeps a file's shared pipeline runs in one worker);
+# times in docs/benchmarks.md. More cores: make test PYTEST_ARGS="-n 4 --dist loadfile"; one process: make test PYTEST_ARGS=.
 PYTEST_ARGS ?= -n 2 --dist loadfile
 test: $(STAMP) browser
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
-# The fast tier: no pipeline run and nothing slow (markers in pytest.ini), about a minute (54 s on 2 idle cores).
+# The fast tier: no pipeline run and nothing slow (markers in pytest.ini).
 test-fast: $(STAMP)
 	$(PY) -m pytest tests -m "not slow and not e2e"
 

@@ -31,18 +31,43 @@ class GateConfig(StrictModel):
         0.5, ge=0.0, description="Largest PSNR drop (dB) allowed against the baseline model (gate.baseline)."
     )
     class_psnr_floor: float | None = Field(None, description="Optional minimum PSNR (dB) for every class.")
+    max_active_units: float | None = Field(
+        8.0,
+        gt=0.0,
+        description="Largest mean number of active latent units per image on the eval split (a unit is active "
+        'on an image above 10 % of its largest eval value; docs/pipeline.md, "Sparsity per image"); none: '
+        "reported, not gated.",
+    )
+    min_hoyer: float | None = Field(
+        0.7,
+        ge=0.0,
+        le=1.0,
+        description="Smallest mean Hoyer sparsity of the code per image (0: every unit equal, 1: one unit); "
+        "none: reported, not gated.",
+    )
+    max_zeroing_cost: float | None = Field(
+        0.5,
+        ge=0.0,
+        description="Largest eval PSNR loss (dB) when every inactive unit is set to 0 before decoding: the "
+        "active units must carry the image; none: reported, not gated.",
+    )
     sparsity_tolerance: float | None = Field(
-        0.1,
+        None,
         gt=0.0,
         lt=1.0,
         description="Largest relative distance of the eval split's mean latent activation from model.sparsity_target "
-        "(0.1: within ±10 %); none: no sparsity check.",
+        "(0.1: within ±10 %); none: reported, not gated (a dense code of weak activations meets it).",
     )
     min_gain_over_linear: float | None = Field(
-        0.0,
-        description="Minimum eval PSNR gain (dB) over PCA of the same code size (the linear baseline, fitted on "
-        "the train split): 0 refuses a model worse than PCA, also on a first run; none: reported, "
+        3.0,
+        description="Minimum eval PSNR gain (dB) over PCA with as many components as the code's mean active "
+        "units per image (fitted on the train split): the linear code of the same size; none: reported, "
         "not gated.",
+    )
+    min_gain_over_full_linear: float | None = Field(
+        None,
+        description="Minimum eval PSNR gain (dB) over PCA with as many components as latent units (a dense "
+        "code's linear baseline; a sparse code is not meant to match it); none: reported, not gated.",
     )
     # live: the model live in serving_dir after manual promotions and rollbacks (a custom resolver
     # strategy); latest_blessed: TFX's built-in strategy, the one Kubeflow V2 can compile.

@@ -139,6 +139,12 @@ def add_pipeline_commands(subparsers) -> dict:
     )
     compile_.add_argument("--dataset", help="TFDS name[/config], short for --set dataset.name=NAME")
     add_set_argument(compile_, "container_image=REGISTRY/sparse-ae-tfx:TAG")
+    compile_.add_argument(
+        "--allow-local",
+        action="store_true",
+        help="kubeflow: compile even with local paths, an image in no registry or a dataset downloaded by every "
+        "run (a spec only a cluster that sees this machine's paths and images can run)",
+    )
     library_cli.add_preset_argument(compile_)
     return {
         "pipeline": lambda args: {"run": cmd_pipeline_run, "compile": cmd_pipeline_compile}[args.pipeline_command](args)
@@ -146,17 +152,20 @@ def add_pipeline_commands(subparsers) -> dict:
 
 
 def cmd_pipeline_compile(args: argparse.Namespace) -> int:
-    """Write the same pipeline for Kubeflow Pipelines v2 / Vertex AI, or as an Airflow DAG module."""
+    """Write the same pipeline as a Kubeflow V2 spec (Vertex AI Pipelines runs it) or an Airflow DAG module."""
     config = pipeline_config_from(args)
     if args.runner == "kubeflow":
-        from pipeline.kubeflow_runner import compile_kubeflow, kubeflow_ready
+        from pipeline.kubeflow_runner import TARGET, compile_kubeflow, kubeflow_changes, kubeflow_ready
 
-        path = compile_kubeflow(config, args.output)
+        path = compile_kubeflow(config, args.output, allow_local=args.allow_local)
         ready = kubeflow_ready(config)
         print(
             f"Kubeflow V2 pipeline spec written to {path} (pipeline {ready.pipeline_name}, "
-            f"image {config.container_image}, baseline {ready.gate.baseline})"
+            f"image {config.container_image}, baseline {ready.gate.baseline})\n{TARGET}\n"
+            "Different from a local run (sparse-ae pipeline run):"
         )
+        for change in kubeflow_changes(config):
+            print(f"  - {change}")
     else:
         from pipeline.airflow_runner import write_dag_file
 

@@ -1,5 +1,6 @@
 """The Evaluator's TFMA config: mean PSNR overall and per class, gated by value and change thresholds;
-the mean latent activation (sparsity) and the gain over the linear baseline, optionally gated.
+the code's sparsity per image and the gains over the linear baselines, gated by default; the mean
+latent activation, optionally gated.
 
 The exported model computes each example's PSNR in its serving signature (one definition, in
 sparse_ae.metrics); TFMA only averages that prediction. Feeding TFMA the 784-value image as a
@@ -21,6 +22,24 @@ MEAN_ACTIVATION_METRIC = "mean_activation"  # the eval split's mean latent activ
 TARGET_RATIO_METRIC = "activation_to_target"
 LINEAR_PSNR_METRIC = "linear_baseline_psnr"  # PCA of the same code size, scored per image by the model's signature
 GAIN_METRIC = "psnr_gain_over_linear"  # psnr - linear_baseline_psnr
+# The code's sparsity per image (sparse_ae/sparsity.py), averaged over the eval split.
+ACTIVE_UNITS_METRIC = "active_units"
+HOYER_METRIC = "hoyer"
+PSNR_ACTIVE_ONLY_METRIC = "psnr_active_only"
+ZEROING_COST_METRIC = "zeroing_cost"
+LINEAR_PSNR_AT_ACTIVE_METRIC = "linear_baseline_psnr_at_active"  # PCA with the code's active size
+GAIN_AT_ACTIVE_METRIC = "psnr_gain_over_linear_at_active"
+# gate key -> (metric it bounds, "lower" or "upper" bound) for the candidate-only conditions
+# (sparsity_tolerance bounds TARGET_RATIO_METRIC on both sides, around 1).
+BOUNDED_METRICS = {
+    "max_active_units": (ACTIVE_UNITS_METRIC, "upper"),
+    "min_hoyer": (HOYER_METRIC, "lower"),
+    "max_zeroing_cost": (ZEROING_COST_METRIC, "upper"),
+    "min_gain_over_linear": (GAIN_AT_ACTIVE_METRIC, "lower"),
+    "min_gain_over_full_linear": (GAIN_METRIC, "lower"),
+}
+# Reported beside the bounded ones, never gated.
+REPORTED_METRICS = (MEAN_ACTIVATION_METRIC, LINEAR_PSNR_METRIC, PSNR_ACTIVE_ONLY_METRIC, LINEAR_PSNR_AT_ACTIVE_METRIC)
 LABEL_FEATURE = "label"
 ENGINES = ("batched", "tfma")  # evaluation.engine (pipeline_config.EvaluationConfig)
 EVALUATOR_MODULE = "pipeline.evaluator_module"  # the Evaluator's module_path with evaluation.engine=batched
@@ -74,9 +93,19 @@ def gate_threshold(gate: GateConfig) -> tfma.MetricThreshold:
     )
 
 
+def bounded(bound: float | None, side: str) -> list[tfma.PerSliceMetricThreshold]:
+    """An overall value threshold with bound as its lower or upper side; none without a bound."""
+    if bound is None:
+        return []
+    key = "lower_bound" if side == "lower" else "upper_bound"
+    return overall(tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(**{key: {"value": bound}})))
+
+
 def eval_config(gate: GateConfig, engine: str = "tfma") -> tfma.EvalConfig:
     """Overall and per-label slices; the PSNR gate overall, and optionally: a floor on every class,
-    the mean latent activation within a tolerance of sparsity_target, a gain over PCA.
+    the code's sparsity per image (active units, Hoyer, zeroing cost: BOUNDED_METRICS), the mean
+    latent activation within a tolerance of sparsity_target, gains over PCA at the code's active
+    size and at its full size.
 
     engine: "tfma" (TFMA's metric classes) or "batched" (the same metrics on whole batches, for the
     Evaluator with module_path=EVALUATOR_MODULE).
@@ -105,21 +134,14 @@ def eval_config(gate: GateConfig, engine: str = "tfma") -> tfma.EvalConfig:
             )
         )
     )
-    gain = (
-        []
-        if gate.min_gain_over_linear is None
-        else overall(
-            tfma.MetricThreshold(
-                value_threshold=tfma.GenericValueThreshold(lower_bound={"value": gate.min_gain_over_linear})
-            )
-        )
-    )
     metrics_specs = [
         mean_of_output(PSNR_METRIC, psnr_thresholds, engine=engine),
-        mean_of_output(MEAN_ACTIVATION_METRIC, candidate_only=True, engine=engine),
         mean_of_output(TARGET_RATIO_METRIC, sparsity, candidate_only=True, engine=engine),
-        mean_of_output(LINEAR_PSNR_METRIC, candidate_only=True, engine=engine),
-        mean_of_output(GAIN_METRIC, gain, candidate_only=True, engine=engine),
+        *(
+            mean_of_output(metric, bounded(getattr(gate, key), side), candidate_only=True, engine=engine)
+            for key, (metric, side) in BOUNDED_METRICS.items()
+        ),
+        *(mean_of_output(metric, candidate_only=True, engine=engine) for metric in REPORTED_METRICS),
         tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name=COUNT_CLASS[engine][0], module=COUNT_CLASS[engine][1])]),
     ]
     return tfma.EvalConfig(
@@ -135,13 +157,7 @@ def eval_config(gate: GateConfig, engine: str = "tfma") -> tfma.EvalConfig:
     )
 
 
-GATE_KEYS = (
-    "psnr_threshold",
-    "change_tolerance",
-    "class_psnr_floor",
-    "sparsity_tolerance",
-    "min_gain_over_linear",
-)
+GATE_KEYS = ("psnr_threshold", "change_tolerance", "class_psnr_floor", "sparsity_tolerance", *BOUNDED_METRICS)
 
 
 def _metric_name(metric: tfma.MetricConfig) -> str:
@@ -168,10 +184,11 @@ def gate_bounds(config: tfma.EvalConfig) -> dict[str, float | None]:
                 scoped.append((is_overall, per_slice.threshold))
             for is_overall, threshold in scoped:
                 value = threshold.value_threshold
+                for key, (metric, side) in BOUNDED_METRICS.items():
+                    if name == metric and value.HasField(f"{side}_bound"):
+                        bounds[key] = getattr(value, f"{side}_bound").value
                 if name == TARGET_RATIO_METRIC and value.HasField("upper_bound"):
                     bounds["sparsity_tolerance"] = round(value.upper_bound.value - 1.0, 12)
-                elif name == GAIN_METRIC and value.HasField("lower_bound"):
-                    bounds["min_gain_over_linear"] = value.lower_bound.value
                 elif name == PSNR_METRIC:
                     if value.HasField("lower_bound"):
                         bounds["psnr_threshold" if is_overall else "class_psnr_floor"] = value.lower_bound.value

@@ -12,12 +12,17 @@ from tfx.utils import io_utils
 
 from pipeline.beam_args import BEAM_MODE_PROPERTY
 from pipeline.evaluation import (
-    GAIN_METRIC,
+    ACTIVE_UNITS_METRIC,
+    BOUNDED_METRICS,
+    HOYER_METRIC,
     LABEL_FEATURE,
+    LINEAR_PSNR_AT_ACTIVE_METRIC,
     LINEAR_PSNR_METRIC,
     MEAN_ACTIVATION_METRIC,
+    PSNR_ACTIVE_ONLY_METRIC,
     PSNR_METRIC,
     TARGET_RATIO_METRIC,
+    ZEROING_COST_METRIC,
 )
 from pipeline.failures import recorded_failure
 from pipeline.mlmd_reader import (
@@ -45,6 +50,15 @@ class RunSummary:
     mean_activation: float | None = None  # the eval split's mean latent activation
     activation_to_target: float | None = None  # mean_activation / the model's sparsity_target
     linear_baseline_psnr: float | None = None  # PCA of the same code size on the eval split
+    # The code's sparsity per image on the eval split (sparse_ae/sparsity.py), as the Evaluator measured it
+    active_units: float | None = None  # mean active units per image
+    hoyer: float | None = None  # mean Hoyer sparsity per image
+    psnr_active_only: float | None = None  # PSNR with every inactive unit set to 0
+    zeroing_cost: float | None = None  # psnr - psnr_active_only
+    linear_baseline_psnr_at_active: float | None = None  # PCA with the code's active size
+    # ... and as the Trainer measured it on the same split (metrics.json's code_sparsity): the share of
+    # dead units and the distribution of active units per image, which are not per-image figures
+    code_sparsity: dict | None = None
     blessed: bool | None = None
     failures: list[str] = dataclasses.field(default_factory=list)
     pushed_path: str | None = None
@@ -72,7 +86,21 @@ _OVERALL_FIGURES = {
     MEAN_ACTIVATION_METRIC: "mean_activation",
     TARGET_RATIO_METRIC: "activation_to_target",
     LINEAR_PSNR_METRIC: "linear_baseline_psnr",
+    ACTIVE_UNITS_METRIC: "active_units",
+    HOYER_METRIC: "hoyer",
+    PSNR_ACTIVE_ONLY_METRIC: "psnr_active_only",
+    ZEROING_COST_METRIC: "zeroing_cost",
+    LINEAR_PSNR_AT_ACTIVE_METRIC: "linear_baseline_psnr_at_active",
 }
+# What each bounded gate condition measures, in words (pipeline.evaluation.BOUNDED_METRICS).
+_CONDITION_WORDS = {
+    "max_active_units": ("sparsity: active units per image", ""),
+    "min_hoyer": ("sparsity: Hoyer sparsity per image", ""),
+    "max_zeroing_cost": ("sparsity: PSNR lost when the inactive units are zeroed", " dB"),
+    "min_gain_over_linear": ("linear baseline: PSNR gain over PCA at the code's active size", " dB"),
+    "min_gain_over_full_linear": ("linear baseline: PSNR gain over PCA of the full code size", " dB"),
+}
+_CONDITION_OF_METRIC = {metric: key for key, (metric, _) in BOUNDED_METRICS.items()}
 
 
 def read_evaluation(uri: str, summary: RunSummary) -> None:
@@ -138,11 +166,9 @@ def describe_failures(validation) -> list[str]:
                     f"{where}: sparsity: mean latent activation is {value:.3f} x sparsity_target, {side} "
                     f"(gate.sparsity_tolerance {high - 1:.2f})"
                 )
-            elif failure.metric_key.name == GAIN_METRIC:
-                bound = threshold.value_threshold.lower_bound.value
+            elif failure.metric_key.name in _CONDITION_OF_METRIC:
                 messages.append(
-                    f"{where}: linear baseline: PSNR gain over PCA {value:+.3f} dB < required "
-                    f"{bound:+.3f} dB (short by {bound - value:.3f}; gate.min_gain_over_linear)"
+                    f"{where}: {describe_bound(_CONDITION_OF_METRIC[failure.metric_key.name], value, threshold)}"
                 )
             elif threshold.value_threshold.HasField("lower_bound"):
                 bound = threshold.value_threshold.lower_bound.value
@@ -155,6 +181,24 @@ def describe_failures(validation) -> list[str]:
     if not validation.validation_ok and not messages:
         messages.append("validation failed: " + str(validation).strip().replace("\n", " ")[:500])
     return messages
+
+
+def describe_bound(key: str, value: float, threshold) -> str:
+    """A failed gate.<key> condition in words: the figure, the bound and how far it missed."""
+    words, unit = _CONDITION_WORDS[key]
+    if BOUNDED_METRICS[key][1] == "upper":
+        bound = threshold.value_threshold.upper_bound.value
+        return f"{words} {value:.3f}{unit} > allowed {bound:.3f}{unit} (over by {value - bound:.3f}; gate.{key})"
+    bound = threshold.value_threshold.lower_bound.value
+    return f"{words} {value:+.3f}{unit} < required {bound:+.3f}{unit} (short by {bound - value:.3f}; gate.{key})"
+
+
+def read_code_sparsity(model_run_uri: str) -> dict | None:
+    """The Trainer's code_sparsity from its metrics.json (None for runs before it was measured)."""
+    path = os.path.join(model_run_uri, "metrics.json")
+    if not fileio.exists(path):
+        return None
+    return json.loads(io_utils.read_string_file(path)).get("code_sparsity")
 
 
 def read_anomalies(uri: str) -> list[str]:
@@ -194,6 +238,8 @@ def summarize_run(metadata_path: str, pipeline_name: str, run_id: str | None = N
             summary.artifacts[f"{node}.{key}"] = artifact.uri
             if key == "evaluation":
                 read_evaluation(artifact.uri, summary)
+            elif key == "model_run":
+                summary.code_sparsity = read_code_sparsity(artifact.uri)
             elif key == "blessing":
                 summary.blessed = bool(artifact.custom_properties["blessed"].int_value)
             elif key == "examples":
@@ -312,18 +358,7 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(f"Eval PSNR: {summary.psnr:.2f} dB over {summary.example_count} examples{baseline}")
         if summary.baseline_note:
             lines.append(f"Baseline: {summary.baseline_note}")
-        if summary.linear_baseline_psnr is not None:
-            lines.append(
-                f"Linear baseline (PCA, same code size): {summary.linear_baseline_psnr:.2f} dB; the model "
-                f"{summary.psnr - summary.linear_baseline_psnr:+.2f} dB"
-            )
-        if summary.mean_activation is not None:
-            ratio = (
-                f" ({summary.activation_to_target:.2f} x sparsity_target)"
-                if summary.activation_to_target is not None
-                else ""
-            )
-            lines.append(f"Mean latent activation: {summary.mean_activation:.4f}{ratio}")
+        lines += format_code_figures(summary)
         for label, value in sorted(summary.class_psnr.items()):
             name = class_names[label] if class_names and label < len(class_names) else str(label)
             lines.append(f"  class {label} {name:<14} {value:.2f} dB")
@@ -347,6 +382,43 @@ def format_summary(summary: RunSummary) -> str:
     )
     lines += [f"Manually: {action}" for action in summary.manual_actions]
     return "\n".join(lines)
+
+
+def format_code_figures(summary: RunSummary) -> list[str]:
+    """The code's sparsity per image and the linear baselines, for the terminal."""
+    lines = []
+    if summary.active_units is not None:
+        dead = summary.code_sparsity.get("dead_fraction") if summary.code_sparsity else None
+        lines.append(
+            f"Code sparsity per image: {summary.active_units:.1f} active units"
+            + (f" of {summary.code_sparsity['units']}" if summary.code_sparsity else "")
+            + (f", Hoyer {summary.hoyer:.2f}" if summary.hoyer is not None else "")
+            + (f", dead units {dead:.0%}" if dead is not None else "")
+        )
+    if summary.psnr_active_only is not None and summary.zeroing_cost is not None:
+        lines.append(
+            f"With only the active units decoded: {summary.psnr_active_only:.2f} dB "
+            f"({summary.zeroing_cost:.2f} dB lost)"
+        )
+    for label, psnr in (
+        (f"PCA-{active_size(summary)}, the code's active size", summary.linear_baseline_psnr_at_active),
+        ("PCA of the full code size", summary.linear_baseline_psnr),
+    ):
+        if psnr is not None and summary.psnr is not None:
+            lines.append(f"Linear baseline ({label}): {psnr:.2f} dB; the model {summary.psnr - psnr:+.2f} dB")
+    if summary.mean_activation is not None:
+        ratio = (
+            f" ({summary.activation_to_target:.2f} x sparsity_target)"
+            if summary.activation_to_target is not None
+            else ""
+        )
+        lines.append(f"Mean latent activation: {summary.mean_activation:.4f}{ratio}")
+    return lines
+
+
+def active_size(summary: RunSummary) -> str:
+    """k of PCA-k at the code's active size: the rounded mean active units, as the Trainer chose it."""
+    return "k" if summary.active_units is None else str(max(1, round(summary.active_units)))
 
 
 def format_drift(drift: dict | None) -> list[str]:

@@ -94,7 +94,7 @@ def run_fn(fn_args: FnArgs) -> None:
     train, val = shard_by_data(train, strategy), shard_by_data(eval_pairs, strategy)
     keras.utils.set_random_seed(config.seed)  # reproducible initial weights
     model = build_model(config, strategy)
-    fit(
+    summary = fit(
         model,
         train,
         val,
@@ -107,11 +107,12 @@ def run_fn(fn_args: FnArgs) -> None:
             "dataset": fn_args.custom_config.get("dataset", ""),
             "linear_baseline": baseline_summary,
         },
+        baseline=baseline,
     )
     # fit leaves the best epoch's weights (by val_loss) in the model: that is the model we ship.
     # Only the chief keeps it; other workers export to a temporary directory they delete.
     export_dir = writable_dir(fn_args.serving_model_dir, strategy)
-    export_saved_model(model, export_dir, baseline)
+    export_saved_model(model, export_dir, baseline, summary["code_sparsity"])
     if export_dir == fn_args.serving_model_dir:
         write_model_calibration(model, eval_pairs, export_dir, fn_args.custom_config)
     discard(export_dir, fn_args.serving_model_dir)

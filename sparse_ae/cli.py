@@ -106,11 +106,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"val_psnr {summary['best_val_psnr']:.2f} dB, val_kl_penalty {summary['best_val_kl_penalty']:.4f}, "
         f"mean activation {summary['best_val_mean_activation']:.4f} (sparsity_target {config.sparsity_target})"
     )
-    linear = summary["linear_baseline"]
+    code = summary["code_sparsity"]
     print(
-        f"linear baseline on {dataset.tfds_name}: PCA-{linear['code_size']} val_psnr {linear['eval_psnr']:.2f} dB; "
-        f"the model {summary['best_val_psnr'] - linear['eval_psnr']:+.2f} dB"
+        f"code sparsity per image: {code['active_units']:.1f} of {code['units']} units active, Hoyer "
+        f"{code['hoyer']:.2f}, dead units {code['dead_fraction']:.0%}; with only the active units decoded "
+        f"{code['psnr_active_only']:.2f} dB ({code['zeroing_cost']:.2f} dB lost)"
     )
+    for linear in (summary["linear_baseline_at_active"], summary["linear_baseline"]):
+        print(
+            f"linear baseline on {dataset.tfds_name}: PCA-{linear['code_size']} val_psnr {linear['eval_psnr']:.2f} "
+            f"dB; the model {summary['best_val_psnr'] - linear['eval_psnr']:+.2f} dB"
+        )
     print(f"wrote {os.path.join(args.output, WEIGHTS_FILE)} and {os.path.join(args.output, METRICS_FILE)}")
     return 0
 

@@ -2,8 +2,10 @@
 
 Signatures:
 - `serving_default`: serialized tf.Examples (flat int64 `image`, optional `label`) -> reconstruction,
-  latent code, per-image PSNR, MSE and mean latent activation; with a linear baseline also the
-  PCA reconstruction's PSNR and the gain over it. What TFMA and TF Serving's Example-based APIs call.
+  latent code, per-image PSNR, MSE, mean latent activation and Hoyer sparsity; with the code's
+  eval-split unit scales also the active units and the PSNR with only those decoded; with a linear
+  baseline also the PCA reconstruction's PSNR and the gain over it (at the full code size and at
+  the code's active size). What TFMA and TF Serving's Example-based APIs call.
 - `reconstruct`: float32 images in [-1, 1], shape (batch, H, W, C) -> the same outputs.
 - `reconstruct_uint8`: uint8 images in [0, 255] -> the same outputs.
 The per-image PSNR is the anomaly score and the figure the Evaluator averages: one definition
@@ -28,6 +30,7 @@ from sparse_ae.data import IMAGE_KEY, example_feature_spec, scale_images
 from sparse_ae.linear_baseline import LinearBaseline
 from sparse_ae.metrics import mse_per_image, psnr_from_mse
 from sparse_ae.model import SparseAutoencoder
+from sparse_ae.sparsity import active_code_size, active_only, active_units, hoyer
 
 SERVING_DEFAULT = "serving_default"
 RECONSTRUCT = "reconstruct"
@@ -37,12 +40,26 @@ MEAN_ACTIVATION_OUTPUT = "mean_activation"
 TARGET_RATIO_OUTPUT = "activation_to_target"
 LINEAR_PSNR_OUTPUT = "linear_baseline_psnr"
 GAIN_OUTPUT = "psnr_gain_over_linear"
+# The code's sparsity per image (sparse_ae/sparsity.py), with each unit's scale measured on the eval split.
+ACTIVE_UNITS_OUTPUT = "active_units"
+HOYER_OUTPUT = "hoyer"
+PSNR_ACTIVE_ONLY_OUTPUT = "psnr_active_only"  # PSNR with every inactive unit set to 0
+ZEROING_COST_OUTPUT = "zeroing_cost"  # psnr - psnr_active_only
+# PCA with as many components as the code's mean active units (the linear code of a sparse code's size).
+LINEAR_PSNR_AT_ACTIVE_OUTPUT = "linear_baseline_psnr_at_active"
+GAIN_AT_ACTIVE_OUTPUT = "psnr_gain_over_linear_at_active"
 
 
 class ServingModule(tf.Module):
     """Holds the model's variables and the signature functions."""
 
-    def __init__(self, model: SparseAutoencoder, baseline: LinearBaseline | None = None):
+    def __init__(
+        self,
+        model: SparseAutoencoder,
+        baseline: LinearBaseline | None = None,
+        unit_scale: list[float] | None = None,
+        active_size: int | None = None,
+    ):
         super().__init__(name="sparse_autoencoder_serving")
         # Only the variables are tracked, not the Keras models: saving a tracked Keras model also
         # traces and writes every layer's own call functions (Keras 2's SavedModel format), which
@@ -56,6 +73,9 @@ class ServingModule(tf.Module):
         self.baseline_components = (
             None if baseline is None else tf.constant(baseline.components, name="baseline_components")
         )
+        # Each unit's largest value on the eval split: what "active" is measured against per image.
+        self.unit_scale = None if unit_scale is None else tf.constant(unit_scale, tf.float32, name="unit_scale")
+        self.active_size = active_size
         images = [None] * (len(self.config.image_shape) + 1)  # sizes checked in _checked_shape
         # No AutoGraph: the signatures' control flow is explicit (tf.cond), and converting the
         # Keras layers' Python on every trace made each export take about 20 s.
@@ -116,18 +136,28 @@ class ServingModule(tf.Module):
             MEAN_ACTIVATION_OUTPUT: tf.reduce_mean(latent, axis=1),
         }
         outputs[TARGET_RATIO_OUTPUT] = outputs[MEAN_ACTIVATION_OUTPUT] / self.config.sparsity_target
+        outputs[HOYER_OUTPUT] = hoyer(latent)
+        if self.unit_scale is not None:
+            outputs[ACTIVE_UNITS_OUTPUT] = active_units(latent, self.unit_scale)
+            zeroed = self._decode(active_only(latent, self.unit_scale), training=False)
+            outputs[PSNR_ACTIVE_ONLY_OUTPUT] = psnr_from_mse(mse_per_image(images, zeroed))
+            outputs[ZEROING_COST_OUTPUT] = outputs[PSNR_OUTPUT] - outputs[PSNR_ACTIVE_ONLY_OUTPUT]
         if self.baseline_components is not None:
             outputs[LINEAR_PSNR_OUTPUT] = psnr_from_mse(mse_per_image(images, self._linear_reconstruction(images)))
             outputs[GAIN_OUTPUT] = outputs[PSNR_OUTPUT] - outputs[LINEAR_PSNR_OUTPUT]
+            if self.active_size is not None:
+                at_active = self._linear_reconstruction(images, self.active_size)
+                outputs[LINEAR_PSNR_AT_ACTIVE_OUTPUT] = psnr_from_mse(mse_per_image(images, at_active))
+                outputs[GAIN_AT_ACTIVE_OUTPUT] = outputs[PSNR_OUTPUT] - outputs[LINEAR_PSNR_AT_ACTIVE_OUTPUT]
         return outputs
 
-    def _linear_reconstruction(self, images: tf.Tensor) -> tf.Tensor:
-        """The PCA reconstruction (LinearBaseline.reconstruct in TensorFlow)."""
+    def _linear_reconstruction(self, images: tf.Tensor, code_size: int | None = None) -> tf.Tensor:
+        """The PCA reconstruction (LinearBaseline.reconstruct in TensorFlow), with the first code_size
+        components (default: all)."""
+        assert self.baseline_components is not None  # callers check it
+        components = self.baseline_components[:, :code_size]
         flat = tf.reshape(images, (tf.shape(images)[0], -1)) - self.baseline_mean
-        restored = (
-            tf.matmul(tf.matmul(flat, self.baseline_components), self.baseline_components, transpose_b=True)
-            + self.baseline_mean
-        )
+        restored = tf.matmul(tf.matmul(flat, components), components, transpose_b=True) + self.baseline_mean
         return tf.reshape(tf.clip_by_value(restored, -1.0, 1.0), tf.shape(images))
 
     def _reconstruct_uint8(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -166,13 +196,24 @@ def _require(ok: tf.Tensor, explain: Callable[[], list]) -> tf.Tensor:
     return tf.cond(ok, lambda: ok, refuse)
 
 
-def export_saved_model(model: SparseAutoencoder, export_dir: str, baseline: LinearBaseline | None = None) -> str:
+def export_saved_model(
+    model: SparseAutoencoder,
+    export_dir: str,
+    baseline: LinearBaseline | None = None,
+    code_sparsity: dict | None = None,
+) -> str:
     """Write the SavedModel with the three signatures to export_dir; returns export_dir.
 
     With a baseline, every signature also returns the PCA reconstruction's per-image PSNR and the
-    model's gain over it.
+    model's gain over it. With code_sparsity (metrics.json's, measured on the eval split) they also
+    return each image's active units and the PSNR with only those decoded, and with both, PCA's
+    PSNR at the code's active size and the gain over it.
     """
-    module = ServingModule(model, baseline)
+    unit_scale = None if code_sparsity is None else code_sparsity["unit_scale"]
+    size = None
+    if code_sparsity is not None and baseline is not None:
+        size = active_code_size(code_sparsity, baseline.code_size)
+    module = ServingModule(model, baseline, unit_scale, size)
     signatures = {
         SERVING_DEFAULT: module.serve_examples.get_concrete_function(),
         RECONSTRUCT: module.reconstruct.get_concrete_function(),

@@ -28,6 +28,13 @@ class LinearBaseline:
     def code_size(self) -> int:
         return int(self.components.shape[1])
 
+    def truncated(self, code_size: int) -> LinearBaseline:
+        """PCA of the first code_size components (PCA is nested: the best k-component code is the
+        first k of a larger one)."""
+        if not 0 < code_size <= self.code_size:
+            raise ValueError(f"truncated: code_size must be in 1..{self.code_size}, got {code_size}")
+        return dataclasses.replace(self, components=np.ascontiguousarray(self.components[:, :code_size]))
+
     def reconstruct(self, images: np.ndarray) -> np.ndarray:
         """Project images (N, ...) in [-1, 1] onto the components and back, clipped to [-1, 1]."""
         flat = images.reshape(len(images), -1).astype(np.float32) - self.mean
@@ -114,6 +121,24 @@ def fit_and_score(
     return baseline, summary(baseline, score(baseline, eval_batches), dataset)
 
 
+def fit_on_tfds(
+    dataset: str,
+    fit_split: str,
+    eval_split: str,
+    code_size: int,
+    data_dir: str | None = None,
+    download: bool = True,
+    batch_size: int = 4096,
+) -> tuple[LinearBaseline, dict]:
+    """PCA of code_size components fitted on one TFDS split and scored on another: (baseline, summary dict)."""
+    from sparse_ae.data import load_images  # local: TFDS only for this entry point
+
+    def batches(split: str):
+        return load_images(dataset, split, data_dir, download).batch(batch_size).as_numpy_iterator()
+
+    return fit_and_score(batches(fit_split), batches(eval_split), code_size, dataset)
+
+
 def compute(
     dataset: str,
     fit_split: str,
@@ -124,9 +149,4 @@ def compute(
     batch_size: int = 4096,
 ) -> dict:
     """PCA of code_size components fitted on one TFDS split and scored on another: the summary dict."""
-    from sparse_ae.data import load_images  # local: TFDS only for this entry point
-
-    def batches(split: str):
-        return load_images(dataset, split, data_dir, download).batch(batch_size).as_numpy_iterator()
-
-    return fit_and_score(batches(fit_split), batches(eval_split), code_size, dataset)[1]
+    return fit_on_tfds(dataset, fit_split, eval_split, code_size, data_dir, download, batch_size)[1]

@@ -9,9 +9,12 @@ import tf_keras as keras
 from sparse_ae.config import SparseAEConfig
 from sparse_ae.losses import mean_unit_activation, penalty_from_unit_means
 from sparse_ae.metrics import PSNR, mse_per_image
+from sparse_ae.sparsity import active_units, hoyer, unit_scale
 
 # Names of the figures each step reports (fit logs show them, with val_ for validation).
-METRIC_NAMES = ("loss", "recon_loss", "kl_penalty", "psnr", "mean_activation")
+# active_units and hoyer are per image (sparse_ae/sparsity.py), a unit's scale being its largest value
+# in the batch; metrics.json adds the eval split's figures with the split's scales (`code_sparsity`).
+METRIC_NAMES = ("loss", "recon_loss", "kl_penalty", "psnr", "mean_activation", "active_units", "hoyer")
 
 
 def hidden_layers(widths, activation: str, config: SparseAEConfig, prefix: str) -> list:
@@ -40,18 +43,54 @@ def hidden_layers(widths, activation: str, config: SparseAEConfig, prefix: str) 
     return layers
 
 
+@keras.utils.register_keras_serializable(package="sparse_ae")
+class TopK(keras.layers.Layer):
+    """Keeps each image's k largest code units and sets the others to 0 (a k-sparse code).
+
+    The mask is not differentiated: gradients reach the k kept units only, as in k-sparse
+    autoencoders (Makhzani & Frey, 2013). Ties with the k-th value are all kept.
+    """
+
+    def __init__(self, k: int, **kwargs):
+        super().__init__(**kwargs)
+        self.k = k
+
+    def call(self, code: tf.Tensor) -> tf.Tensor:
+        kth_largest = tf.math.top_k(code, k=self.k, sorted=True).values[:, -1:]
+        return tf.where(code >= tf.stop_gradient(kth_largest), code, tf.zeros_like(code))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "k": self.k}
+
+
+def latent_layers(config: SparseAEConfig) -> list:
+    """The code: Dense -> [BatchNormalization] -> latent_activation -> [TopK].
+
+    Without latent_batch_norm and latent_top_k this is the seed's single Dense layer with its
+    activation (same weights, so earlier checkpoints load).
+    """
+    dense = keras.layers.Dense(
+        config.latent_dim,
+        activation=None if config.latent_batch_norm else config.latent_activation,
+        kernel_initializer=config.kernel_initializer,
+        name="latent",
+    )
+    layers: list = [dense]
+    if config.latent_batch_norm:
+        layers += [
+            keras.layers.BatchNormalization(momentum=0.9, synchronized=True, name="latent_norm"),
+            keras.layers.Activation(config.latent_activation, name=f"latent_{config.latent_activation}"),
+        ]
+    if config.latent_top_k is not None:
+        layers.append(TopK(config.latent_top_k, name=f"latent_top_{config.latent_top_k}"))
+    return layers
+
+
 def build_encoder(config: SparseAEConfig) -> keras.Sequential:
     """Flatten -> hidden layers -> latent code."""
     layers = [keras.layers.Flatten(input_shape=config.image_shape, name="flatten")]
     layers += hidden_layers(config.hidden_dims, config.encoder_activation, config, "encoder")
-    layers.append(
-        keras.layers.Dense(
-            config.latent_dim,
-            activation=config.latent_activation,
-            kernel_initializer=config.kernel_initializer,
-            name="latent",
-        )
-    )
+    layers += latent_layers(config)
     return keras.Sequential(layers, name="encoder")
 
 
@@ -89,6 +128,8 @@ class SparseAutoencoder(keras.Model):
         self.kl_penalty_tracker = keras.metrics.Mean(name="kl_penalty")
         self.psnr_metric = PSNR(name="psnr")
         self.mean_activation_tracker = keras.metrics.Mean(name="mean_activation")
+        self.active_units_tracker = keras.metrics.Mean(name="active_units")
+        self.hoyer_tracker = keras.metrics.Mean(name="hoyer")
 
     @property
     def metrics(self):
@@ -98,6 +139,8 @@ class SparseAutoencoder(keras.Model):
             self.kl_penalty_tracker,
             self.psnr_metric,
             self.mean_activation_tracker,
+            self.active_units_tracker,
+            self.hoyer_tracker,
         ]
 
     def encode(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:
@@ -151,12 +194,17 @@ class SparseAutoencoder(keras.Model):
             "unit_means": unit_means,
         }
 
-    def _update_metrics(self, losses, sample_weight: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
+    def _update_metrics(
+        self, losses, latent: tf.Tensor, sample_weight: tf.Tensor | None = None
+    ) -> dict[str, tf.Tensor]:
         self.loss_tracker.update_state(losses["loss"])
         self.recon_loss_tracker.update_state(losses["recon_loss"])
         self.kl_penalty_tracker.update_state(losses["kl_penalty"])
         self.psnr_metric.update_from_mse(losses["image_mse"], sample_weight)
         self.mean_activation_tracker.update_state(tf.reduce_mean(losses["unit_means"]))
+        weights = None if sample_weight is None else tf.reshape(sample_weight, [-1])
+        self.active_units_tracker.update_state(active_units(latent, unit_scale(latent)), weights)
+        self.hoyer_tracker.update_state(hoyer(latent), weights)
         return {metric.name: metric.result() for metric in self.metrics}
 
     @staticmethod
@@ -179,14 +227,14 @@ class SparseAutoencoder(keras.Model):
             scaled_loss = losses["loss"] / tf.distribute.get_strategy().num_replicas_in_sync
         gradients = tape.gradient(scaled_loss, self.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=False))
-        return self._update_metrics(losses, sample_weight)
+        return self._update_metrics(losses, latent, sample_weight)
 
     @tf.autograph.experimental.do_not_convert
     def test_step(self, data):
         inputs, targets, sample_weight = self._unpack(data)
         latent, reconstruction = self.forward(inputs, training=False)
         losses = self.compute_losses(targets, latent, reconstruction, sample_weight)
-        return self._update_metrics(losses, sample_weight)
+        return self._update_metrics(losses, latent, sample_weight)
 
     @tf.autograph.experimental.do_not_convert
     def predict_step(self, data):

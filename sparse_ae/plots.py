@@ -49,6 +49,8 @@ _TRAINING_PANELS = (
     ("kl_penalty", "KL sparsity penalty"),
     ("psnr", "PSNR (dB)"),
     ("mean_activation", "mean latent activation"),
+    ("active_units", "active latent units per image"),
+    ("hoyer", "Hoyer sparsity per image"),
 )
 
 
@@ -67,8 +69,8 @@ def save_figure(figure, path: str, dpi: int = 100) -> str:
 def plot_training_curves(history: dict[str, Sequence[float]], sparsity_target: float | None = None):
     """Per-epoch training and validation curves of the model's metrics; the sparsity target ρ as a line
     on the mean-activation panel."""
-    figure = _figure(12, 6.4)
-    axes = figure.subplots(2, 3).ravel()
+    figure = _figure(15, 6.4)
+    axes = figure.subplots(2, 4).ravel()
     for axis, (name, title) in zip(axes, _TRAINING_PANELS, strict=False):
         for key, label, style in ((name, "training", "o-"), (f"val_{name}", "validation", "s--")):
             values = history.get(key)
@@ -87,39 +89,43 @@ def plot_training_curves(history: dict[str, Sequence[float]], sparsity_target: f
         axis.xaxis.get_major_locator().set_params(integer=True)
         axis.tick_params(labelsize=8)
         axis.grid(alpha=0.3)
-    handles, labels = axes[4].get_legend_handles_labels()
-    axes[5].axis("off")
-    axes[5].legend(handles, labels, loc="center", fontsize=10, frameon=False)
+    handles, labels = axes[4].get_legend_handles_labels()  # the mean-activation panel: with sparsity_target
+    axes[7].axis("off")
+    axes[7].legend(handles, labels, loc="center", fontsize=10, frameon=False)
     return figure
 
 
-def plot_unit_activation(unit_means: Sequence[float], sparsity_target: float):
-    """One bar per latent unit: its mean activation over the sampled images, against the target ρ."""
-    means = np.asarray(unit_means, dtype=float)
-    figure = _figure(12, 3.6)
-    axis = figure.subplots()
-    axis.bar(np.arange(len(means)), means, color="tab:blue", label="mean activation of the unit", gid="units")
-    axis.axhline(
-        sparsity_target,
-        color="tab:red",
-        linestyle="--",
-        label=f"sparsity_target = {sparsity_target:g}",
-        gid="sparsity_target",
-        zorder=3,
-    )
-    axis.axhline(
-        float(means.mean()),
-        color="black",
-        linestyle=":",
-        label=f"mean over units = {means.mean():.3f}",
-        gid="mean_over_units",
-    )
-    axis.set_xlabel("latent unit", fontsize=9)
-    axis.set_ylabel("mean activation", fontsize=9)
-    axis.set_xlim(-0.7, len(means) - 0.3)
-    axis.tick_params(labelsize=8)
-    axis.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=3, frameon=False)
-    axis.grid(axis="y", alpha=0.3)
+def plot_code_sparsity(latent: np.ndarray, unit_scale: Sequence[float] | None = None, shown: int = 8):
+    """How sparse the code is per image (sparse_ae/sparsity.py's definitions), in three panels: the
+    distribution of active units per image, every activation's histogram, and a few images' codes.
+
+    unit_scale: each unit's largest value on the eval split (the Trainer's); default: the sample's.
+    """
+    from sparse_ae.sparsity import ACTIVE_SHARE, DEAD_FLOOR
+
+    latent = np.asarray(latent, dtype=float)
+    scale = latent.max(axis=0) if unit_scale is None else np.asarray(unit_scale, dtype=float)
+    active = (latent > ACTIVE_SHARE * scale) & (scale > DEAD_FLOOR)
+    counts = active.sum(axis=1)
+    figure = _figure(13, 3.6)
+    per_image, values, codes = figure.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, 1.6]})
+    per_image.hist(counts, bins=np.arange(latent.shape[1] + 2) - 0.5, color="tab:blue", gid="active_per_image")
+    per_image.axvline(counts.mean(), color="black", linestyle=":", label=f"mean {counts.mean():.1f}")
+    per_image.set_xlim(-0.5, max(int(counts.max()), 1) + 1.5)
+    per_image.set_xlabel(f"active units per image (of {latent.shape[1]})", fontsize=9)
+    per_image.set_ylabel("images", fontsize=9)
+    per_image.legend(fontsize=8, frameon=False)
+    values.hist(latent.ravel(), bins=60, color="tab:gray", log=True, gid="activations")
+    values.set_xlabel("activation (every unit, every image)", fontsize=9)
+    values.set_ylabel("count (log)", fontsize=9)
+    rows = latent[:shown] / np.where(scale > DEAD_FLOOR, scale, 1.0)
+    image = codes.imshow(rows, aspect="auto", cmap="Greys", vmin=0.0, vmax=1.0, interpolation="nearest", gid="codes")
+    codes.set_xlabel("latent unit", fontsize=9)
+    codes.set_ylabel("image", fontsize=9)
+    codes.set_title(f"the first {len(rows)} images' codes (share of each unit's largest value)", fontsize=9)
+    figure.colorbar(image, ax=codes, fraction=0.04)
+    for axis in (per_image, values, codes):
+        axis.tick_params(labelsize=8)
     return figure
 
 

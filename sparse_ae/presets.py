@@ -1,7 +1,7 @@
 """Named model settings, one switch away from the defaults (`--preset NAME`).
 
-`seed` is the seed project's configuration exactly (sigmoid encoder, relu decoder, glorot
-initialisation, beta 1e-3, Adam at a constant 1e-3, 10 epochs), so its tutorial figures stay
+`seed` is the seed project's configuration exactly (sigmoid encoder, a dense sigmoid code, relu
+decoder, glorot initialisation, beta 1e-3, Adam at a constant 1e-3, 10 epochs), so its tutorial figures stay
 reproducible; `default` is the current defaults of SparseAEConfig (chosen by the sweep in
 docs/model-defaults.md).
 """
@@ -18,6 +18,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "hidden_dims": [256, 128],
         "latent_dim": 64,
         "latent_activation": "sigmoid",
+        "latent_top_k": None,
+        "latent_batch_norm": False,
         "encoder_activation": "sigmoid",
         "decoder_activation": "relu",
         "kernel_initializer": "glorot_uniform",

@@ -10,9 +10,11 @@ from typing import Any
 import tensorflow as tf
 import tf_keras as keras
 
+from sparse_ae import linear_baseline, sparsity
 from sparse_ae.config import SparseAEConfig, configure_devices
 from sparse_ae.distribute import create_strategy, discard, shard_by_data, writable_dir
 from sparse_ae.errors import TrainingDivergedError
+from sparse_ae.linear_baseline import LinearBaseline
 from sparse_ae.model import METRIC_NAMES, SparseAutoencoder, build_model
 from sparse_ae.storage import local_dir, write_text
 
@@ -101,6 +103,19 @@ def summarize_history(history: dict[str, list[float]], config: SparseAEConfig) -
     }
 
 
+def describe_code(model: SparseAutoencoder, val_data: tf.data.Dataset, baseline: LinearBaseline | None) -> dict:
+    """The code's sparsity on the validation split (`code_sparsity`, sparse_ae/sparsity.py) and, with a
+    baseline, PCA with as many components as the code has active units per image on average
+    (`linear_baseline_at_active`): the linear code of the same size, the figure a sparse code must beat."""
+    code = sparsity.measure(model.encode, model.decode, lambda: val_data)
+    described: dict[str, Any] = {"code_sparsity": code}
+    if baseline is not None:
+        active = baseline.truncated(sparsity.active_code_size(code, baseline.code_size))
+        scores = linear_baseline.score(active, (targets.numpy() for _, targets in val_data))
+        described["linear_baseline_at_active"] = linear_baseline.summary(active, scores)
+    return described
+
+
 def fit(
     model: SparseAutoencoder,
     train_data: tf.data.Dataset,
@@ -112,8 +127,10 @@ def fit(
     validation_steps: int | None = None,
     extra_callbacks: list | None = None,
     extra_summary: dict[str, Any] | None = None,
+    baseline: LinearBaseline | None = None,
 ) -> dict[str, Any]:
-    """Train with the standard callbacks, write metrics.json (plus extra_summary), and return its content.
+    """Train with the standard callbacks, write metrics.json (plus extra_summary and the code's
+    sparsity on val_data: describe_code), and return its content.
 
     output_dir may be remote (gs://...): the checkpoint is written to a local folder and copied
     there when training ends; metrics.json and the logs are written there directly.
@@ -141,6 +158,8 @@ def fit(
     summary["diverged"] = stopped_at is not None or any(not math.isfinite(value) for value in losses)
     summary["diverged_at"] = list(stopped_at) if stopped_at else None
     summary["replicas"] = model.distribute_strategy.num_replicas_in_sync
+    if not summary["diverged"]:
+        summary.update(describe_code(model, val_data, baseline))
     write_text(os.path.join(write_dir, METRICS_FILE), json.dumps(summary, indent=2, allow_nan=True))
     discard(write_dir, output_dir)
     if summary["diverged"]:
@@ -162,12 +181,13 @@ def train(
     val_split: str = "test",
     download: bool = True,
     verbose: int | str = "auto",
-    linear_baseline: bool = True,
+    with_linear_baseline: bool = True,
 ) -> dict[str, Any]:
     """Train on a TFDS dataset by name; writes sparse_autoencoder.weights.h5, metrics.json and logs/.
 
-    With linear_baseline, metrics.json also holds PCA of latent_dim components fitted on the train
-    split and scored on the validation split (`linear_baseline`), the figure the model must beat.
+    With with_linear_baseline, metrics.json also holds PCA of latent_dim components fitted on the train
+    split and scored on the validation split (`linear_baseline`), and PCA of the code's active size
+    (`linear_baseline_at_active`), the figure a sparse code must beat.
     """
     from sparse_ae import data  # local: keeps TFDS out of model-only imports
 
@@ -177,12 +197,13 @@ def train(
     val_data = data.tfds_pairs(dataset, val_split, config, training=False, data_dir=data_dir, download=download)
     train_data, val_data = shard_by_data(train_data, strategy), shard_by_data(val_data, strategy)
     extra: dict[str, Any] = {"dataset": dataset}
-    if linear_baseline:
-        from sparse_ae.linear_baseline import compute
-
-        extra["linear_baseline"] = compute(
+    baseline = None
+    if with_linear_baseline:
+        baseline, extra["linear_baseline"] = linear_baseline.fit_on_tfds(
             dataset, train_split, val_split, config.latent_dim, data_dir=data_dir, download=download
         )
     keras.utils.set_random_seed(config.seed)  # the initial weights (and dropout-free steps) reproducible
     model = build_model(config, strategy)
-    return fit(model, train_data, val_data, config.epochs, output_dir, verbose=verbose, extra_summary=extra)
+    return fit(
+        model, train_data, val_data, config.epochs, output_dir, verbose=verbose, extra_summary=extra, baseline=baseline
+    )

@@ -11,7 +11,8 @@ def test_defaults_keep_the_seeds_sizes_and_sparsity_target():
     config = SparseAEConfig()
     assert (config.latent_dim, config.hidden_dims) == (64, (256, 128))
     assert (config.sparsity_target, config.sparsity_weight) == (0.05, 0.01)
-    assert (config.latent_activation, config.encoder_activation, config.decoder_activation) == ("sigmoid", "elu", "elu")
+    assert (config.latent_activation, config.encoder_activation, config.decoder_activation) == ("relu", "elu", "elu")
+    assert (config.latent_top_k, config.latent_batch_norm) == (6, True)
     assert (config.batch_norm, config.kernel_initializer) == (True, "he_normal")
     assert (config.learning_rate, config.learning_rate_schedule, config.epochs) == (5e-3, "cosine", 15)
     assert not config.denoising

@@ -11,7 +11,7 @@ import json
 import os
 
 import pytest
-from helpers import LENIENT_GATE, small_pipeline_overrides
+from helpers import LENIENT_GATE, metrics_by_slice, small_pipeline_overrides
 
 from pipeline.evaluation import EVALUATOR_MODULE, eval_config
 from pipeline.local_runner import run_local
@@ -69,20 +69,6 @@ def evaluate_again(inputs: dict, gate, engine: str, output_dir: str) -> dict:
         properties["module_path"] = EVALUATOR_MODULE
     Executor().Do(inputs, {"evaluation": [evaluation], "blessing": [blessing]}, properties)
     return {"uri": evaluation.uri, "blessed": os.path.exists(os.path.join(blessing.uri, "BLESSED"))}
-
-
-def metrics_by_slice(uri: str) -> dict:
-    """{slice key: {(metric name, model name, output name, is diff): value}} from TFMA's loader."""
-    import tensorflow_model_analysis as tfma
-
-    result = {}
-    for slice_metrics in tfma.load_metrics(uri):
-        keys = tuple((k.column, k.int64_value) for k in slice_metrics.slice_key.single_slice_keys)
-        result[keys] = {
-            (item.key.name, item.key.model_name, item.key.output_name, item.key.is_diff): item.value.double_value.value
-            for item in slice_metrics.metric_keys_and_values
-        }
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,12 @@ def test_forward_shapes_and_ranges(small_config):
     assert latent.shape == (5, small_config.latent_dim)
     assert reconstruction.shape == (5, 28, 28, 1)
     assert np.all(np.abs(reconstruction.numpy()) <= 1.0)
-    assert np.all((latent.numpy() >= 0) & (latent.numpy() <= 1))  # sigmoid code
+    codes = latent.numpy()
+    assert np.all(codes >= 0) and np.all((codes > 0).sum(axis=1) <= small_config.latent_top_k)  # relu, TopK
+    sigmoid = seeded_model(small_config.model_copy(update=DENSE_SIGMOID))
+    assert np.all(
+        (sigmoid.encode(structured_images(5)).numpy() > 0) & (sigmoid.encode(structured_images(5)).numpy() < 1)
+    )
 
 
 def test_each_step_encodes_once(small_config):
@@ -64,8 +69,12 @@ def test_loss_decreases_and_psnr_rises(small_config):
     assert history["psnr"][-1] > history["psnr"][0] + 3.0
 
 
+# A dense sigmoid code (the seed's latent): what the KL penalty alone acts on.
+DENSE_SIGMOID = {"latent_activation": "sigmoid", "latent_top_k": None, "latent_batch_norm": False}
+
+
 def mean_activation_after_training(config: SparseAEConfig) -> float:
-    model = seeded_model(config.model_copy(update={"learning_rate": 3e-3}))
+    model = seeded_model(config.model_copy(update={"learning_rate": 3e-3, **DENSE_SIGMOID}))
     data = pairs(structured_images(1024), 64)
     model.fit(data, epochs=5, verbose=0)
     return model.evaluate(data, verbose=0, return_dict=True)["mean_activation"]
@@ -111,7 +120,7 @@ def test_sample_weights_of_zero_leave_out_their_images(small_config):
     # statistics in training mode see every image of the batch, whatever its weight.
     after = []
     for data in ((noisy, images, half), (noisy[:4], images[:4])):
-        stepped = seeded_model(small_config.model_copy(update={"batch_norm": False}))
+        stepped = seeded_model(small_config.model_copy(update={"batch_norm": False, "latent_batch_norm": False}))
         stepped.compile(optimizer=keras.optimizers.SGD(learning_rate=1.0))
         stepped.train_step(data)
         after.append(stepped.get_weights())

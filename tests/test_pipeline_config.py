@@ -12,11 +12,9 @@ def test_defaults_run_fashion_mnist_with_a_gate():
     config = PipelineConfig()
     assert config.dataset.name == "fashion_mnist"
     assert config.dataset.split_mapping == {"train": "train", "test": "eval"}
-    assert (config.gate.psnr_threshold, config.gate.sparsity_tolerance, config.gate.min_gain_over_linear) == (
-        20.0,
-        0.1,
-        0.0,
-    )
+    gate = config.gate
+    assert (gate.psnr_threshold, gate.max_active_units, gate.min_hoyer, gate.max_zeroing_cost) == (20.0, 8.0, 0.7, 0.5)
+    assert (gate.min_gain_over_linear, gate.min_gain_over_full_linear, gate.sparsity_tolerance) == (3.0, None, None)
     assert config.enable_cache
     assert config.resolved_metadata_path == os.path.join(config.pipeline_root, "metadata.sqlite")
 

@@ -202,12 +202,15 @@ def test_latent_means_and_reconstructions_come_from_the_trained_model(run, garme
         assert len(row["indices"]) == 4 and all(labels[i] == row["label"] for i in row["indices"])
         np.testing.assert_allclose(row["psnr"], outputs["psnr"].numpy()[row["indices"]], atol=1e-4)
 
-    figure = _figures(run)["sparsity"]
-    axis = figure.axes[0]
-    heights = [patch.get_height() for patch in axis.patches]
-    np.testing.assert_allclose(heights, sparsity["unit_means"])
-    target = [line for line in axis.get_lines() if line.get_gid() == "sparsity_target"]
-    assert set(target[0].get_ydata()) == {run["config"].model.sparsity_target}
+    # The sparsity figure: active units per image against the Trainer's eval-split unit scales.
+    codes = outputs["latent"].numpy()
+    scale = np.asarray(sparsity["unit_scale"])
+    np.testing.assert_allclose(scale, codes.max(axis=0), rtol=1e-5)  # the eval split is the whole sample here
+    active = ((codes > 0.1 * scale) & (scale > 1e-6)).sum(axis=1)
+    per_image = _figures(run)["sparsity"].axes[0]
+    counts = [patch.get_height() for patch in per_image.patches]
+    assert counts == list(np.bincount(active, minlength=len(counts))[: len(counts)])
+    assert sum(counts) == 500
 
 
 @pytest.mark.e2e
@@ -435,6 +438,10 @@ def test_gate_bounds_read_back_both_eval_config_forms():
             class_psnr_floor=12.0,
             sparsity_tolerance=0.2,
             min_gain_over_linear=0.5,
+            max_active_units=6.5,
+            min_hoyer=0.6,
+            max_zeroing_cost=0.25,
+            min_gain_over_full_linear=-1.5,
         )
     )
     assert gate_bounds(current) == {
@@ -443,6 +450,10 @@ def test_gate_bounds_read_back_both_eval_config_forms():
         "class_psnr_floor": 12.0,
         "sparsity_tolerance": 0.2,
         "min_gain_over_linear": 0.5,
+        "max_active_units": 6.5,
+        "min_hoyer": 0.6,
+        "max_zeroing_cost": 0.25,
+        "min_gain_over_full_linear": -1.5,
     }
     assert gate_bounds(eval_config(GateConfig(sparsity_tolerance=None)))["sparsity_tolerance"] is None
     batched = eval_config(
@@ -452,6 +463,10 @@ def test_gate_bounds_read_back_both_eval_config_forms():
             class_psnr_floor=12.0,
             sparsity_tolerance=0.2,
             min_gain_over_linear=0.5,
+            max_active_units=6.5,
+            min_hoyer=0.6,
+            max_zeroing_cost=0.25,
+            min_gain_over_full_linear=-1.5,
         ),
         engine="batched",
     )
@@ -480,4 +495,8 @@ def test_gate_bounds_read_back_both_eval_config_forms():
         "class_psnr_floor": None,
         "sparsity_tolerance": None,
         "min_gain_over_linear": None,
+        "max_active_units": None,
+        "min_hoyer": None,
+        "max_zeroing_cost": None,
+        "min_gain_over_full_linear": None,
     }

@@ -116,7 +116,8 @@ def test_score_flags_the_configured_rate_on_garments_and_writes_one_row_per_imag
     assert len(rows) == n and rows["anomalous"].sum() <= n * p + 4 * math.sqrt(n * p * (1 - p))
     assert ((rows["mse"] > threshold) == rows["anomalous"].astype(bool)).all()
     latent = rows[[c for c in rows.columns if c.startswith("latent_")]].to_numpy()
-    assert latent.shape == (n, config.model.latent_dim) and ((latent >= 0) & (latent <= 1)).all()
+    assert latent.shape == (n, config.model.latent_dim) and (latent >= 0).all()
+    assert ((latent > 0).sum(axis=1) <= config.model.latent_top_k).all()  # the sparse (TopK) codes
 
 
 def test_score_reads_the_pipelines_tfrecords_with_the_same_scores_as_the_tfds_split(

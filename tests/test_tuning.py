@@ -24,6 +24,10 @@ from sparse_ae.tuning import (
 # Tiny, and chosen so that 3 seeded trials of 1 epoch give both outcomes: a small beta leaves the
 # mean activation far above rho (a miss with the better PSNR), a large one pulls it to rho (a meet).
 TINY_SEARCH = [
+    # the dense sigmoid code, whose mean activation the KL penalty alone steers (the objective's figure)
+    "model.latent_top_k=none",
+    "model.latent_batch_norm=false",
+    "model.latent_activation=sigmoid",
     "model.hidden_dims=64",
     "model.batch_size=64",
     "model.learning_rate=0.003",

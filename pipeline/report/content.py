@@ -22,7 +22,7 @@ from pipeline.mlmd_reader import (
     open_store,
     resolve_run,
 )
-from pipeline.run_summary import RunSummary, format_drift, summarize_run
+from pipeline.run_summary import RunSummary, active_size, format_drift, summarize_run
 from sparse_ae.train import METRICS_FILE  # the Trainer's, in its model_run artifact
 
 SAMPLE_SIZE = 1000  # eval examples run through the model for reconstructions and latent means
@@ -182,10 +182,15 @@ def gather_sample(run: RunRecord, data: ReportData, sample_size: int, per_class:
     model_config = (data.training or {}).get("config", {})
     data.sample = run_sample(model_dir, examples.uri, split, sample_size, model_config)
     target = (data.training or {}).get("sparsity_target", model_config.get("sparsity_target"))
+    code = run.summary.code_sparsity or {}
     data.sparsity = {
         "sparsity_target": target,
         "latent_activation": model_config.get("latent_activation"),
+        "latent_top_k": model_config.get("latent_top_k"),
         "unit_means": [float(v) for v in data.sample.latent.mean(axis=0)],
+        # each unit's largest value on the eval split (the Trainer's): "active" is measured against it
+        "unit_scale": code.get("unit_scale"),
+        "dead_fraction": code.get("dead_fraction"),
         "sample_count": int(len(data.sample.labels)),
         "split": split,
     }
@@ -314,6 +319,42 @@ def read_statistics(statistics_uri: str) -> dict[str, dict[str, Any]]:
     return result
 
 
+def code_details(summary: RunSummary, gate: dict[str, float | None]) -> list[str]:
+    """The code's sparsity per image and the gains over PCA, each with the gate's bound (or "not gated")."""
+
+    def bound(key: str, text: str) -> str:
+        return f" (required: {text.format(gate[key])})" if gate.get(key) is not None else " (not gated)"
+
+    details = []
+    if summary.active_units is not None:
+        dead = (summary.code_sparsity or {}).get("dead_fraction")
+        details.append(
+            f"Active latent units per image {summary.active_units:.1f}"
+            + bound("max_active_units", "at most {:g}")
+            + (f"; Hoyer sparsity {summary.hoyer:.2f}" + bound("min_hoyer", "at least {:g}") if summary.hoyer else "")
+            + (f"; dead units {dead:.0%}" if dead is not None else "")
+        )
+    if summary.zeroing_cost is not None and summary.psnr_active_only is not None:
+        details.append(
+            f"With only the active units decoded {summary.psnr_active_only:.2f} dB, "
+            f"{summary.zeroing_cost:.2f} dB lost" + bound("max_zeroing_cost", "at most {:g} dB")
+        )
+    for psnr, what, key in (
+        (
+            summary.linear_baseline_psnr_at_active,
+            f"PCA-{active_size(summary)}, the code's active size",
+            "min_gain_over_linear",
+        ),
+        (summary.linear_baseline_psnr, "PCA of the full code size", "min_gain_over_full_linear"),
+    ):
+        if psnr is not None and summary.psnr is not None:
+            details.append(
+                f"Linear baseline ({what}): {psnr:.2f} dB; the model {summary.psnr - psnr:+.2f} dB"
+                + bound(key, "{:+g} dB")
+            )
+    return details
+
+
 def verdict(summary: RunSummary, gate: dict[str, float | None], pushed_model=None) -> dict[str, Any]:
     """The gate's decision in words: status, a one-line headline and the details behind it."""
     details: list[str] = []
@@ -330,13 +371,7 @@ def verdict(summary: RunSummary, gate: dict[str, float | None], pushed_model=Non
         )
     elif summary.psnr is not None:
         details.append("No baseline: no model was live, so the absolute thresholds alone decided")
-    if summary.linear_baseline_psnr is not None and summary.psnr is not None:
-        required = gate.get("min_gain_over_linear")
-        details.append(
-            f"Linear baseline (PCA, same code size): {summary.linear_baseline_psnr:.2f} dB; the model "
-            f"{summary.psnr - summary.linear_baseline_psnr:+.2f} dB"
-            + (f" (required: {required:+g} dB)" if required is not None else " (not gated)")
-        )
+    details += code_details(summary, gate)
     if summary.mean_activation is not None:
         tolerance = gate.get("sparsity_tolerance")
         ratio = f", {summary.activation_to_target:.2f} x sparsity_target" if summary.activation_to_target else ""

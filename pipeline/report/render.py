@@ -16,7 +16,7 @@ FIGURES = {
     "class_psnr": "class_psnr.png",
     "reconstructions": "reconstructions.png",
     "training": "training_curves.png",
-    "sparsity": "unit_activation.png",
+    "sparsity": "code_sparsity.png",
 }
 
 
@@ -54,20 +54,9 @@ def figures(data: ReportData) -> dict[str, object]:
         )
     if data.training and data.training.get("history"):
         drawn["training"] = plots.plot_training_curves(data.training["history"], data.training.get("sparsity_target"))
-    if data.sparsity and data.sparsity.get("sparsity_target") is not None:
-        drawn["sparsity"] = plots.plot_unit_activation(data.sparsity["unit_means"], data.sparsity["sparsity_target"])
+    if data.sparsity and data.sample is not None:
+        drawn["sparsity"] = plots.plot_code_sparsity(data.sample.latent, data.sparsity.get("unit_scale"))
     return drawn
-
-
-def sparsity_counts(unit_means: list[float], target: float) -> dict[str, int]:
-    """How many units sit near sparsity_target (within a factor of 2), above, below, or are unused (mean < 1e-3)."""
-    means = np.asarray(unit_means)
-    return {
-        "near": int(np.sum((means >= target / 2) & (means <= target * 2))),
-        "above": int(np.sum(means > target * 2)),
-        "below": int(np.sum((means < target / 2) & (means >= 1e-3))),
-        "unused": int(np.sum(means < 1e-3)),
-    }
 
 
 def write(data: ReportData, output_dir: str) -> str:
@@ -109,16 +98,33 @@ def gate_sentence(gate: dict[str, float | None]) -> str:
     )
     if gate.get("class_psnr_floor") is not None:
         text += f" Every class must also reach {gate['class_psnr_floor']:g} dB."
+    sparse = [
+        f"{label} {gate[key]:g}"
+        for key, label in (
+            ("max_active_units", "at most"),
+            ("min_hoyer", "a Hoyer sparsity of at least"),
+        )
+        if gate.get(key) is not None
+    ]
+    if sparse:
+        text += f" Its code must be sparse per image: {' active units, and '.join(sparse)} on average."
+    if gate.get("max_zeroing_cost") is not None:
+        text += (
+            f" Decoding only the active units may cost at most {gate['max_zeroing_cost']:g} dB of PSNR (the active "
+            "units must carry the image)."
+        )
     if gate.get("sparsity_tolerance") is not None:
         text += (
-            f" Its code must be sparse as configured: the mean latent activation on the eval images within "
+            f" The mean latent activation on the eval images must lie within "
             f"±{gate['sparsity_tolerance']:.0%} of sparsity_target."
         )
     if gate.get("min_gain_over_linear") is not None:
         text += (
-            f" It must beat PCA of the same code size (the linear baseline) by at least "
-            f"{gate['min_gain_over_linear']:g} dB."
+            f" It must beat PCA with as many components as its active units (the linear code of the same size) "
+            f"by at least {gate['min_gain_over_linear']:g} dB."
         )
+    if gate.get("min_gain_over_full_linear") is not None:
+        text += f" It must beat PCA of its full code size by at least {gate['min_gain_over_full_linear']:g} dB."
     return text
 
 
@@ -139,14 +145,10 @@ def render_html(data: ReportData, images: dict[str, str | None]) -> str:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    sparsity: dict[str, int] | None = None
-    if data.sparsity and data.sparsity.get("sparsity_target") is not None:
-        sparsity = sparsity_counts(data.sparsity["unit_means"], data.sparsity["sparsity_target"])
     return environment.get_template(TEMPLATE_FILE).render(
         d=data,
         s=data.summary,
         images=images,
-        counts=sparsity,
         gate_text=gate_sentence(data.gate),
         unit_mean=float(np.mean(data.sparsity["unit_means"])) if data.sparsity else None,
         sample_psnr=float(np.mean(data.sample.psnr)) if data.sample is not None else None,
