@@ -10,10 +10,10 @@ import sys
 import time
 from collections.abc import Sequence
 
+# Keras 2 for TFX/TFMA: pipeline/process.py, set up after parsing. TensorFlow's C++ log lines and
+# other library chatter: sparse_ae/quiet.py, set up in main() before the first TensorFlow import.
+from pipeline import process
 from pipeline.workspace import check_serving_dir, pipeline_config, pipeline_flags, remember
-
-# Keras 2 for TFX/TFMA: sparse_ae/__init__.py. TensorFlow's C++ log lines and other library chatter:
-# sparse_ae/quiet.py, set up in main() before the first TensorFlow import.
 from sparse_ae import cli as library_cli
 from sparse_ae import quiet
 
@@ -229,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbose = "--verbose" in argv or "--debug" in argv  # accepted before or after the command (library_cli.run)
     with quiet.QuietTerminal(verbose) as terminal:  # before the first TensorFlow import
         parser, handlers = build_parser()
-        status = library_cli.run(parser, handlers, argv)
+        status = library_cli.run(parser, handlers, argv, setup=process.setup)
         terminal.failed = status not in (0, 2)  # 2: bad input, said in one line
     return status
 

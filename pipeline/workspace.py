@@ -70,7 +70,7 @@ def pushed_serving_dirs(config: PipelineConfig) -> list[str]:
     if not os.path.isfile(config.resolved_metadata_path):  # local by definition: the sqlite store
         return []
     from components.live_model_strategy import model_pushes
-    from components.serving_dir import normalize_path
+    from sparse_ae.serving_layout import normalize_path
     from pipeline.mlmd_reader import open_store, pipeline_models
 
     store = open_store(config.resolved_metadata_path)
@@ -99,7 +99,7 @@ def check_serving_dir(config: PipelineConfig, args: argparse.Namespace) -> None:
     named = {**read_settings(), **command_overrides(args, ROOT_ALIASES)}
     if "pipeline_root" not in named and "metadata_path" not in named:
         return  # no pipeline named (neither flags nor the settings file): the built-in default root is no record
-    from components.serving_dir import normalize_path
+    from sparse_ae.serving_layout import normalize_path
 
     config = config.absolute()
     pushed = pushed_serving_dirs(config)

@@ -14,6 +14,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
+from sparse_ae import process
 from sparse_ae.config import DatasetConfig, SparseAEConfig, StrictModel, add_set_argument, config_from_args
 from sparse_ae.dataset_names import check_dataset_name, did_you_mean
 from sparse_ae.errors import ConfigError, DatasetUnavailableError, DataValidationError, TrainingDivergedError
@@ -339,16 +340,23 @@ def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpar
     return args
 
 
-def run(parser: argparse.ArgumentParser, handlers: dict[str, Handler], argv: Sequence[str] | None) -> int:
-    """Parse, dispatch, and turn expected errors into one line on stderr.
+def run(
+    parser: argparse.ArgumentParser,
+    handlers: dict[str, Handler],
+    argv: Sequence[str] | None,
+    setup: Callable[[], None] = process.setup,
+) -> int:
+    """Parse, run the process setup, dispatch, and turn expected errors into one line on stderr.
 
     Bad input (config, dataset) exits with 2, a diverged training run with 1, with or without
-    --debug (which adds the traceback).
+    --debug (which adds the traceback). The setup runs after parsing: --help and bad arguments
+    answer without importing TensorFlow.
     """
     args = parse(parser, argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    setup()
     try:
         return handlers[args.command](args)
     except (ConfigError, DatasetUnavailableError, DataValidationError, TrainingDivergedError) as error:

@@ -2,11 +2,13 @@
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import pytest
 
+from pipeline import process
 from sparse_ae.config import SparseAEConfig
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+process.setup()  # the tests' process is an entry point: Keras 2 for TFX, before TensorFlow is imported
 
 
 @pytest.fixture
