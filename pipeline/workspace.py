@@ -69,9 +69,9 @@ def pushed_serving_dirs(config: PipelineConfig) -> list[str]:
     config = config.absolute()
     if not os.path.isfile(config.resolved_metadata_path):  # local by definition: the sqlite store
         return []
-    from components.live_model_strategy import model_pushes
-    from sparse_ae.serving_layout import normalize_path
+    from components.serving_state import model_pushes
     from pipeline.mlmd_reader import open_store, pipeline_models
+    from sparse_ae.serving_layout import normalize_path
 
     store = open_store(config.resolved_metadata_path)
     context = store.get_context_by_type_and_name("pipeline", config.pipeline_name)
