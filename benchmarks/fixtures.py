@@ -49,12 +49,19 @@ def trained_model(images: np.ndarray, config: SparseAEConfig, epochs: int = 1) -
 
 
 def exported(model: SparseAutoencoder, directory: str, images: np.ndarray | None = None) -> str:
-    """The SavedModel the pipeline ships; with images, also the linear baseline fitted on them
-    (the Evaluator's config averages its outputs)."""
+    """The SavedModel the pipeline ships; with images, also the linear baseline fitted on them and
+    the code's sparsity measured on them, as the Trainer measures it on the eval split (the
+    Evaluator's config averages the outputs both add)."""
+    from sparse_ae import sparsity
     from sparse_ae.linear_baseline import fit_pca
 
-    baseline = None if images is None else fit_pca([images], model.config.latent_dim)
-    return export_saved_model(model, os.path.join(directory, "saved_model"), baseline)
+    if images is None:
+        return export_saved_model(model, os.path.join(directory, "saved_model"))
+    scaled = images.astype(np.float32) / 127.5 - 1
+    pairs = tf.data.Dataset.from_tensor_slices((scaled, scaled)).batch(1024)
+    code = sparsity.measure(model.encode, model.decode, lambda: pairs)
+    baseline = fit_pca([images], model.config.latent_dim)
+    return export_saved_model(model, os.path.join(directory, "saved_model"), baseline, code)
 
 
 def record_files(directory: str, pattern: str = "*.gz") -> list[str]:
