@@ -174,5 +174,6 @@ def create_pipeline(
         + ([bulk_inferrer] if bulk_inferrer else []),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=beam_pipeline_args(config, beam),
+        # TFX annotates it list[str | Placeholder], which (list being invariant) refuses a list[str].
+        beam_pipeline_args=beam_pipeline_args(config, beam),  # type: ignore[arg-type]
     )
