@@ -409,7 +409,7 @@ def _texts(node: ast.AST) -> list[str]:
         return [node.value] if isinstance(node.value, str) else []
     if isinstance(node, ast.JoinedStr):
         return [
-            "".join(part.value if isinstance(part, ast.Constant) else sample for part in node.values)
+            "".join(str(part.value) if isinstance(part, ast.Constant) else sample for part in node.values)
             for sample in SAMPLE_VALUES
         ]
     return []
