@@ -4,7 +4,7 @@
 #   docker build -t gcr.io/<project>/sparse-ae-tfx:<tag> . && docker push gcr.io/<project>/sparse-ae-tfx:<tag>
 FROM gcr.io/tfx-oss-public/tfx:1.16.0
 
-# TFX 1.16's Trainer and TFMA need Keras 2 (tf_keras). sparse_ae/__init__.py sets this for every entry
+# TFX 1.16's Trainer and TFMA need Keras 2 (tf_keras). pipeline.process.setup() sets this in every entry
 # point of ours, but TFX's container entrypoint imports TensorFlow before any of our code runs.
 ENV TF_USE_LEGACY_KERAS=1
 

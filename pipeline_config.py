@@ -218,8 +218,9 @@ class PipelineConfig(StrictModel):
     beam_pipeline_args: list[str] | None = Field(
         None,
         description="Beam options of TFDSExampleGen, StatisticsGen and Evaluator, comma-separated; none: "
-        "Beam's local FnApiRunner (the DirectRunner's engine, named so that Beam never swaps in Prism), "
-        "in-memory or one process per core as the dataset's size and the cores make pay; without --runner, "
+        "Beam's local FnApiRunner (the DirectRunner's engine, named so that Beam never swaps in Prism), which a "
+        "local run sets in-memory or one process per core as the dataset's size and the cores make pay (a compiled "
+        "Kubeflow spec or Airflow DAG: in-memory); without --runner, "
         "--runner=FnApiRunner is added (docs/running-at-scale.md: 'Beam running mode', and templates in 'Beam').",
     )
     container_image: str = Field(

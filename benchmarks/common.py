@@ -10,18 +10,14 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pipeline.beam_args import BeamMode, beam_pipeline_args
+from pipeline.beam_args import beam_pipeline_args
 from pipeline_config import BEAM_RUNNER_TEMPLATES, PipelineConfig
 
 NOT_MEASURABLE = "not measurable"  # how a None figure is printed
 
 # The Beam options the pipeline gives its Beam components on small data (pipeline/beam_args.py),
 # the dependency flag included: without it TFX builds a package of itself per executor (1.6 s).
-IN_MEMORY_BEAM = tuple(
-    beam_pipeline_args(
-        PipelineConfig(), BeamMode(list(BEAM_RUNNER_TEMPLATES["direct_in_memory"]), "in_memory", "benchmarks")
-    )
-)
+IN_MEMORY_BEAM = tuple(beam_pipeline_args(PipelineConfig(beam_pipeline_args=BEAM_RUNNER_TEMPLATES["direct_in_memory"])))
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from benchmarks.common import RESULTS_DIR, format_figure, write_result
+from pipeline import process
 
 
 def suites(full: bool, smoke: bool = False) -> dict[str, Callable[[str | None], dict]]:
@@ -68,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-dir", default="tfds_data", help="TFDS data_dir (garment_shapes is generated there)")
     parser.add_argument("--results-dir", default=RESULTS_DIR)
     args = parser.parse_args(argv)
+    process.setup()  # Keras 2 for TFX, before a benchmark imports TensorFlow (pipeline/process.py)
     table = suites(args.full, args.smoke)
     unknown = sorted(set(args.only or []) - set(table))
     if unknown:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import tensorflow as tf  # benchmarks/__init__.py has set TF_USE_LEGACY_KERAS (Keras 2) by now
+import tensorflow as tf  # benchmarks/run.py has called pipeline.process.setup() (Keras 2) by now
 import tf_keras as keras
 
 from benchmarks.common import positive, safe_ratio

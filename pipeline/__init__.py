@@ -1,6 +1,4 @@
-"""Wires the components into one orchestrator-agnostic TFX pipeline (see pipeline.pipeline)."""
+"""Wires the components into one orchestrator-agnostic TFX pipeline (see pipeline.pipeline).
 
-import sparse_ae  # noqa: F401  (first: sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
-from components.deferred_imports import defer_unused_imports
-
-defer_unused_imports()  # before any TFX import: see components/deferred_imports.py
+Entry points call `pipeline.process.setup()` before TensorFlow is imported (Keras 2 for TFX).
+"""

@@ -1,12 +1,25 @@
 """The Beam options each Beam-based component (ExampleGen, StatisticsGen, Evaluator) runs with,
-and, unless beam_pipeline_args sets them, the DirectRunner mode chosen for the data and the machine."""
+and, unless beam_pipeline_args sets them, the DirectRunner mode a local run chooses for the data
+and the machine.
+
+A compiled pipeline (Kubeflow spec, Airflow DAG) carries only what the config says
+(`beam_pipeline_args`). A local run chooses the mode when it starts (`beam_mode`) and hands it to
+the Beam components through two environment-variable placeholders (`local_beam_pipeline_args`,
+`mode_environment`): TFX resolves them as each component starts, and its cache key hashes the
+placeholders, not their values, so the machine (its cores, whether the dataset was prepared) never
+decides whether a component runs again.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from typing import TYPE_CHECKING
 
 from pipeline_config import BEAM_RUNNER_TEMPLATES, DatasetConfig, PipelineConfig
+
+if TYPE_CHECKING:
+    from tfx.dsl.placeholder.placeholder import Placeholder
 
 # TFX builds and stages an sdist of itself for the Beam workers unless one of these is set.
 _DEPENDENCY_FLAGS = (
@@ -33,6 +46,10 @@ _DEPENDENCY_FLAGS = (
 WORKER_START_S = 25.0
 EXAMPLE_COST_S = 150e-6
 UNKNOWN_SIZE = "in_memory"  # a dataset not prepared yet (ExampleGen prepares it): size unknown
+SET_BY_CONFIG = "set by beam_pipeline_args"  # the reason of a mode the config sets (not chosen)
+# Where a local run records its mode and why, for the run summary: a custom property of the run's
+# pipeline_run context in ML Metadata (never a component's property, which would be in its cache key).
+BEAM_MODE_PROPERTY = "beam_mode"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +141,7 @@ def _is_direct(args: list[str]) -> bool:
 
 def beam_mode(config: PipelineConfig, cores: int | None = None) -> BeamMode:
     """config.beam_pipeline_args when set; else the DirectRunner mode for the dataset's size and
-    the cores of this machine (`cores`, default os.cpu_count())."""
+    the cores of this machine (`cores`, default os.cpu_count()). For a local run, when it starts."""
     args = config.beam_pipeline_args
     if args is None:
         return choose_direct_mode(prepared_size(config.dataset), cores or os.cpu_count())
@@ -132,13 +149,13 @@ def beam_mode(config: PipelineConfig, cores: int | None = None) -> BeamMode:
     if _is_direct(args):
         modes = [arg.split("=", 1)[1] for arg in args if arg.startswith("--direct_running_mode=")]
         mode = modes[-1] if modes else "in_memory"  # Beam's default running mode
-    return BeamMode(list(args), mode, "set by beam_pipeline_args")
+    return BeamMode(list(args), mode, SET_BY_CONFIG)
 
 
-def beam_pipeline_args(config: PipelineConfig, mode: BeamMode | None = None) -> list[str]:
-    """The Beam options of mode (default: beam_mode(config)); where they name no runner, the
-    FnApiRunner (see LOCAL_RUNNER); and for these local runners the container image as the
-    workers' dependency flag.
+def beam_pipeline_args(config: PipelineConfig) -> list[str]:
+    """The Beam options of the config (none: Beam's defaults, the FnApiRunner in memory); where
+    they name no runner, the FnApiRunner (see LOCAL_RUNNER); and for these local runners the
+    container image as the workers' dependency flag. Nothing here depends on this machine.
 
     Without a dependency flag, every Beam executor copies TFX's 41 MB source into a new temporary
     directory and builds a package from it (seconds per component, never deleted: gigabytes of
@@ -146,10 +163,38 @@ def beam_pipeline_args(config: PipelineConfig, mode: BeamMode | None = None) -> 
     never install it, so the flag only tells TFX that nothing needs staging; the image named is
     the one every step already runs in on Kubeflow (config.container_image).
     """
-    args = list((mode or beam_mode(config)).args)
+    args = list(config.beam_pipeline_args or [])
     if _named_runner(args) is None:
         args.append(LOCAL_RUNNER)
     has_dependency = any(arg.split("=", 1)[0] in _DEPENDENCY_FLAGS for arg in args)
     if _is_direct(args) and not has_dependency:
         args.append(f"--sdk_container_image={config.container_image}")
     return args
+
+
+# The DirectRunner options a local run chooses (BEAM_RUNNER_TEMPLATES' direct_* entries), each
+# read from an environment variable that the local runner sets for the run (mode_environment).
+_CHOSEN_OPTIONS = {
+    "--direct_running_mode": "SPARSE_AE_DIRECT_RUNNING_MODE",
+    "--direct_num_workers": "SPARSE_AE_DIRECT_NUM_WORKERS",
+}
+
+
+def local_beam_pipeline_args(config: PipelineConfig) -> list[str | Placeholder]:
+    """beam_pipeline_args(config), and where the config sets none, the DirectRunner options as
+    placeholders of the mode the run chooses when it starts (filled by mode_environment)."""
+    from tfx.dsl.placeholder import placeholder as ph
+
+    chosen: list[str | Placeholder] = []
+    if config.beam_pipeline_args is None:
+        chosen = [f"{option}=" + ph.environment_variable(variable) for option, variable in _CHOSEN_OPTIONS.items()]
+    return chosen + beam_pipeline_args(config)
+
+
+def mode_environment(mode: BeamMode) -> dict[str, str]:
+    """The environment variables local_beam_pipeline_args's placeholders read, for mode (a
+    chosen DirectRunner mode; none for options the config sets itself)."""
+    if mode.reason == SET_BY_CONFIG:
+        return {}
+    options = dict(arg.split("=", 1) for arg in mode.args)
+    return {variable: options[option] for option, variable in _CHOSEN_OPTIONS.items()}

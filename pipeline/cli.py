@@ -10,11 +10,12 @@ import sys
 import time
 from collections.abc import Sequence
 
-# Keras 2 for TFX/TFMA: sparse_ae/__init__.py. TensorFlow's C++ log lines and other library chatter:
-# sparse_ae/quiet.py, set up in main() before the first TensorFlow import.
+# Keras 2 for TFX/TFMA: pipeline/process.py, set up after parsing. TensorFlow's C++ log lines and
+# other library chatter: sparse_ae/quiet.py, set up in main() before the first TensorFlow import.
+from pipeline import process
+from pipeline.workspace import check_serving_dir, pipeline_config, pipeline_flags, remember
 from sparse_ae import cli as library_cli
 from sparse_ae import quiet
-from sparse_ae.config import add_set_argument
 
 
 class ComponentProgress(logging.Filter):
@@ -40,22 +41,31 @@ class ComponentProgress(logging.Filter):
         return True
 
 
-def pipeline_config_from(args: argparse.Namespace):
-    """The PipelineConfig of `pipeline run`/`compile`: the preset's model, then --dataset and --set."""
-    from pipeline_config import PipelineConfig
-    from sparse_ae.config import config_from_args
+def pipeline_config_from(args: argparse.Namespace, workspace: bool = True):
+    """The PipelineConfig of `pipeline run`/`compile`: the preset's model, then (workspace) the project
+    folder's settings file, then the flags and --set; the dataset's name checked against TFDS's
+    builders before any work."""
+    from sparse_ae.dataset_names import check_dataset_name
     from sparse_ae.presets import preset
 
-    base = {"model": preset(args.preset)}
-    return config_from_args(PipelineConfig, args, library_cli.DATASET_ALIAS, base=base)
+    config = pipeline_config(args, library_cli.DATASET_ALIAS, {"model": preset(args.preset)}, workspace)
+    check_dataset_name(config.dataset.name, config.dataset.data_dir)
+    return config
 
 
 def cmd_pipeline_run(args: argparse.Namespace) -> int:
     config = pipeline_config_from(args)  # validated before the slow TFX import
+    check_serving_dir(config, args)  # a push into another folder than the pipeline's earlier ones is asked for
     from pipeline.run_lock import PipelineRootBusy, run_lock
 
     try:
         with run_lock(config):  # one run per pipeline root; a second is refused before the TFX import
+            settings = remember(config)
+            if settings:
+                print(
+                    f"Settings: {settings} now names this pipeline (root {config.pipeline_root}, serving "
+                    f"{config.serving_dir}): the default of every sparse-ae command run in this folder"
+                )
             return _run_and_report(config, args)
     except PipelineRootBusy as error:
         print(f"sparse-ae: error: {error}", file=sys.stderr)
@@ -123,12 +133,17 @@ def run_file_name(run_id: str) -> str:
 def add_pipeline_commands(subparsers) -> dict:
     pipeline = subparsers.add_parser("pipeline", help="the TFX pipeline")
     actions = pipeline.add_subparsers(dest="pipeline_command", required=True, parser_class=type(pipeline))
-    run = actions.add_parser("run", help="run the whole pipeline locally (LocalDagRunner, sqlite ML Metadata)")
+    run = actions.add_parser(
+        "run",
+        help="run the whole pipeline locally (LocalDagRunner, sqlite ML Metadata)",
+        parents=[pipeline_flags("model.sparsity_target=0.02, gate.psnr_threshold=20")],
+    )
     run.add_argument("--dataset", help="TFDS name[/config], short for --set dataset.name=NAME")
-    add_set_argument(run, "model.sparsity_target=0.02, gate.psnr_threshold=20")
     library_cli.add_preset_argument(run)
     compile_ = actions.add_parser(
-        "compile", help="compile for another orchestrator: a Kubeflow/Vertex spec or an Airflow DAG file"
+        "compile",
+        help="compile for another orchestrator: a Kubeflow/Vertex spec or an Airflow DAG file",
+        parents=[pipeline_flags("container_image=REGISTRY/sparse-ae-tfx:TAG")],
     )
     compile_.add_argument("--runner", required=True, choices=["kubeflow", "airflow"])
     compile_.add_argument(
@@ -137,7 +152,6 @@ def add_pipeline_commands(subparsers) -> dict:
         help="kubeflow: the spec FILE.json; airflow: the dags_folder (or a FILE.py)",
     )
     compile_.add_argument("--dataset", help="TFDS name[/config], short for --set dataset.name=NAME")
-    add_set_argument(compile_, "container_image=REGISTRY/sparse-ae-tfx:TAG")
     compile_.add_argument(
         "--allow-local",
         action="store_true",
@@ -152,7 +166,7 @@ def add_pipeline_commands(subparsers) -> dict:
 
 def cmd_pipeline_compile(args: argparse.Namespace) -> int:
     """Write the same pipeline as a Kubeflow V2 spec (Vertex AI Pipelines runs it) or an Airflow DAG module."""
-    config = pipeline_config_from(args)
+    config = pipeline_config_from(args, workspace=False)  # the orchestrator's roots, not this folder's
     if args.runner == "kubeflow":
         from pipeline.kubeflow_runner import TARGET, compile_kubeflow, kubeflow_changes, kubeflow_ready
 
@@ -212,11 +226,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, library_cli.Handl
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    verbose = "--verbose" in argv or "--debug" in argv
-    argv = [arg for arg in argv if arg != "--verbose"]  # accepted before or after the command
+    verbose = "--verbose" in argv or "--debug" in argv  # accepted before or after the command (library_cli.run)
     with quiet.QuietTerminal(verbose) as terminal:  # before the first TensorFlow import
         parser, handlers = build_parser()
-        status = library_cli.run(parser, handlers, argv)
+        status = library_cli.run(parser, handlers, argv, setup=process.setup)
         terminal.failed = status not in (0, 2)  # 2: bad input, said in one line
     return status
 

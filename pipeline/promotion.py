@@ -90,6 +90,9 @@ class Candidate:
     worst_class_psnr: float | None = None
     blessed: bool | None = None  # None: never evaluated
     threshold: float | None = None  # the gate's PSNR threshold of the deciding evaluation
+    refused_by: list[str] = dataclasses.field(default_factory=list)  # the gate's failed conditions, in words
+    active_units: float | None = None  # the code's mean active units per image on the eval split
+    hoyer: float | None = None  # the code's mean Hoyer sparsity per image
     versions: list[int] = dataclasses.field(default_factory=list)  # serving versions holding it
     manual: list[str] = dataclasses.field(default_factory=list)  # "promote by USER: REASON"
 
@@ -170,6 +173,8 @@ def _candidate(store, model, pushes, versions: list[ServingVersion]) -> Candidat
         summary = RunSummary(run_id="", components=[])
         read_evaluation(by_execution[deciding]["out:evaluation"].uri, summary)
         candidate.psnr = summary.psnr
+        candidate.active_units, candidate.hoyer = summary.active_units, summary.hoyer
+        candidate.refused_by = [] if blessed else summary.failures  # run_summary.describe_failures' words
         if summary.class_psnr:
             label, value = min(summary.class_psnr.items(), key=lambda item: item[1])
             candidate.worst_class = class_names[label] if label < len(class_names) else str(label)
@@ -254,8 +259,21 @@ def format_inventory(found: Inventory, config: PipelineConfig) -> str:
             f"  {c.model_id:>5} {_when(c.when):<20} {f'{c.psnr:.2f}' if c.psnr is not None else '-':>6} "
             f"{worst:<20} {blessed:<14} {pushed:<24} {c.dataset}"
         )
+        lines += [f"        refused: {failure}" for failure in c.refused_by]
         lines += [f"        manual {note}" for note in c.manual]
     return "\n".join(lines)
+
+
+def promotion_preview(config: PipelineConfig, model_reference: str) -> tuple[Candidate, Candidate | None]:
+    """(the candidate `promote` would publish, the live version's model or None): what the command
+    shows and checks before publishing."""
+    config = config.absolute()
+    store, context = _store(config)
+    model = _find_model(store, context, model_reference)
+    found = inventory(config)
+    candidates = {c.model_id: c for c in found.candidates}
+    live = next((v for v in found.versions if v.live), None)
+    return candidates[model.id], candidates.get(live.model_id) if live and live.model_id else None
 
 
 def _user() -> str:

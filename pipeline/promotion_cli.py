@@ -7,14 +7,14 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from sparse_ae.config import add_set_argument
+from pipeline.workspace import check_serving_dir, pipeline_config, pipeline_flags
 
 
 def _config(args: argparse.Namespace):
-    from pipeline_config import PipelineConfig
-    from sparse_ae.config import config_from_args
-
-    return config_from_args(PipelineConfig, args, {"pipeline_root": "pipeline_root"}).absolute()
+    """The project folder's pipeline under the flags; refused when it pushes to another serving folder."""
+    config = pipeline_config(args).absolute()
+    check_serving_dir(config, args)
+    return config
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -34,6 +34,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
     _require_reason(args, "promote")  # refuse before the slow imports and any lookup
     from pipeline.promotion import promote
 
+    _check_promotion(config, args)
     version = _published("promote", lambda: promote(config, args.model, args.reason))
     if version is None:
         return 1
@@ -58,6 +59,40 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         f"({version.path}), now live; recorded in ML Metadata as a rollback by {version.user}"
     )
     return 0
+
+
+def _check_promotion(config, args: argparse.Namespace) -> None:
+    """Print the candidate's and the live model's eval PSNR; refuse (exit 2) a candidate the gate
+    refused or one worse than the live model unless --force."""
+    from pipeline.promotion import promotion_preview
+
+    candidate, live = promotion_preview(config, args.model)
+
+    def figures(model) -> str:
+        psnr = f"eval PSNR {model.psnr:.2f} dB" if model.psnr is not None else "eval PSNR unknown"
+        sparsity = (
+            f", {model.active_units:.1f} active units per image, Hoyer {model.hoyer:.2f}"
+            if model.active_units is not None and model.hoyer is not None
+            else ""
+        )
+        return psnr + sparsity
+
+    verdict = "refused by the gate" if candidate.blessed is False else "passed the gate"
+    print(f"Candidate: model {candidate.model_id}, {figures(candidate)}, {verdict}")
+    for failure in candidate.refused_by:
+        print(f"  refused: {failure}")
+    print(f"Live: model {live.model_id}, {figures(live)}" if live else "Live: none")
+    concerns = []
+    if candidate.blessed is False:
+        concerns.append("the gate refused it")
+    if live and live.psnr is not None and candidate.psnr is not None and candidate.psnr < live.psnr:
+        concerns.append(f"its eval PSNR is {live.psnr - candidate.psnr:.2f} dB below the live model's")
+    if concerns and not args.force:
+        from sparse_ae.errors import ConfigError
+
+        raise ConfigError(
+            f"model {candidate.model_id} not promoted: {' and '.join(concerns)}; add --force to publish it anyway"
+        )
 
 
 def _published(name: str, action: Callable[[], Any]) -> Any:
@@ -87,23 +122,27 @@ def _require_reason(args: argparse.Namespace, action: str) -> None:
         raise ConfigError(f"{action} needs --reason TEXT: it is recorded in ML Metadata with who ran it")
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pipeline-root", help="the pipeline's root (sets pipeline_root; the metadata store is in it)")
-    add_set_argument(parser, "serving_dir=DIR, pipeline_name=NAME")
-
-
 def add_promotion_commands(subparsers) -> dict[str, Callable[[argparse.Namespace], int]]:
     """Register models/promote/rollback; return the handler of each command name."""
-    models = subparsers.add_parser("models", help="serving versions and evaluated candidates, from ML Metadata")
-    _common(models)
+    models = subparsers.add_parser(
+        "models", help="serving versions and evaluated candidates, from ML Metadata", parents=[pipeline_flags()]
+    )
     models.add_argument("--json", action="store_true", help="machine-readable output")
 
-    promote = subparsers.add_parser("promote", help="push a candidate the gate rejected (recorded, with a reason)")
+    promote = subparsers.add_parser(
+        "promote", help="push a candidate the gate rejected (recorded, with a reason)", parents=[pipeline_flags()]
+    )
     promote.add_argument("model", metavar="MODEL", help="Model artifact id (see `models`) or its URI")
     promote.add_argument("--reason", help="why the gate is overridden (required; recorded)")
-    _common(promote)
+    promote.add_argument(
+        "--force",
+        action="store_true",
+        help="publish a candidate the gate refused, or one with a lower eval PSNR than the live model",
+    )
 
-    rollback = subparsers.add_parser("rollback", help="make an earlier serving version live again (recorded)")
+    rollback = subparsers.add_parser(
+        "rollback", help="make an earlier serving version live again (recorded)", parents=[pipeline_flags()]
+    )
     rollback.add_argument(
         "--to",
         type=int,
@@ -111,5 +150,4 @@ def add_promotion_commands(subparsers) -> dict[str, Callable[[argparse.Namespace
         help="the version to restore (default: the newest earlier one that differs from live)",
     )
     rollback.add_argument("--reason", help="why (required; recorded)")
-    _common(rollback)
     return {"models": cmd_models, "promote": cmd_promote, "rollback": cmd_rollback}

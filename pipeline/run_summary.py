@@ -10,6 +10,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.dsl.io import fileio
 from tfx.utils import io_utils
 
+from pipeline.beam_args import BEAM_MODE_PROPERTY
 from pipeline.evaluation import (
     ACTIVE_UNITS_METRIC,
     BOUNDED_METRICS,
@@ -72,7 +73,7 @@ class RunSummary:
     tuner_trials: list[dict] = dataclasses.field(default_factory=list)  # the Tuner's trials.json, ranked
     tuner_tolerance: float | None = None
     failure: str | None = None  # "node: ErrorType: reason" of the first failed component (pipeline/failures.py)
-    beam_mode: str = ""  # the Beam running mode and why, as TFDSExampleGen recorded it (pipeline/beam_args.py)
+    beam_mode: str = ""  # the Beam running mode and why, as a local run recorded it (pipeline/local_runner.py)
     bulk_inference: dict | None = None  # BulkInferrer's split scored: count, flagged, threshold
     drift: dict | None = None  # DriftValidator's record: baseline statistics, threshold, measured distances
 
@@ -230,9 +231,10 @@ def summarize_run(metadata_path: str, pipeline_name: str, run_id: str | None = N
     if failed:
         _, node, reason = min(failed)
         summary.failure = f"{node}: {reason or 'no reason recorded (see the log)'}"
+    run = store.get_context_by_type_and_name("pipeline_run", run_id)
+    if run is not None and BEAM_MODE_PROPERTY in run.custom_properties:
+        summary.beam_mode = run.custom_properties[BEAM_MODE_PROPERTY].string_value
     for node, execution in executions.items():
-        if "beam_mode" in execution.custom_properties:
-            summary.beam_mode = execution.custom_properties["beam_mode"].string_value
         for key, artifact in execution_outputs(store, execution.id).items():
             summary.artifacts[f"{node}.{key}"] = artifact.uri
             if key == "evaluation":

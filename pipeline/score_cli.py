@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Callable
 
+from pipeline.workspace import check_serving_dir, pipeline_config, pipeline_flags
 from sparse_ae.cli import Replaced
-from sparse_ae.config import add_set_argument
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from pipeline_config import PipelineConfig
-    from sparse_ae.config import config_from_args
     from sparse_ae.errors import ConfigError
 
-    config = config_from_args(PipelineConfig, args, {"serving_dir": "serving_dir", "dataset": "dataset.name"})
-    config = config.absolute()
+    config = pipeline_config(args, {"dataset": "dataset.name"}).absolute()
+    if args.dataset:
+        from sparse_ae.dataset_names import check_dataset_name
+
+        check_dataset_name(config.dataset.name, config.dataset.data_dir)  # before the model is looked up or loaded
     if args.model_dir:
         model_dir = args.model_dir
     else:
+        check_serving_dir(config, args)
         from sparse_ae.scoring import resolve_model_dir
 
         model_dir = resolve_model_dir(config.serving_dir, args.version)
@@ -47,7 +48,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     else:
         batches, total = scoring.example_batches(args.examples, shape, args.batch_size)
         source = f"tf.Examples {args.examples}"
-    stem = os.path.splitext(args.output)[0]
+    summary_path, worst_path = scoring.companion_paths(args.output)
     summary = scoring.score(
         scorer,
         batches,
@@ -56,20 +57,22 @@ def cmd_score(args: argparse.Namespace) -> int:
         total=total,
         threshold=args.threshold,
         with_latent=args.latent,
-        worst_png=None if args.no_plot else f"{stem}_worst.png",
+        worst_png=None if args.no_plot else worst_path,
         strict=args.strict,
         progress=not args.quiet,
     )
-    scoring.write_summary(summary, f"{stem}_summary.json")
+    scoring.write_summary(summary, summary_path)
     print(summary.format())
-    print(f"Summary: {stem}_summary.json")
+    print(f"Summary: {summary_path}")
     return 0
 
 
 def add_score_command(subparsers) -> dict[str, Callable[[argparse.Namespace], int]]:
     """Register `score`; return its handler."""
     score = subparsers.add_parser(
-        "score", help="score images with a pushed model: per-image MSE, PSNR, anomaly flag (and latent code)"
+        "score",
+        help="score images with a pushed model: per-image MSE, PSNR, anomaly flag (and latent code)",
+        parents=[pipeline_flags("dataset.data_dir=tfds_data, dataset.download=false, serving_dir=DIR")],
     )
     source = score.add_mutually_exclusive_group(required=True)
     source.add_argument(
@@ -89,13 +92,11 @@ def add_score_command(subparsers) -> dict[str, Callable[[argparse.Namespace], in
     which = score.add_mutually_exclusive_group()
     which.add_argument("--version", type=int, help="a version in serving_dir (default: the live one, the highest)")
     which.add_argument("--model-dir", help="a SavedModel folder instead of serving_dir's versions")
-    score.add_argument("--serving-dir", help="sets serving_dir (default: the pipeline config's)")
-    add_set_argument(score, "dataset.data_dir=tfds_data, dataset.download=false, serving_dir=DIR")
     score.add_argument(
         "--output",
         required=True,
         help="FILE.csv or FILE.parquet: one row per image; the summary "
-        "(FILE_summary.json) and worst reconstructions (FILE_worst.png) "
+        "(FILE.csv.summary.json) and worst reconstructions (FILE.csv.worst.png) "
         "go beside it",
     )
     score.add_argument("--threshold", type=float, help="flag MSE above this instead of the model's calibration")

@@ -9,6 +9,7 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 from tfx.utils import io_utils
 from tfx_bsl.public import tfxio
 
+from pipeline import process
 from sparse_ae import linear_baseline
 from sparse_ae.calibration import DEFAULT_QUANTILE, calibrate, model_mse, write_calibration
 from sparse_ae.config import SparseAEConfig, configure_devices
@@ -76,6 +77,7 @@ def fit_linear_baseline(images: tuple[tf.data.Dataset, tf.data.Dataset], config:
 def run_fn(fn_args: FnArgs) -> None:
     """Train on the train split, validate on eval, export the best epoch's weights as a SavedModel
     that also scores the linear baseline (PCA of the same code size) per example."""
+    process.setup()  # an entry point: a Kubeflow container imports this module first
     config = SparseAEConfig.model_validate(fn_args.custom_config["model"])
     if fn_args.hyperparameters:  # the Tuner's best values (a KerasTuner HyperParameters config)
         config = apply_hyperparameters(config, fn_args.hyperparameters.get("values", {}))

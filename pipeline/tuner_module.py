@@ -14,6 +14,7 @@ from tfx.proto import trainer_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils
 
+from pipeline import process
 from pipeline.node_ids import TUNER
 from pipeline.trainer_module import input_pairs, split_images
 from sparse_ae.config import SparseAEConfig, configure_devices
@@ -25,6 +26,7 @@ TUNER_FN = "pipeline.tuner_module.tuner_fn"
 
 def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
     """The search over the Examples' train split, validated on eval, in the executor's working dir."""
+    process.setup()  # an entry point: a Kubeflow container imports this module first
     model_config = SparseAEConfig.model_validate(fn_args.custom_config["model"])
     tuner_config = TunerConfig.model_validate(fn_args.custom_config["tuner"])
     configure_devices(model_config)

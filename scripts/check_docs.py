@@ -173,13 +173,14 @@ VALIDATORS: dict[str, Callable[[argparse.Namespace], None]] = {
 def check_sparse_ae(argv: Sequence[str]) -> str | None:
     """None when the real parser takes argv and the command's config validates; else why not."""
     from pipeline.cli import build_parser
+    from sparse_ae.cli import parse
     from sparse_ae.errors import ConfigError
 
     parser, _ = build_parser()
     stderr = io.StringIO()
     try:
         with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
-            args = parser.parse_args(list(argv))
+            args = parse(parser, list(argv))  # as the command parses: --debug/--verbose anywhere
     except SystemExit:
         return f"the parser refuses it: {stderr.getvalue().strip()}"
     if not getattr(args, "command", None):

@@ -238,6 +238,9 @@ def main() -> int:
     parser.add_argument("--table-only", action="store_true", help="rebuild the table and plot from earlier runs")
     args = parser.parse_args()
 
+    from sparse_ae import process
+
+    process.setup()  # trains in this process: the library's AutoGraph rule (sparse_ae/process.py)
     os.makedirs(args.output, exist_ok=True)
     baseline = linear_curve(args.data_dir, args.output)
     names = [n for n in args.only.split(",") if n] or list(SETTINGS)

@@ -11,9 +11,12 @@ import argparse
 import json
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 
+from sparse_ae import process
 from sparse_ae.config import DatasetConfig, SparseAEConfig, StrictModel, add_set_argument, config_from_args
+from sparse_ae.dataset_names import check_dataset_name, did_you_mean
 from sparse_ae.errors import ConfigError, DatasetUnavailableError, DataValidationError, TrainingDivergedError
 from sparse_ae.tuning import TRIALS_FILE, TunerConfig
 
@@ -47,9 +50,14 @@ class TuneConfig(CommandConfig):
 def command_config(
     args: argparse.Namespace, kind: type[CommandConfig] = CommandConfig, model: dict | None = None
 ) -> CommandConfig:
-    """Defaults, then model values (a preset, or the config recorded beside the weights), then
-    --dataset and the --set overrides; validated (ConfigError)."""
-    return config_from_args(kind, args, DATASET_ALIAS, {"model": model} if model else None)
+    """Defaults, then model values (a preset, or the config recorded beside the weights), then the
+    project folder's settings file, then --dataset and the --set overrides; validated, the dataset's
+    name too (ConfigError)."""
+    config = config_from_args(kind, args, DATASET_ALIAS, {"model": model} if model else None, workspace=True)
+    check_dataset_name(
+        config.dataset.name, config.dataset.data_dir
+    )  # before any work: a misspelt name is one line, not TFDS's catalogue
+    return config
 
 
 class Replaced(argparse.Action):
@@ -117,7 +125,32 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"dB; the model {summary['best_val_psnr'] - linear['eval_psnr']:+.2f} dB"
         )
     print(f"wrote {os.path.join(args.output, WEIGHTS_FILE)} and {os.path.join(args.output, METRICS_FILE)}")
+    for warning in training_warnings(summary, config):
+        print(f"warning: {warning}")
     return 0
+
+
+def training_warnings(summary: dict, config: SparseAEConfig) -> list[str]:
+    """What the trained model misses: its sparsity target (by more than the tuner's
+    sparsity_tolerance) and the linear baseline (PCA with as many components as the code's active units)."""
+    warnings = []
+    activation, target = summary["best_val_mean_activation"], config.sparsity_target
+    tolerance = TunerConfig().sparsity_tolerance
+    if abs(activation - target) > tolerance:
+        warnings.append(
+            f"mean activation {activation:.4f} is {activation / target:.1f}x sparsity_target {target} (more than "
+            f"{tolerance} from it): the code is not as sparse as asked; train longer (model.epochs) or change "
+            f"model.sparsity_weight"
+        )
+    linear = summary["linear_baseline_at_active"]
+    gain = summary["best_val_psnr"] - linear["eval_psnr"]
+    if gain < 0:
+        warnings.append(
+            f"val_psnr is {-gain:.2f} dB below PCA-{linear['code_size']}, a linear code of the size of this code's "
+            f"active units: train longer (model.epochs); the pipeline's gate refuses such a model "
+            f"(gate.min_gain_over_linear)"
+        )
+    return warnings
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
@@ -269,20 +302,66 @@ def add_library_commands(subparsers) -> dict[str, Handler]:
     }
 
 
-def run(parser: argparse.ArgumentParser, handlers: dict[str, Handler], argv: Sequence[str] | None) -> int:
-    """Parse, dispatch, and turn expected errors into one line on stderr.
+GLOBAL_FLAGS = ("--debug", "--verbose")  # accepted before or after the command
 
-    Bad input (config, dataset) exits with 2, a diverged training run with 1.
+
+def hoist_global_flags(argv: Sequence[str]) -> list[str]:
+    """argv with --debug and --verbose moved before the command, where the top-level parser takes them."""
+    argv = list(argv)
+    end = argv.index("--") if "--" in argv else len(argv)  # after "--", every word is an operand
+    flags = [arg for arg in argv[:end] if arg in GLOBAL_FLAGS]
+    return flags + [arg for arg in argv[:end] if arg not in GLOBAL_FLAGS] + argv[end:]
+
+
+def parser_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """A parser's options and subcommands (argparse has no public accessor for them)."""
+    return parser._actions  # noqa: SLF001
+
+
+def chosen_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)command's own parser that parsed args: `sparse-ae pipeline run`'s for `pipeline run`."""
+    for action in parser_actions(parser):
+        if isinstance(action.choices, dict):  # the subcommands: name -> parser
+            chosen = action.choices.get(getattr(args, action.dest, None) or "")
+            if chosen is not None:
+                return chosen_parser(chosen, args)
+    return parser
+
+
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """parse_args, with a "did you mean --flag?" for a misspelt option of the chosen command."""
+    args, unknown = parser.parse_known_args(hoist_global_flags(sys.argv[1:] if argv is None else argv))
+    if unknown:
+        command = chosen_parser(parser, args)
+        options = [option for action in parser_actions(command) for option in action.option_strings]
+        flags = [word.partition("=")[0] for word in unknown if word.startswith("-")]
+        hints = "".join(did_you_mean(flag, options) for flag in flags[:1])
+        command.error(f"unrecognized arguments: {' '.join(unknown)}{hints}")
+    return args
+
+
+def run(
+    parser: argparse.ArgumentParser,
+    handlers: dict[str, Handler],
+    argv: Sequence[str] | None,
+    setup: Callable[[], None] = process.setup,
+) -> int:
+    """Parse, run the process setup, dispatch, and turn expected errors into one line on stderr.
+
+    Bad input (config, dataset) exits with 2, a diverged training run with 1, with or without
+    --debug (which adds the traceback). The setup runs after parsing: --help and bad arguments
+    answer without importing TensorFlow.
     """
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    setup()
     try:
         return handlers[args.command](args)
     except (ConfigError, DatasetUnavailableError, DataValidationError, TrainingDivergedError) as error:
         if getattr(args, "debug", False):
-            raise
+            traceback.print_exc()
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 1 if isinstance(error, TrainingDivergedError) else 2
 

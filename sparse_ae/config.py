@@ -288,10 +288,17 @@ def config_from_args(
     args: argparse.Namespace,
     aliases: dict[str, str] | None = None,
     base: dict[str, Any] | None = None,
+    workspace: bool = False,
 ) -> ConfigT:
-    """The config a command runs with: defaults, then base (a preset), then its flags and --set
-    overrides; validated (ConfigError with a one-line message)."""
-    return build_config(model, merge(dict(base or {}), command_overrides(args, aliases)))
+    """The config a command runs with: defaults, then base (a preset), then (workspace=True) the
+    project folder's settings file (sparse_ae/workspace.py), then its flags and --set overrides;
+    validated (ConfigError with a one-line message)."""
+    values = dict(base or {})
+    if workspace:
+        from sparse_ae.workspace import settings_defaults
+
+        values = merge(values, settings_defaults(model))
+    return build_config(model, merge(values, command_overrides(args, aliases)))
 
 
 def merge(base: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:

@@ -13,8 +13,9 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from sparse_ae.config import SparseAEConfig
+from sparse_ae.dataset_names import check_dataset_name
 from sparse_ae.datasets import garment_shapes  # noqa: F401  (registers the builder with TFDS)
-from sparse_ae.errors import DatasetUnavailableError
+from sparse_ae.errors import ConfigError, DatasetUnavailableError
 
 DEFAULT_DATASET = "fashion_mnist"
 # Seconds to wait for a download host before TFDS is let loose on it (TFDS retries for minutes).
@@ -109,9 +110,10 @@ def tfds_builder(name: str, data_dir: str | None = None, download: bool = True) 
     With download=False no network is tried at all (no GCS lookup).
     """
     try:
-        builder = tfds.builder(name, data_dir=data_dir, try_gcs=False)
-    except tfds.core.registered.DatasetNotFoundError as error:
-        raise DatasetUnavailableError(f"unknown TFDS dataset {name!r}: {error}") from None
+        check_dataset_name(name, data_dir)  # one line with a short "did you mean", not TFDS's catalogue
+    except ConfigError as error:
+        raise DatasetUnavailableError(str(error)) from None
+    builder = tfds.builder(name, data_dir=data_dir, try_gcs=False)
     if not builder.is_prepared():
         where = str(data_dir or builder.data_dir_root)
         if not download:

@@ -6,13 +6,10 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from sparse_ae.autograph_rules import leave_keras_unconverted
 from sparse_ae.config import SparseAEConfig
 from sparse_ae.losses import mean_unit_activation, penalty_from_unit_means
 from sparse_ae.metrics import PSNR, mse_per_image
 from sparse_ae.sparsity import active_units, hoyer, unit_scale
-
-leave_keras_unconverted()  # every trace of this model's steps would otherwise convert Keras's own code
 
 # Names of the figures each step reports (fit logs show them, with val_ for validation).
 # active_units and hoyer are per image (sparse_ae/sparsity.py), a unit's scale being its largest value

@@ -24,6 +24,10 @@ import tempfile
 from typing import TextIO
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Loggers whose INFO records come by the dozen at import with nothing to act on (Beam's "Using Any for
+# unsupported type" for each typing hint it meets): the terminal shows their warnings only, even with
+# --verbose; the log file keeps everything.
+IMPORT_CHATTER = ("apache_beam.typehints.native_type_compatibility",)
 
 _active: QuietTerminal | None = None
 
@@ -38,7 +42,9 @@ class TerminalHandler(logging.Handler):
         self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.levelno < self.threshold:
+        if record.levelno < self.threshold or (
+            record.levelno < logging.WARNING and record.name.startswith(IMPORT_CHATTER)
+        ):
             return
         try:
             print(self.format(record), file=sys.stderr, flush=True)

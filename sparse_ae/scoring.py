@@ -17,6 +17,7 @@ import heapq
 import io
 import json
 import os
+import re
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -29,16 +30,29 @@ from sparse_ae.serving_layout import RECONSTRUCT_UINT8, is_complete, serving_ver
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 WORST_COUNT = 16
+SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}  # the first bytes of each format
+
+
+def companion_paths(output: str) -> tuple[str, str]:
+    """(summary JSON, worst-reconstructions PNG) beside the rows file, named after its whole name so
+    that scores.csv and scores.parquet keep their own."""
+    return f"{output}.summary.json", f"{output}.worst.png"
+
+
+def plain(message: str) -> str:
+    """A TensorFlow error's first line without its internals ({{function_node ...}}, [Op:...])."""
+    line = (message.strip().splitlines() or [""])[0]
+    return re.sub(r"\{\{.*?\}\}|\[Op:[^\]]*\].*$", "", line).strip()
 
 
 @dataclasses.dataclass
 class Batch:
-    """Images that can be scored (uint8, the model's shape), their ids and labels (-1: none), and
+    """Images that can be scored (uint8, the model's shape), their ids and labels (None: none), and
     the images of this stretch of the source that cannot (id, reason)."""
 
     ids: list[str]
     images: np.ndarray
-    labels: list[int]
+    labels: list[int | None]
     skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
@@ -90,8 +104,8 @@ def resolve_model_dir(serving_dir: str, version: int | None = None) -> str:
         )
     if not versions:
         raise ConfigError(
-            f"no model version in serving_dir={serving_dir!r}: push a model first "
-            f"(`sparse-ae pipeline run`), or pass --model-dir"
+            f"no model version in serving_dir={serving_dir!r}: name the folder a pipeline pushed to "
+            f"(--serving-dir DIR), push a model there first (`sparse-ae pipeline run`), or pass --model-dir"
         )
     if version is None:
         version = versions[-1]
@@ -143,7 +157,7 @@ def check_image(image: np.ndarray, shape: Sequence[int]) -> str | None:
 
 
 def _batches_of(
-    items: Iterator[tuple[str, np.ndarray | None, int, str | None]],
+    items: Iterator[tuple[str, np.ndarray | None, int | None, str | None]],
     shape: Sequence[int],
     batch_size: int,
 ) -> Iterator[Batch]:
@@ -187,14 +201,14 @@ def tfds_batches(
         start = 0
         for item in dataset.as_numpy_iterator():
             images = item[IMAGE_KEY]
-            labels = item.get(LABEL_KEY, np.full(len(images), -1))
+            labels = item[LABEL_KEY] if LABEL_KEY in item else [None] * len(images)
             ids = [f"{split}[{start + i}]" for i in range(len(images))]
             start += len(images)
             reason = check_image(images[0], shape)
             if reason:  # every image of a TFDS split has the same shape
                 yield Batch([], np.zeros([0, *shape], np.uint8), [], [(i, reason) for i in ids])
             else:
-                yield Batch(ids, images, [int(label) for label in labels])
+                yield Batch(ids, images, [None if label is None else int(label) for label in labels])
 
     return batches(), total
 
@@ -208,21 +222,27 @@ def image_files(folder: str) -> list[str]:
     )
 
 
+def decode_image_file(data: bytes) -> tuple[np.ndarray | None, str | None]:
+    """(the image, None), or (None, why not) in the project's words."""
+    kind = next((kind for signature, kind in SIGNATURES.items() if data.startswith(signature)), None)
+    if kind is None:
+        return None, "not a PNG/JPEG image (the file starts with neither format's signature)"
+    try:
+        return tf.io.decode_image(data, expand_animations=False).numpy(), None
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError, ValueError) as error:
+        detail = plain(str(getattr(error, "message", error)))
+        return None, f"a damaged {kind} image: it cannot be decoded" + (f" ({detail})" if detail else "")
+
+
 def folder_batches(folder: str, shape: Sequence[int], batch_size: int = 256) -> tuple[Iterator[Batch], int | None]:
-    """Batches of the PNG/JPEG files in folder (ids: the file names); undecodable files are skipped."""
+    """Batches of the PNG/JPEG files in folder (ids: the file names; no labels); undecodable files are skipped."""
     files = image_files(folder)
 
     def items():
         for path in files:
-            name = os.path.basename(path)
-            try:
-                with tf.io.gfile.GFile(path, "rb") as handle:
-                    image = tf.io.decode_image(handle.read(), expand_animations=False).numpy()
-            except (tf.errors.InvalidArgumentError, tf.errors.UnknownError, ValueError) as error:
-                reason = str(getattr(error, "message", error)).strip().splitlines()[0]
-                yield name, None, -1, f"not a readable PNG/JPEG image ({reason})"
-                continue
-            yield name, image, -1, None
+            with tf.io.gfile.GFile(path, "rb") as handle:
+                image, reason = decode_image_file(handle.read())
+            yield os.path.basename(path), image, None, reason
 
     return _batches_of(items(), shape, batch_size), len(files)
 
@@ -244,9 +264,10 @@ def example_batches(pattern: str, shape: Sequence[int], batch_size: int = 256) -
 
     files = example_files(pattern)
     size = int(np.prod(shape))
+    no_label = -1  # labels are >= 0 (the data contract): -1 is the parser's stand-in for an absent one
     spec = {
         IMAGE_KEY: tf.io.VarLenFeature(tf.int64),
-        LABEL_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+        LABEL_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=no_label),
     }
 
     def items():
@@ -259,7 +280,8 @@ def example_batches(pattern: str, shape: Sequence[int], batch_size: int = 256) -
                     parsed = tf.io.parse_example(serialized, spec)
                     pixels = tf.sparse.to_dense(parsed[IMAGE_KEY]).numpy()
                     counts = np.bincount(parsed[IMAGE_KEY].indices[:, 0].numpy(), minlength=len(serialized))
-                    for row, label in zip(range(len(serialized)), parsed[LABEL_KEY].numpy(), strict=False):
+                    for row, parsed_label in zip(range(len(serialized)), parsed[LABEL_KEY].numpy(), strict=False):
+                        label = None if parsed_label == no_label else int(parsed_label)
                         item_id = f"{name}:{index}"
                         index += 1
                         values = pixels[row, : counts[row]]
@@ -267,7 +289,7 @@ def example_batches(pattern: str, shape: Sequence[int], batch_size: int = 256) -
                             yield (
                                 item_id,
                                 None,
-                                int(label),
+                                label,
                                 (
                                     f"{IMAGE_KEY} has {counts[row]} values; the model "
                                     f"takes {size} ({'x'.join(map(str, shape))})"
@@ -277,13 +299,13 @@ def example_batches(pattern: str, shape: Sequence[int], batch_size: int = 256) -
                             yield (
                                 item_id,
                                 None,
-                                int(label),
+                                label,
                                 (f"{IMAGE_KEY} pixels from {values.min()} to {values.max()}; allowed 0..255"),
                             )
                         else:
-                            yield item_id, values.astype(np.uint8).reshape(shape), int(label), None
+                            yield item_id, values.astype(np.uint8).reshape(shape), label, None
             except tf.errors.OpError as error:
-                yield f"{name}:{index}", None, -1, f"unreadable record ({error.message.splitlines()[0]})"
+                yield f"{name}:{index}", None, None, f"unreadable record ({plain(error.message)})"
 
     return _batches_of(items(), shape, batch_size), None
 
@@ -292,7 +314,10 @@ def example_batches(pattern: str, shape: Sequence[int], batch_size: int = 256) -
 # Where the rows go.
 # ------------------------------------------------------------------------------------------------
 class RowWriter:
-    """One row per image, appended batch by batch to a CSV or Parquet file (by the suffix)."""
+    """One row per image, appended batch by batch to a CSV or Parquet file (by the suffix).
+
+    The rows go to a hidden `.NAME.partial` beside the file, renamed to it by close(): a run that
+    stops (abort(), e.g. --strict) leaves no partial file, and an earlier output stays as it was."""
 
     def __init__(self, path: str, latent_size: int = 0):
         self.path, self.latent_size = path, latent_size
@@ -300,13 +325,14 @@ class RowWriter:
         parent = os.path.dirname(path)
         if parent:
             tf.io.gfile.makedirs(parent)
+        self._partial = os.path.join(parent, f".{os.path.basename(path)}.partial")
         self._local = None
         if self.parquet:  # pyarrow writes to a local file; a remote one is copied there when closed
             import tempfile
 
-            self._local = path if "://" not in path else tempfile.mkstemp(suffix=".parquet")[1]
+            self._local = self._partial if "://" not in path else tempfile.mkstemp(suffix=".parquet")[1]
         else:
-            self._file = tf.io.gfile.GFile(path, "w")
+            self._file = tf.io.gfile.GFile(self._partial, "w")
         self.columns = ["id", "label", "mse", "psnr", "anomalous"] + [f"latent_{i}" for i in range(latent_size)]
         if self.parquet:
             import pyarrow as pa
@@ -329,7 +355,7 @@ class RowWriter:
     def write(
         self,
         ids: list[str],
-        labels: list[int],
+        labels: list[int | None],
         mse: np.ndarray,
         psnr: np.ndarray,
         flags: np.ndarray,
@@ -356,13 +382,26 @@ class RowWriter:
                 )
 
     def close(self) -> None:
-        if not self.parquet:
-            self._file.close()
-            return
-        self._writer.close()
-        if self._local is not None and self._local != self.path:
+        """Finish the file and put it in place."""
+        self._close_file()
+        if self._local is not None and self._local != self._partial:  # a remote Parquet file
             tf.io.gfile.copy(self._local, self.path, overwrite=True)
-            os.remove(self._local)
+            os.remove(self._local)  # local by definition: tempfile's
+        else:
+            tf.io.gfile.rename(self._partial, self.path, overwrite=True)
+
+    def abort(self) -> None:
+        """Stop writing and delete what was written; the output file is left as it was."""
+        self._close_file()
+        for written in (self._partial, self._local):
+            if written and tf.io.gfile.exists(written):
+                tf.io.gfile.remove(written)
+
+    def _close_file(self) -> None:
+        if self.parquet:
+            self._writer.close()
+        else:
+            self._file.close()
 
 
 class Worst:
@@ -463,11 +502,15 @@ def score(
             summary.flagged += int(flags.sum())
             mse_sum += float(result["mse"].astype(np.float64).sum())
             worst.add(batch.ids, batch.images, result["reconstruction"], result["mse"])
+    except BaseException:
+        if writer is not None:  # --strict, an interrupt, a failure: no partial rows file
+            writer.abort()
+        raise
     finally:
         bar.close()
-        if writer is None:  # nothing scorable: still an output with the header
-            writer = RowWriter(output, 0)
-        writer.close()
+    if writer is None:  # nothing scorable: still an output with the header
+        writer = RowWriter(output, 0)
+    writer.close()
     summary.mean_mse = mse_sum / summary.count if summary.count else None
     if worst_png:
         summary.worst_png = worst.save(worst_png)

@@ -2,17 +2,39 @@
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import pytest
 
+from pipeline import process
 from sparse_ae.config import SparseAEConfig
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+process.setup()  # the tests' process is an entry point: Keras 2 for TFX, before TensorFlow is imported
 
 
 @pytest.fixture
 def small_config() -> SparseAEConfig:
     """A small, fast model for unit tests."""
     return SparseAEConfig(hidden_dims=(64,), latent_dim=16, batch_size=64, epochs=2, shuffle_buffer=256)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_settings_file(tmp_path_factory):
+    """Commands run by session- and module-scoped fixtures keep their project settings file
+    (sparse_ae/workspace.py) out of the checkout, which would otherwise become every later
+    command's defaults."""
+    from sparse_ae.workspace import SETTINGS_ENV, SETTINGS_FILE
+
+    os.environ[SETTINGS_ENV] = str(tmp_path_factory.mktemp("session-settings") / SETTINGS_FILE)
+
+
+@pytest.fixture(autouse=True)
+def settings_file(tmp_path_factory, monkeypatch) -> str:
+    """Each test's own project settings file, empty at its start."""
+    from sparse_ae.workspace import SETTINGS_ENV, SETTINGS_FILE
+
+    path = str(tmp_path_factory.mktemp("settings") / SETTINGS_FILE)
+    monkeypatch.setenv(SETTINGS_ENV, path)
+    return path
 
 
 @pytest.fixture(scope="session")

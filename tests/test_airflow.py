@@ -153,3 +153,30 @@ def test_dag_folder_loads_in_a_dagbag_with_the_pipeline_graph(airflow_run):
     assert loaded["tasks"] == sorted(TASKS)
     assert {tuple(edge) for edge in loaded["edges"]} == EDGES
     assert loaded["schedule"] == airflow_run["config"].airflow.schedule
+
+
+PARSE_SCRIPT = """
+import json, runpy, sys
+dag = runpy.run_path(sys.argv[1])["DAG"]
+print("RESULT " + json.dumps(sorted(dag.task_ids)))
+"""
+
+
+def test_parsing_the_dag_file_writes_nothing(garment_data_dir, tmp_path):
+    """Airflow's scheduler parses the DAG file every few seconds: no folder of the pipeline appears."""
+    config = load_config(small_pipeline_overrides(tmp_path / "pipeline", garment_data_dir))
+    dag_file = write_dag_file(config, str(tmp_path / "dags"))
+    home = tmp_path / "airflow"
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "TF_"))}
+    env.update(AIRFLOW_HOME=str(home), AIRFLOW__CORE__LOAD_EXAMPLES="False", PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    parsed = subprocess.run(
+        [sys.executable, "-c", PARSE_SCRIPT, dag_file],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=home.parent,
+        timeout=900,
+    )
+    assert parsed.returncode == 0, parsed.stderr[-3000:]
+    assert json.loads(parsed.stdout.split("RESULT ", 1)[1]) == sorted(TASKS)
+    assert not (tmp_path / "pipeline").exists()  # neither the pipeline root nor the metadata store's folder

@@ -90,7 +90,7 @@ def test_bad_config_through_the_command_and_debug(tmp_path):
         "parse string as a number (allowed: float)\n"
     )
     result = run_cli("--debug", "pipeline", "run", "--set", "model.latent_dim=0", cwd=str(tmp_path))
-    assert result.returncode == 1  # the exception itself, with its traceback
+    assert result.returncode == 2  # the same status as without --debug, the traceback added
     assert "Traceback" in result.stderr and "ConfigError: model.latent_dim=0" in result.stderr
     assert os.listdir(tmp_path) == []
 

@@ -155,3 +155,11 @@ def test_baseline_prints_pca_of_any_tfds_split_and_train_prints_it_beside_the_mo
         f"linear baseline on garment_shapes/small: PCA-16 val_psnr {expected['eval_psnr']:.2f} dB; the model "
         f"{metrics['best_val_psnr'] - expected['eval_psnr']:+.2f} dB" in trained.stdout
     )
+    # One epoch misses both (issue 26, case 7): train says so under the figures.
+    assert metrics["best_val_psnr"] < expected["eval_psnr"]
+    assert abs(metrics["best_val_mean_activation"] - 0.05) > 0.02
+    warnings = [line for line in trained.stdout.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 2, trained.stdout
+    assert warnings[0].startswith(f"warning: mean activation {metrics['best_val_mean_activation']:.4f} is ")
+    k = metrics["linear_baseline_at_active"]["code_size"]
+    assert warnings[1].startswith("warning: val_psnr is ") and f"below PCA-{k}, a linear code" in warnings[1]

@@ -23,6 +23,8 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     import tf_keras
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from sparse_ae import process
+    process.setup()  # as the library's entry points do (sparse_ae/process.py)
     from sparse_ae.config import SparseAEConfig
     from sparse_ae.data import load_images, to_pairs
     from sparse_ae.distribute import create_strategy
@@ -43,8 +45,11 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 
 WORKER_SCRIPT = textwrap.dedent("""
     import json, sys
+    from sparse_ae import process
     from sparse_ae.config import SparseAEConfig
     from sparse_ae.train import train
+
+    process.setup()  # as the library's entry points do (sparse_ae/process.py)
 
     data_dir, output_dir, report, values = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
     config = SparseAEConfig(**values, distribution_strategy="multi_worker_mirrored")

@@ -50,13 +50,13 @@ UPSTREAM = ["TFDSExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator"]
 FILE_SIZE_LIMIT = 1_000_000  # bytes: above every file step 4 writes but the model's variables (about 1.9 MB)
 
 
-def cli(overrides, output_dir, name, **popen):
-    """Start `sparse-ae pipeline run` with its stdout and stderr in files under output_dir."""
+def cli(overrides, output_dir, name, flags=(), **popen):
+    """Start `sparse-ae pipeline run [flags]` with its stdout and stderr in files under output_dir."""
     env = user_env()
     env["PYTHONUNBUFFERED"] = "1"  # Keras's epoch lines reach the file as they are printed
     stdout, stderr = (open(os.path.join(output_dir, f"{name}.{kind}"), "w") for kind in ("out", "err"))
     process = subprocess.Popen(
-        [CLI, "pipeline", "run", *set_args(overrides)],
+        [CLI, "pipeline", "run", *flags, *set_args(overrides)],
         stdout=stdout,
         stderr=stderr,
         text=True,
@@ -177,7 +177,9 @@ def unwritable(first, concurrent):
     bad_serving = os.path.join(blocker, "serving")
     before, pushes_before = tree(first["serving"]), pushed_models(first["metadata"])
     # No live model there: the baseline is the latest blessed one, V2's 2-epoch model.
-    result = finish(cli(first["overrides"] + [f"serving_dir={bad_serving}"], first["root"], "unwritable"))
+    # --other-serving-dir: the root's pushes went to first["serving"]; this run means another folder.
+    overrides = first["overrides"] + [f"serving_dir={bad_serving}"]
+    result = finish(cli(overrides, first["root"], "unwritable", flags=["--other-serving-dir"]))
     result.update(
         bad_serving=bad_serving,
         serving_before=before,

@@ -67,7 +67,9 @@ def history(garment_data_dir, tmp_path_factory):
     store = open_store(metadata)
     h["good_id"] = store.get_artifacts_by_uri(h["good"].artifacts["Trainer.model"])[0].id
     h["rejected_id"] = store.get_artifacts_by_uri(rejected_uri)[0].id
-    h["promote"] = sparse_ae("promote", str(h["rejected_id"]), "--reason", PROMOTE_REASON, *sets)
+    h["unforced"] = sparse_ae("promote", str(h["rejected_id"]), "--reason", PROMOTE_REASON, *sets)
+    h["versions_after_unforced"] = serving_versions(serving)
+    h["promote"] = sparse_ae("promote", str(h["rejected_id"]), "--reason", PROMOTE_REASON, "--force", *sets)
     h["versions_after_promote"] = serving_versions(serving)
 
     unreachable = common + ["gate.psnr_threshold=99"]  # evaluate A again, push nothing
@@ -113,6 +115,14 @@ def test_promote_without_a_reason_is_refused(history):
 def test_rejected_candidate_promoted_with_a_reason_becomes_live_and_is_recorded(history):
     rejected = history["rejected"]
     assert rejected.blessed is False and rejected.pushed_path is None
+    code, out = history["unforced"]  # refused by the gate: shown with both figures, published only with --force
+    assert code == 2 and history["versions_after_unforced"] == history["versions_before_promote"]
+    assert (
+        f"Candidate: model {history['rejected_id']}, eval PSNR {rejected.psnr:.2f} dB, {rejected.active_units:.1f} "
+        f"active units per image, Hoyer {rejected.hoyer:.2f}, refused by the gate" in out
+    )
+    assert f"Live: model {history['good_id']}, eval PSNR {history['good'].psnr:.2f} dB" in out
+    assert "refused: overall: " in out and "< threshold 99.000 dB" in out
     code, out = history["promote"]
     assert code == 0, out
     versions = history["versions_after_promote"]
@@ -217,6 +227,8 @@ def test_models_lists_versions_and_candidates(history):
     good, rejected = candidates[history["good_id"]], candidates[history["rejected_id"]]
     assert (good["blessed"], good["threshold"], good["versions"]) == (True, 0.0, [v1, v3])
     assert (rejected["blessed"], rejected["threshold"], rejected["versions"]) == (False, 99.0, [v2])
+    assert good["refused_by"] == [] and len(rejected["refused_by"]) == 1
+    assert rejected["refused_by"][0].startswith("overall: ") and "< threshold 99.000 dB" in rejected["refused_by"][0]
     assert good["psnr"] == pytest.approx(history["good"].psnr, abs=1e-6)
     assert rejected["psnr"] == pytest.approx(history["rejected"].psnr, abs=1e-6)
     worst = min(history["rejected"].class_psnr.values())

@@ -365,6 +365,7 @@ def test_report_of_a_failed_run_shows_what_exists_and_what_is_missing(run, capsy
     assert data["run_id"] != run["summary"].run_id, out + captured.err
     assert data["verdict"]["status"] == "failed" and data["verdict"]["headline"].startswith("RUN FAILED at Trainer")
     assert any(line.startswith("Training curves") and "Trainer: failed" in line for line in data["missing"])
+    assert "Failed at Trainer: ConfigError: visible_gpus=[7]" in " ".join(data["verdict"]["details"])
     assert any(line.startswith("Per-class PSNR") and "Evaluator did not run" in line for line in data["missing"])
     assert data["statistics"]["eval"]["examples"] == 500 and data["training"] is None
     assert sorted(os.listdir(os.path.dirname(path))) == sorted([DATA_FILE, HTML_FILE])
@@ -407,6 +408,14 @@ def test_verdict_in_words():
     assert said["headline"] == "NOT BLESSED: overall: psnr 15.200 dB < threshold 16.000 dB (short by 0.800)"
     assert "Baseline model 3, live: 17.00 dB; change -1.80 dB (allowed: a drop of at most 0.5 dB)" in said["details"]
     assert "Gate: overall: psnr changed by -1.800 dB against the baseline" in said["details"]
+    failed = RunSummary(
+        run_id="r",
+        components=[("TFDSExampleGen", "failed")],
+        failure="TFDSExampleGen: DatasetUnavailableError: dataset.name='garment_shape/small': no TFDS dataset",
+    )
+    said = verdict(failed, gate)
+    assert said["headline"] == "RUN FAILED at TFDSExampleGen: no model was evaluated"
+    assert said["details"] == [f"Failed at {failed.failure}"]  # the reason ML Metadata records (pipeline/failures.py)
     nothing = verdict(RunSummary(run_id="r", components=[("Trainer", "complete")]), gate)
     assert nothing["status"] == "none" and nothing["headline"].startswith("NO VERDICT")
 

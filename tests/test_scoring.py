@@ -100,10 +100,10 @@ def test_score_flags_the_configured_rate_on_garments_and_writes_one_row_per_imag
     assert len(rows) == 500 and rows["anomalous"].sum() == 5
     threshold = read_calibration(live).threshold
     assert ((rows["mse"] > threshold) == rows["anomalous"].astype(bool)).all()
-    summary = json.loads((tmp_path / "eval_summary.json").read_text())
+    summary = json.loads((tmp_path / "eval.csv.summary.json").read_text())
     assert summary["count"] == 500 and summary["flagged"] == 5 and summary["threshold"] == threshold
     assert "0.99 quantile" in summary["threshold_source"] and "Flagged 5 (1.00%)" in out.out
-    assert os.path.getsize(tmp_path / "eval_worst.png") > 0
+    assert os.path.getsize(tmp_path / "eval.csv.worst.png") > 0
 
     # The train split (2,000 images the model was fitted on): reconstructed at least as well as the
     # calibration split, so at most the calibrated rate is flagged, up to binomial sampling error
@@ -203,10 +203,10 @@ def test_a_corrupt_and_a_wrong_size_image_are_named_and_skipped_and_the_others_s
     assert code == 0, out.err
     rows = pd.read_csv(tmp_path / "mixed.csv")
     assert list(rows["id"]) == ["garment_0.png", "garment_1.png", "garment_2.png"]
-    summary = json.loads((tmp_path / "mixed_summary.json").read_text())
+    summary = json.loads((tmp_path / "mixed.csv.summary.json").read_text())
     assert summary["count"] == 3 and summary["skipped"] == 3
     skipped = "\n".join(summary["skipped_examples"])
-    assert "corrupt.png: not a readable PNG/JPEG image" in skipped
+    assert "corrupt.png: a damaged PNG image" in skipped
     assert "too_big.png: image is 32x32 pixels; the model takes 28x28" in skipped
     assert "colour.png: image has 3 channels; the model takes 1" in skipped
     assert "Skipped 3 images" in out.out and "too_big.png" in out.out

@@ -21,8 +21,8 @@ DEFAULT_SPLIT_MAPPING = {"train": "train", "test": "eval"}
 
 
 class TFDSExampleGenSpec(types.ComponentSpec):
-    """Parameters: TFDS name[/config], version, data_dir, split mapping, download, feature keys, image shape,
-    and the run's Beam mode (a record for the run summary, not an input)."""
+    """Parameters: TFDS name[/config], version, data_dir, split mapping, download, feature keys, image shape.
+    Each is part of TFX's cache key: nothing here describes the machine a run is on."""
 
     PARAMETERS = {
         "dataset": ExecutionParameter(type=str),
@@ -33,8 +33,6 @@ class TFDSExampleGenSpec(types.ComponentSpec):
         "image_key": ExecutionParameter(type=str),
         "label_key": ExecutionParameter(type=str),
         "image_shape": ExecutionParameter(type=str),  # JSON [H, W, C] every image must have; "" for the declared one
-        # The Beam running mode of the run and why (recorded in ML Metadata for the run summary).
-        "beam_mode": ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {}
     OUTPUTS = {"examples": ChannelParameter(type=standard_artifacts.Examples)}
@@ -62,7 +60,6 @@ class TFDSExampleGen(base_beam_component.BaseBeamComponent):
         image_key: str = "image",
         label_key: str = "label",
         image_shape: Sequence[int] | None = None,
-        beam_mode: str = "",
     ):
         mapping = dict(split_mapping or DEFAULT_SPLIT_MAPPING)
         if not mapping or len(set(mapping.values())) != len(mapping):
@@ -76,7 +73,6 @@ class TFDSExampleGen(base_beam_component.BaseBeamComponent):
             image_key=image_key,
             label_key=label_key,
             image_shape=json.dumps([int(size) for size in image_shape]) if image_shape else "",
-            beam_mode=beam_mode,
             examples=types.Channel(type=standard_artifacts.Examples),
         )
         super().__init__(spec=spec)

@@ -7,17 +7,15 @@ import logging
 import time
 from collections.abc import Callable
 
-from sparse_ae.config import add_set_argument
+from pipeline.workspace import pipeline_config, pipeline_flags
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Rebuild the report of a recorded run from ML Metadata; print its path."""
-    from pipeline_config import PipelineConfig
-    from sparse_ae.config import command_overrides, config_from_args
+    from sparse_ae.config import command_overrides
 
-    aliases = {"pipeline_root": "pipeline_root"}
-    config = config_from_args(PipelineConfig, args, aliases).absolute()  # validated before the slow imports
-    named = "pipeline_name" in command_overrides(args, aliases)
+    config = pipeline_config(args).absolute()  # validated before the slow imports
+    named = "pipeline_name" in command_overrides(args)
     from pipeline.mlmd_reader import metadata_file, resolve_run
     from pipeline.report import write_report
 
@@ -63,11 +61,10 @@ def add_report_command(subparsers) -> dict[str, Callable[[argparse.Namespace], i
     report = subparsers.add_parser(
         "report",
         help="write the HTML report of a recorded pipeline run (from ML Metadata) and print its path",
+        parents=[pipeline_flags("pipeline_name=NAME, metadata_path=FILE")],
     )
-    report.add_argument("--pipeline-root", help="the pipeline's root (sets pipeline_root; the metadata store is in it)")
     report.add_argument("--run", metavar="RUN_ID", help="the pipeline run id (default: the latest run)")
     report.add_argument(
         "--output", metavar="DIR", help="folder to write into (default: <pipeline_root>/reports/<run>/)"
     )
-    add_set_argument(report, "pipeline_name=NAME, metadata_path=FILE")
     return {"report": cmd_report}

@@ -412,7 +412,8 @@ def verdict(summary: RunSummary, gate: dict[str, float | None], pushed_model=Non
         details += [f"Gate: {failure}" for failure in summary.failures[1:]]
     elif failed:
         status, headline = "failed", f"RUN FAILED at {', '.join(failed)}: no model was evaluated"
-        details.append("ML Metadata does not record the error: it is the last line of the run's output (stderr)")
+        # pipeline/failures.py records the reason on the failed execution; the summary reads it back.
+        details.append(f"Failed at {summary.failure or failed[0] + ': no reason recorded (see the log)'}")
     else:
         status, headline = "none", "NO VERDICT: the Evaluator did not run in this run"
     details += [f"Manually: {action}" for action in summary.manual_actions]
