@@ -82,7 +82,7 @@ def fit_line(samples: Mapping[int, float | Sequence[float]]) -> dict[str, Any]:
 
     sizes, seconds = [], []
     for size, values in samples.items():
-        for value in values if isinstance(values, (list, tuple)) else [values]:
+        for value in values if isinstance(values, Sequence) else [values]:
             sizes.append(float(size))
             seconds.append(float(value))
     x, y = np.array(sizes), np.array(seconds)

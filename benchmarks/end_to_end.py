@@ -9,7 +9,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from benchmarks.common import fit_line, safe_ratio
 
@@ -41,7 +43,7 @@ def measured(command: list[str], metadata_path: str | None = None) -> dict:
     if wrapper.returncode != 0:
         raise RuntimeError(f"{command[:3]} failed: {stderr[-2000:]}")
     peak_kib = int([line for line in stdout.splitlines() if line.startswith("MAXRSS")][-1].split()[1])
-    figures = {
+    figures: dict[str, Any] = {
         "seconds": time.perf_counter() - started,
         "peak_memory_gib": peak_kib / 2**20,
         "peak_memory_all_processes_gib": tree_peak / 2**30,
@@ -99,7 +101,7 @@ def settings(dataset: str, data_dir: str, epochs: int, *extra: str) -> list[str]
     return ["--dataset", dataset, *[part for item in items for part in ("--set", item)]]
 
 
-def pipeline_command(dataset: str, data_dir: str, epochs: int, work: str, extra: list[str] = ()) -> list[str]:
+def pipeline_command(dataset: str, data_dir: str, epochs: int, work: str, extra: Sequence[str] = ()) -> list[str]:
     root = [f"pipeline_root={work}/root", f"serving_dir={work}/serving"]
     return [SPARSE_AE, "pipeline", "run", *settings(dataset, data_dir, epochs, *root, *extra)]
 
@@ -108,7 +110,7 @@ def growth(
     data_dir: str | None,
     dataset: str = "garment_shapes/full",
     epochs: int = 5,
-    totals: list[int] = (10_000, 35_000, 70_000),
+    totals: Sequence[int] = (10_000, 35_000, 70_000),
 ) -> dict:
     """Pipeline wall time at several dataset sizes (train:eval kept at 6:1 through TFDS slices);
     the fixed overhead is the intercept of a least-squares line through the points."""

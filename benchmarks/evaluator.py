@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -80,7 +81,9 @@ def tfma_profile(model_path: str, files: str, output: str, engine: str = "tfma")
 
     profiler = cProfile.Profile()
     total = profiler.runcall(tfma_seconds, model_path, files, output, engine)
-    stats = pstats.Stats(profiler).stats
+    # Stats.stats is undocumented and missing from typeshed; get_stats_profile() keys by function name alone,
+    # merging the same-named functions of different files that _PROFILE_PARTS tells apart.
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
 
     def seconds(suffix: str, function: str) -> float:
         # Same-named functions of one file may nest (Pipeline.to_runner_api calls the transforms'
@@ -110,7 +113,7 @@ def evaluate_seconds(model, files: list[str], config: SparseAEConfig) -> float:
 
 def run(
     data_dir: str | None,
-    sizes: list[int] = (10_000, 20_000, 30_000, 40_000),
+    sizes: Sequence[int] = (10_000, 20_000, 30_000, 40_000),
     dataset: str = "garment_shapes/full",
     repeats: int = 2,
     profiled: bool = True,

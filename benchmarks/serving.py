@@ -6,6 +6,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -30,7 +31,7 @@ def run(data_dir: str | None, dataset: str = "garment_shapes/full") -> dict:
     config = SparseAEConfig()
     images, _ = fixtures.dataset_arrays(dataset, "test", data_dir, limit=2048)
     scaled = images.astype(np.float32) / 127.5 - 1
-    result = {
+    result: dict[str, Any] = {
         "description": "images/s, SavedModel signature vs Keras predict_on_batch",
         "by_batch": {},
         "ours": {"name": "SavedModel signatures['reconstruct']", "images_per_s": {}},

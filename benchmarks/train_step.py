@@ -45,7 +45,7 @@ def run(data_dir: str | None, dataset: str = "garment_shapes/full", epochs: int 
 
     models = {"baseline_plain_fit": plain_keras_model(config), "sparse_autoencoder": build_model(config)}
     warmup = {name: epoch_seconds(model, data) for name, model in models.items()}
-    times = {name: [] for name in models}
+    times: dict[str, list[float]] = {name: [] for name in models}
     for _ in range(epochs):
         for name, model in models.items():
             times[name].append(epoch_seconds(model, data))

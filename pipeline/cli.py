@@ -28,7 +28,7 @@ class ComponentProgress(logging.Filter):
         self.started: dict = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.msg in ("Component %s is running.", "Component %s is finished."):
+        if record.msg in ("Component %s is running.", "Component %s is finished.") and isinstance(record.args, tuple):
             node = record.args[0]
             clock = time.strftime("%H:%M:%S")
             if "running" in record.msg:
@@ -108,7 +108,7 @@ def _run_and_report(config, args: argparse.Namespace) -> int:
         from pipeline.report.cli import report_after_run
 
         report_after_run(config, summary)  # prints the report's path, or a warning; never fails the run
-        if log_path:  # named after the run, like its report folder
+        if log_path and terminal is not None:  # named after the run, like its report folder
             log_path = terminal.rename(os.path.join(config.pipeline_root, LOGS_DIR, run_file_name(summary.run_id)))
     if log_path:
         print(f"Log: {log_path} (library messages; --verbose shows them on the terminal)")

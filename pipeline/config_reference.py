@@ -33,7 +33,7 @@ PAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
 _NONE = type(None)
 
 
-def _is_section(annotation: Any) -> bool:
+def _is_section(annotation: Any) -> typing.TypeGuard[type[BaseModel]]:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 

@@ -10,6 +10,7 @@ label instead costs ~40x more per example (docs/pipeline.md, "The gate").
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import tensorflow_model_analysis as tfma
 
@@ -54,7 +55,7 @@ COUNT_CLASS = {"tfma": ("ExampleCount", ""), "batched": ("BatchExampleCount", EV
 
 def mean_of_output(
     name: str,
-    per_slice: list[tfma.PerSliceMetricThreshold] = (),
+    per_slice: Sequence[tfma.PerSliceMetricThreshold] = (),
     candidate_only: bool = False,
     engine: str = "tfma",
 ) -> tfma.MetricsSpec:

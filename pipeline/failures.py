@@ -17,7 +17,7 @@ from google.protobuf import json_format
 from ml_metadata.proto import metadata_store_pb2
 from tfx.proto.orchestration import execution_result_pb2
 
-from pipeline.mlmd_reader import latest_run_id, open_store
+from pipeline.mlmd_reader import latest_run_id, open_store, run_context
 
 EXECUTION_RESULT = "__execution_result__"  # tfx.orchestration.portable.mlmd.execution_lib._EXECUTION_RESULT
 _UNKNOWN = 2  # google.rpc.Code.UNKNOWN, what TFX records for executor exceptions
@@ -51,7 +51,7 @@ def record_failure(metadata_path: str, pipeline_name: str, error: BaseException)
     """
     try:
         store = open_store(metadata_path, writable=True)
-        run = store.get_context_by_type_and_name("pipeline_run", latest_run_id(store, pipeline_name))
+        run = run_context(store, latest_run_id(store, pipeline_name))
         failed = [
             execution
             for execution in store.get_executions_by_context(run.id)

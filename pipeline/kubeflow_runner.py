@@ -67,7 +67,7 @@ def kubeflow_changes(config: PipelineConfig) -> list[str]:
 
 def is_remote(path: str | None) -> bool:
     """A URI with a scheme other than file:// (gs://, s3://, hdfs://): a path a cluster can see."""
-    return bool(path) and "://" in path and not path.startswith("file://")
+    return path is not None and "://" in path and not path.startswith("file://")
 
 
 def names_registry(image: str) -> bool:

@@ -54,12 +54,19 @@ def latest_run_id(store: metadata_store.MetadataStore, pipeline_name: str) -> st
     return max(runs, key=lambda c: (c.create_time_since_epoch, c.id)).name
 
 
+def run_context(store: metadata_store.MetadataStore, run_id: str) -> metadata_store_pb2.Context:
+    """The pipeline_run context named run_id; LookupError when there is none."""
+    run = store.get_context_by_type_and_name("pipeline_run", run_id)
+    if run is None:
+        raise LookupError(f"no pipeline run {run_id!r} in ML Metadata")
+    return run
+
+
 def node_executions(
     store: metadata_store.MetadataStore, pipeline_name: str, run_id: str
 ) -> dict[str, metadata_store_pb2.Execution]:
     """node id -> its execution in this run."""
-    run = store.get_context_by_type_and_name("pipeline_run", run_id)
-    in_run = {e.id: e for e in store.get_executions_by_context(run.id)}
+    in_run = {e.id: e for e in store.get_executions_by_context(run_context(store, run_id).id)}
     result = {}
     for node in store.get_contexts_by_type("node"):
         prefix = f"{pipeline_name}."

@@ -470,8 +470,9 @@ def _manual_execution(store, done: ManualAction, now: float) -> metadata_store_p
             execution.properties[key].int_value = value
         else:
             execution.properties[key].string_value = value
-    if done.metrics.get("psnr") is not None:
-        execution.properties["psnr"].double_value = float(done.metrics["psnr"])
+    psnr = done.metrics.get("psnr")
+    if isinstance(psnr, (int, float)):
+        execution.properties["psnr"].double_value = float(psnr)
     return execution
 
 

@@ -303,7 +303,8 @@ def describe_baseline(store, run_execution_ids: list[int], evaluator_execution_i
             f"{push.custom_properties['user'].string_value}: {push.custom_properties['reason'].string_value}"
         )
 
-    for push in pushes.get(inputs.get("model"), []):
+    model_id = inputs.get("model")
+    for push in pushes.get(model_id, []) if model_id is not None else []:
         if "action" in push.custom_properties:
             summary.manual_actions.append(
                 f"model {inputs['model']} made live by {how(push)} "

@@ -18,6 +18,11 @@ What is checked, in the Markdown files of DOC_FILES (README.md, docs/*.md, the d
   names are defined in their source, read without importing TensorFlow);
 - relative links (files and `#anchors` of Markdown headings) point at something that exists.
 Any other command is a finding: a new kind of command needs a rule here, or a `text` block.
+
+The messages too: every `sparse-ae ...` quoted between backticks in a string of the project's code
+(docstrings and help texts aside) is checked as above, each f-string placeholder standing for a number or
+for a word (one of the two must pass); remedies built by a function are checked by tests/test_messages.py
+on the real messages.
 """
 
 from __future__ import annotations
@@ -366,6 +371,82 @@ def check_links(path: str) -> list[str]:
     return findings
 
 
+# ----------------------------------------------------------------------------------------------- messages
+
+MESSAGE_SOURCES = ("sparse_ae", "components", "pipeline", "benchmarks", "pipeline_config.py")
+QUOTED_COMMAND = re.compile(r"`(sparse-ae\b[^`]*)`")
+# Stand-ins for an f-string's placeholders: a number for `--to {version}`, a word for `--set dataset.data_dir={dir}`.
+SAMPLE_VALUES = ("1", "sample")
+
+
+def source_files(root: str = ROOT) -> list[str]:
+    """The project's Python modules (MESSAGE_SOURCES), tests and scripts aside."""
+    paths = []
+    for source in MESSAGE_SOURCES:
+        path = os.path.join(root, source)
+        paths += [path] if path.endswith(".py") else sorted(glob.glob(os.path.join(path, "**", "*.py"), recursive=True))
+    return paths
+
+
+def _not_messages(tree: ast.AST) -> set[int]:
+    """ids of the string nodes that are prose, not messages: docstrings, help= and description= texts,
+    and the literal parts of f-strings (read with their f-string)."""
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, (ast.Constant, ast.JoinedStr)):
+                skipped.update(id(part) for part in ast.walk(first.value))
+        elif isinstance(node, ast.keyword) and node.arg in ("help", "description"):
+            skipped.update(id(part) for part in ast.walk(node.value))
+        elif isinstance(node, ast.JoinedStr):
+            skipped.update(id(part) for part in node.values)
+    return skipped
+
+
+def _texts(node: ast.AST) -> list[str]:
+    """A string literal's text; an f-string's, once with each of SAMPLE_VALUES for its placeholders."""
+    if isinstance(node, ast.Constant):
+        return [node.value] if isinstance(node.value, str) else []
+    if isinstance(node, ast.JoinedStr):
+        return [
+            "".join(str(part.value) if isinstance(part, ast.Constant) else sample for part in node.values)
+            for sample in SAMPLE_VALUES
+        ]
+    return []
+
+
+def message_commands(path: str) -> Iterator[tuple[int, list[str]]]:
+    """(line, its renderings) of every `sparse-ae ...` command quoted in a message string of the module at path."""
+    tree = ast.parse(_read(path))
+    skipped = _not_messages(tree)
+    for node in ast.walk(tree):
+        renderings = [QUOTED_COMMAND.findall(text) for text in _texts(node)] if id(node) not in skipped else []
+        for commands in zip(*renderings, strict=True):
+            yield getattr(node, "lineno", 0), sorted(set(commands))
+
+
+def check_message(message: str, root: str = ROOT) -> list[str]:
+    """Why a `sparse-ae ...` command quoted in message is not one the project can run ([] when all are)."""
+    return [
+        f"`{command}`: {finding}"
+        for command in QUOTED_COMMAND.findall(message)
+        for finding in check_command(shlex.split(command), root)
+    ]
+
+
+def check_messages(root: str = ROOT) -> list[str]:
+    """Every finding in the commands quoted by the code's messages, as `FILE:LINE: what`."""
+    findings = []
+    for path in source_files(root):
+        relative = os.path.relpath(path, root)
+        for number, renderings in message_commands(path):
+            found = [check_message(f"`{command}`", root) for command in renderings]
+            if all(found):  # no rendering passes: report the first one's findings
+                findings += [f"{relative}:{number}: {finding}" for finding in found[0]]
+    return findings
+
+
 # -------------------------------------------------------------------------------------------------- main
 
 
@@ -395,9 +476,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     files = args.files or doc_files()
     findings = [finding for path in files for finding in check_file(os.path.abspath(path))]
+    if not args.files:
+        findings += check_messages()
     for finding in findings:
         print(finding, file=sys.stderr)
-    print(f"checked {len(files)} files: {len(findings) or 'no'} finding(s)")
+    print(
+        f"checked {len(files)} files and {'no' if args.files else 'the'} messages: {len(findings) or 'no'} finding(s)"
+    )
     return 1 if findings else 0
 
 

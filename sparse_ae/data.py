@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import socket
 import threading
 import urllib.parse
@@ -95,6 +96,14 @@ def load_images(
     return dataset.cache()
 
 
+def prepare_command(tfds_name: str, data_dir: str = "DIR") -> str:
+    """The `sparse-ae prepare` command line that prepares tfds_name (name[/config][:version]) in data_dir,
+    quoted for a shell: the one remedy of every message about a missing or damaged dataset."""
+    name, _, version = tfds_name.partition(":")
+    keys = [f"dataset.data_dir={data_dir}"] + ([f"dataset.version={version}"] if version else [])
+    return shlex.join(["sparse-ae", "prepare", "--dataset", name] + [part for key in keys for part in ("--set", key)])
+
+
 def tfds_builder(name: str, data_dir: str | None = None, download: bool = True) -> tfds.core.DatasetBuilder:
     """A prepared TFDS builder; prepares it when download is allowed, else fails with a clear message.
 
@@ -110,9 +119,7 @@ def tfds_builder(name: str, data_dir: str | None = None, download: bool = True) 
         if not download:
             raise DatasetUnavailableError(
                 f"dataset {name!r} is not prepared in data_dir={where!r} and download is off; "
-                f"prepare it where it can be built "
-                f"(e.g. `sparse-ae prepare --dataset {name} --set dataset.data_dir=DIR`) "
-                f"and copy DIR here"
+                f"prepare it where it can be built (e.g. `{prepare_command(name)}`) and copy DIR here"
             )
         check_download_hosts(builder, name, where)
         try:
@@ -180,9 +187,8 @@ def check_download_hosts(builder: tfds.core.DatasetBuilder, name: str, where: st
         if reason:
             raise DatasetUnavailableError(
                 f"dataset {name!r} is not prepared in data_dir={where!r} and must be downloaded from {host}, "
-                f"which cannot be reached: {reason}. Prepare it where there is network (`sparse-ae prepare "
-                f"--dataset {name} --data-dir DIR`) and copy DIR here, or use the offline dataset "
-                f"garment_shapes (--dataset garment_shapes/full)"
+                f"which cannot be reached: {reason}. Prepare it where there is network (`{prepare_command(name)}`) "
+                f"and copy DIR here, or use the offline dataset garment_shapes (--dataset garment_shapes/full)"
             )
 
 

@@ -2,6 +2,7 @@
 sys.path). Fixtures live in conftest.py; plain functions and constants live here."""
 
 import hashlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -16,6 +17,15 @@ KUBEFLOW_COMPONENTS = frozenset(
 
 # A gate every trained model passes: for tests about faults, not about quality.
 LENIENT_GATE = ["gate.psnr_threshold=5", "gate.change_tolerance=100"]
+
+
+def check_docs_module():
+    """scripts/check_docs.py as a module (scripts/ is not a package): the checker of documented and quoted commands."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "check_docs.py")
+    spec = importlib.util.spec_from_file_location("check_docs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def user_env() -> dict:

@@ -98,7 +98,7 @@ def test_an_unreachable_download_host_fails_fast_naming_dataset_host_and_remedy(
         "dataset 'fashion_mnist'",
         "downloaded from fashion-mnist.sparse-ae-test.invalid",
         "the name fashion-mnist.sparse-ae-test.invalid does not resolve",
-        "`sparse-ae prepare --dataset fashion_mnist --data-dir DIR`",
+        "`sparse-ae prepare --dataset fashion_mnist --set dataset.data_dir=DIR`",
         "offline dataset garment_shapes",
     ):
         assert fragment in message, message

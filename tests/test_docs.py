@@ -3,7 +3,6 @@ reference, the architecture diagram, the experiments, and every documented comma
 
 import difflib
 import glob
-import importlib.util
 import json
 import os
 import re
@@ -11,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import check_docs_module
 
 from pipeline import config_reference
 from pipeline_config import config_keys, load_config
@@ -20,15 +20,6 @@ README = os.path.join(ROOT, "README.md")
 CONFIGURATION = os.path.join(ROOT, "docs", "configuration.md")
 EXPERIMENTS = os.path.join(ROOT, "docs", "experiments.md")
 README_LIMIT = 8 * 1024  # bytes: a README read in one sitting; the rest lives in docs/
-
-
-def _check_docs():
-    """scripts/check_docs.py as a module (scripts/ is not a package)."""
-    path = os.path.join(ROOT, "scripts", "check_docs.py")
-    spec = importlib.util.spec_from_file_location("check_docs", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +34,7 @@ def configuration_page() -> str:
 
 @pytest.fixture(scope="module")
 def check_docs():
-    return _check_docs()
+    return check_docs_module()
 
 
 def test_readme_is_short():

@@ -420,6 +420,30 @@ def test_verdict_in_words():
     assert nothing["status"] == "none" and nothing["headline"].startswith("NO VERDICT")
 
 
+def test_verdict_of_a_baseline_psnr_without_the_candidates():
+    """The two PSNRs are read from TFMA's output independently: a baseline's alone is shown without a change
+    (it was `None - float`, a TypeError)."""
+    from pipeline.report.content import verdict
+
+    summary = RunSummary(run_id="r", components=[("Evaluator", "complete")], baseline_psnr=17.0, baseline_model_id=3)
+    assert "Baseline model 3: 17.00 dB" in verdict(summary, {})["details"]
+
+
+def test_summary_of_an_unknown_run_is_a_lookup_error(tmp_path):
+    """A run id that ML Metadata does not know: LookupError naming it, which callers report (it was an
+    AttributeError on None)."""
+    from ml_metadata.metadata_store import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+
+    path = str(tmp_path / "metadata.sqlite")
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+    metadata_store.MetadataStore(config)  # an empty store
+    with pytest.raises(LookupError, match="'no-such-run'"):
+        summarize_run(path, "sparse_ae", "no-such-run")
+
+
 def test_report_path_is_a_folder_per_run():
     assert report_dir("/r", "2026-11-29T05:48:11.425929") == "/r/reports/2026-11-29T05_48_11.425929"
 

@@ -23,6 +23,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core import example_parser
 
+from sparse_ae.data import prepare_command
 from sparse_ae.errors import DataValidationError
 
 PIXEL_RANGE = (0, 255)
@@ -39,11 +40,8 @@ def _first_line(error: BaseException) -> str:
 def _reprepare(builder: tfds.core.DatasetBuilder) -> str:
     """The remedy for damaged files: the dataset's own prepare command."""
     name = builder.name + (f"/{builder.builder_config.name}" if builder.builder_config else "")
-    return (
-        f"prepare it again (`sparse-ae prepare --dataset {name} "
-        f"--set dataset.data_dir={builder.data_dir_root}`) "
-        f"or copy it again from where it was prepared"
-    )
+    command = prepare_command(name, builder.data_dir_root)
+    return f"prepare it again (`{command}`) or copy it again from where it was prepared"
 
 
 def check_declared(

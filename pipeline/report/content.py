@@ -375,10 +375,11 @@ def verdict(summary: RunSummary, gate: dict[str, float | None], pushed_model=Non
         details.append(line + (f"; gate threshold {threshold:g} dB" if threshold is not None else ""))
     if summary.baseline_psnr is not None:
         allowed = f" (allowed: a drop of at most {tolerance:g} dB)" if tolerance is not None else ""
-        change = summary.psnr - summary.baseline_psnr
+        # Read from TFMA's output independently of the candidate's PSNR, which can be missing: no change then.
+        change = f"; change {summary.psnr - summary.baseline_psnr:+.2f} dB" if summary.psnr is not None else ""
         details.append(
             f"Baseline {summary.baseline_note or f'model {summary.baseline_model_id}'}: "
-            f"{summary.baseline_psnr:.2f} dB; change {change:+.2f} dB{allowed}"
+            f"{summary.baseline_psnr:.2f} dB{change}{allowed}"
         )
     elif summary.psnr is not None:
         details.append("No baseline: no model was live, so the absolute thresholds alone decided")
