@@ -102,3 +102,12 @@ def metrics_by_slice(uri: str) -> dict:
             for item in slice_metrics.metric_keys_and_values
         }
     return result
+
+
+def serving_listing(serving_dir: str) -> list[str]:
+    """The names in a serving folder, sorted, less the publisher's `.issued-<version>` mark (a hidden
+    file that keeps version numbers from being reused; TF Serving reads numeric folders only): what a
+    test compares to the versions it expects, so that any stray staging folder still shows."""
+    from components.serving_dir import ISSUED_PREFIX
+
+    return sorted(name for name in os.listdir(serving_dir) if not name.startswith(ISSUED_PREFIX))

@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from helpers import small_pipeline_overrides
+from helpers import serving_listing, small_pipeline_overrides
 
 from pipeline.airflow_runner import write_dag_file
 from pipeline_config import load_config
@@ -114,7 +114,7 @@ def test_airflow_dags_test_executes_the_whole_pipeline(airflow_run):
     assert states == {task: "success" for task in TASKS}, (test.stdout + test.stderr)[-5000:]
 
     # Evaluated and pushed into the serving directory.
-    serving = os.listdir(config.serving_dir)
+    serving = serving_listing(config.serving_dir)
     assert len(serving) == 1 and os.path.exists(os.path.join(config.serving_dir, serving[0], "saved_model.pb"))
 
 

@@ -11,7 +11,14 @@ import json
 import os
 
 import pytest
-from helpers import KUBEFLOW_COMPONENTS, LENIENT_GATE, metrics_by_slice, small_pipeline_overrides, user_env
+from helpers import (
+    KUBEFLOW_COMPONENTS,
+    LENIENT_GATE,
+    metrics_by_slice,
+    serving_listing,
+    small_pipeline_overrides,
+    user_env,
+)
 from kfp_harness import SpecRunner, TaskFailed, artifact_title, image_environment
 
 from pipeline.kubeflow_runner import compile_kubeflow
@@ -109,7 +116,7 @@ def test_the_first_run_executes_every_task_blesses_and_pushes(runs, spec):
     version = pushed["metadata"]["pushed_destination"]
     assert os.path.dirname(version) == spec["config"].serving_dir
     assert os.path.exists(os.path.join(version, "saved_model.pb"))
-    assert os.listdir(spec["config"].serving_dir) == [os.path.basename(version)]
+    assert serving_listing(spec["config"].serving_dir) == [os.path.basename(version)]
 
 
 def test_the_second_run_compares_with_the_first_runs_model(runs):

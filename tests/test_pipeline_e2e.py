@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from helpers import run_cli, set_args, small_pipeline_overrides
+from helpers import run_cli, serving_listing, set_args, small_pipeline_overrides
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline.local_runner import run_local
@@ -39,15 +39,15 @@ def runs(garment_data_dir, tmp_path_factory):
 
     run_local(config)
     results["first"] = summarize_run(metadata, name)
-    results["serving_after_first"] = sorted(os.listdir(serving))
+    results["serving_after_first"] = serving_listing(serving)
 
     run_local(config)
     results["cached"] = summarize_run(metadata, name)
-    results["serving_after_cached"] = sorted(os.listdir(serving))
+    results["serving_after_cached"] = serving_listing(serving)
 
     results["cli"] = run_cli("pipeline", "run", *set_args(overrides + ["gate.psnr_threshold=99"]))
     results["unreachable"] = summarize_run(metadata, name)
-    results["serving_after_unreachable"] = sorted(os.listdir(serving))
+    results["serving_after_unreachable"] = serving_listing(serving)
 
     run_local(load_config(overrides + ["model.seed=7"]))
     results["second_blessed"] = summarize_run(metadata, name)
@@ -170,7 +170,7 @@ def test_second_blessed_run_is_compared_against_the_first(runs):
     assert second.baseline_psnr == pytest.approx(first.psnr, abs=1e-6)
     assert second.example_count == 500  # the candidate's count, not the candidate-baseline diff
     assert second.blessed is True and second.pushed_path != first.pushed_path
-    assert sorted(os.listdir(runs["serving"])) == sorted(
+    assert serving_listing(runs["serving"]) == sorted(
         [os.path.basename(first.pushed_path), os.path.basename(second.pushed_path)]
     )
 

@@ -260,7 +260,7 @@ def test_score_ignores_a_half_copied_newest_version_as_tf_serving_does(served, t
         ["--images", str(images), "--serving-dir", str(serving), "--output", str(tmp_path / "a.csv")], capsys
     )
     assert code == 0, out.err
-    assert json.loads((tmp_path / "a_summary.json").read_text())["model_dir"] == str(serving / "1")
+    assert json.loads((tmp_path / "a.csv.summary.json").read_text())["model_dir"] == str(serving / "1")
 
     code, out = _score(
         ["--images", str(images), "--serving-dir", str(serving), "--version", "2", "--output", str(tmp_path / "b.csv")],
