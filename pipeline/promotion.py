@@ -50,9 +50,9 @@ from components.serving_state import (
     recorded_versions,
     string_property,
 )
+from pipeline.evaluation_record import read_evaluation
 from pipeline.mlmd_reader import SERVING_MODEL_DIR, open_store, pipeline_models
 from pipeline.run_lock import run_lock
-from pipeline.run_summary import RunSummary, read_evaluation
 from pipeline_config import PipelineConfig
 from sparse_ae.errors import ConfigError
 from sparse_ae.serving_layout import is_complete, live_path, normalize_path, version_path
@@ -170,15 +170,14 @@ def _candidate(store, model, pushes, versions: list[ServingVersion]) -> Candidat
         deciding = (blessed or evaluations)[-1]  # the latest blessing evaluation, else the latest one
         candidate.blessed = bool(blessed)
         candidate.threshold = _gate_threshold(executions[deciding])
-        summary = RunSummary(run_id="", components=[])
-        read_evaluation(by_execution[deciding]["out:evaluation"].uri, summary)
-        candidate.psnr = summary.psnr
-        candidate.active_units, candidate.hoyer = summary.active_units, summary.hoyer
-        candidate.refused_by = [] if blessed else summary.failures  # run_summary.describe_failures' words
-        if summary.class_psnr:
-            label, value = min(summary.class_psnr.items(), key=lambda item: item[1])
+        evaluation = read_evaluation(by_execution[deciding]["out:evaluation"].uri)
+        candidate.psnr = evaluation.psnr
+        candidate.active_units, candidate.hoyer = evaluation.active_units, evaluation.hoyer
+        candidate.refused_by = [] if blessed else evaluation.failures
+        worst = evaluation.worst_class()
+        if worst is not None:
+            label, candidate.worst_class_psnr = worst
             candidate.worst_class = class_names[label] if label < len(class_names) else str(label)
-            candidate.worst_class_psnr = value
     for push in pushes.get(model.id, []):
         if string_property(push, "action"):
             candidate.manual.append(
