@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Iterable
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx.dsl.io import fileio
 from tfx.utils import io_utils
 
+from components.serving_state import ServingVersion, model_pushes, read_serving_state, string_property
 from pipeline.beam_args import BEAM_MODE_PROPERTY
 from pipeline.evaluation_record import Evaluation, read_evaluation
 from pipeline.failures import recorded_failure
@@ -19,8 +21,10 @@ from pipeline.mlmd_reader import (
     latest_run_id,
     node_executions,
     open_store,
+    pipeline_models,
 )
 from pipeline.node_ids import BULK_INFERRER, EVALUATOR, EXAMPLE_VALIDATOR, PUSHER, TRAINER, output
+from sparse_ae.serving_layout import normalize_path
 
 _STATES = {value: name.lower() for name, value in metadata_store_pb2.Execution.State.items()}
 
@@ -134,16 +138,16 @@ def summarize_run(metadata_path: str, pipeline_name: str, run_id: str | None = N
     if inference_result in summary.artifacts and model in summary.artifacts:
         summary.bulk_inference = count_flagged(summary.artifacts[inference_result], summary.artifacts[model])
     if EVALUATOR in executions:
-        describe_baseline(store, [e.id for e in executions.values()], executions[EVALUATOR].id, summary)
+        describe_baseline(store, pipeline_name, [e.id for e in executions.values()], executions[EVALUATOR].id, summary)
     return summary
 
 
-def describe_baseline(store, run_execution_ids: list[int], evaluator_execution_id: int, summary: RunSummary) -> None:
-    """Which model the no-regression check used, whether it is live and how it got there; and the
-    manual promotions or rollbacks of this run's candidate (`sparse-ae promote` / `rollback`)."""
-    from components.serving_state import model_pushes
-    from sparse_ae.serving_layout import live_path, normalize_path
-
+def describe_baseline(
+    store, pipeline_name: str, run_execution_ids: list[int], evaluator_execution_id: int, summary: RunSummary
+) -> None:
+    """Which model the no-regression check used, whether it is live and how it got there (the
+    serving state as `models` reads it); and the manual promotions or rollbacks of this run's
+    candidate (`sparse-ae promote` / `rollback`)."""
     events = [e for e in store.get_events_by_execution_ids(run_execution_ids) if e.path.steps]
     inputs = {
         e.path.steps[0].key: e.artifact_id
@@ -162,39 +166,47 @@ def describe_baseline(store, run_execution_ids: list[int], evaluator_execution_i
         inputs["baseline_model"] = resolved[0]
     pushes = model_pushes(store, [i for key, i in inputs.items() if key in ("model", "baseline_model")])
 
-    def how(push) -> str:
-        action = push.custom_properties["action"].string_value if "action" in push.custom_properties else ""
-        if not action:
-            return "pushed by the pipeline"
-        return (
-            f"{'manual promotion' if action == 'promote' else action} by "
-            f"{push.custom_properties['user'].string_value}: {push.custom_properties['reason'].string_value}"
-        )
-
     model_id = inputs.get("model")
     for push in pushes.get(model_id, []) if model_id is not None else []:
-        if "action" in push.custom_properties:
+        if string_property(push, "action"):
+            how = _how(string_property(push, "action"), string_property(push, "user"), string_property(push, "reason"))
             summary.manual_actions.append(
-                f"model {inputs['model']} made live by {how(push)} "
-                f"(version {push.custom_properties['pushed_version'].string_value})"
+                f"model {model_id} made live by {how} (version {string_property(push, 'pushed_version')})"
             )
     baseline = inputs.get("baseline_model")
     if baseline is None:
         return
     summary.baseline_model_id = baseline
-    destinations = {
-        normalize_path(p.custom_properties["pushed_destination"].string_value): p
-        for p in sorted(pushes.get(baseline, []), key=lambda p: p.id, reverse=True)
-    }
-    live = next((path for path in destinations if path == live_path(os.path.dirname(path))), None)
+    live = _live_version_of(store, pipeline_name, baseline, pushes.get(baseline, []))
     if live is not None:
-        summary.baseline_note = (
-            f"model {baseline}, the live version {os.path.basename(live)} ({how(destinations[live])})"
-        )
-    elif destinations:
+        how = _how(live.action, live.user, live.reason) + ("" if live.finished else ", not finished")
+        summary.baseline_note = f"model {baseline}, the live version {live.version} ({how})"
+    elif pushes.get(baseline):
         summary.baseline_note = f"model {baseline} (latest blessed; no longer the live version)"
     else:
         summary.baseline_note = f"model {baseline} (latest blessed; never pushed)"
+
+
+def _live_version_of(
+    store, pipeline_name: str, model_id: int, pushes: list[metadata_store_pb2.Artifact]
+) -> ServingVersion | None:
+    """The live version of a serving folder model_id was pushed to, when that model is what it
+    serves: read by components/serving_state.py, as `models` and the baseline's resolver read it."""
+    context = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    models: Iterable[int] = pipeline_models(store, context) if context is not None else [model_id]
+    serving_dirs = {os.path.dirname(normalize_path(string_property(p, "pushed_destination"))) for p in pushes}
+    for serving_dir in sorted(serving_dirs):
+        live = read_serving_state(store, serving_dir, models, context).live
+        if live is not None and live.model_id == model_id:
+            return live
+    return None
+
+
+def _how(action: str, user: str, reason: str) -> str:
+    """How a version became live, in words: a pipeline push, or a manual action with who and why."""
+    if action in ("", "pipeline"):
+        return "pushed by the pipeline"
+    return f"{'manual promotion' if action == 'promote' else action} by {user}: {reason}"
 
 
 def format_summary(summary: RunSummary) -> str:
