@@ -17,13 +17,14 @@ from pipeline.evaluation_record import Evaluation, read_evaluation
 from pipeline.failures import recorded_failure
 from pipeline.mlmd_reader import (
     SERVING_MODEL_DIR,
+    execution_artifacts,
     execution_outputs,
     latest_run_id,
     node_executions,
     open_store,
     pipeline_models,
 )
-from pipeline.node_ids import BULK_INFERRER, EVALUATOR, EXAMPLE_VALIDATOR, PUSHER, TRAINER, output
+from pipeline.node_ids import BASELINE_RESOLVER, BULK_INFERRER, EVALUATOR, EXAMPLE_VALIDATOR, PUSHER, TRAINER, output
 from sparse_ae.serving_layout import normalize_path
 
 _STATES = {value: name.lower() for name, value in metadata_store_pb2.Execution.State.items()}
@@ -138,32 +139,25 @@ def summarize_run(metadata_path: str, pipeline_name: str, run_id: str | None = N
     if inference_result in summary.artifacts and model in summary.artifacts:
         summary.bulk_inference = count_flagged(summary.artifacts[inference_result], summary.artifacts[model])
     if EVALUATOR in executions:
-        describe_baseline(store, pipeline_name, [e.id for e in executions.values()], executions[EVALUATOR].id, summary)
+        describe_baseline(store, pipeline_name, executions, summary)
     return summary
 
 
 def describe_baseline(
-    store, pipeline_name: str, run_execution_ids: list[int], evaluator_execution_id: int, summary: RunSummary
+    store, pipeline_name: str, executions: dict[str, metadata_store_pb2.Execution], summary: RunSummary
 ) -> None:
     """Which model the no-regression check used, whether it is live and how it got there (the
     serving state as `models` reads it); and the manual promotions or rollbacks of this run's
     candidate (`sparse-ae promote` / `rollback`)."""
-    events = [e for e in store.get_events_by_execution_ids(run_execution_ids) if e.path.steps]
-    inputs = {
-        e.path.steps[0].key: e.artifact_id
-        for e in events
-        if e.type == metadata_store_pb2.Event.INPUT and e.execution_id == evaluator_execution_id
-    }
-    # The baseline is what the Resolver resolved (its internal output): MLMD keeps one event per
-    # artifact and execution, so the Evaluator has no baseline_model event when it equals the model.
+    evaluator, resolver = executions[EVALUATOR].id, executions.get(BASELINE_RESOLVER)
+    found = execution_artifacts(store, [evaluator] + ([resolver.id] if resolver is not None else []))
+    inputs = {key: artifact.id for key, artifact in found[evaluator].inputs.items()}
+    # The baseline is what the baseline's Resolver resolved (its internal output; the drift check's
+    # resolves the live model, which may differ): MLMD keeps one event per artifact and execution,
+    # so the Evaluator has no baseline_model event when it equals the model.
     inputs.pop("baseline_model", None)
-    resolved = [
-        e.artifact_id
-        for e in events
-        if e.type == metadata_store_pb2.Event.INTERNAL_OUTPUT and e.path.steps[0].key == "model"
-    ]
-    if resolved:
-        inputs["baseline_model"] = resolved[0]
+    if resolver is not None and "model" in found[resolver.id].internal_outputs:
+        inputs["baseline_model"] = found[resolver.id].internal_outputs["model"].id
     pushes = model_pushes(store, [i for key, i in inputs.items() if key in ("model", "baseline_model")])
 
     model_id = inputs.get("model")

@@ -5,6 +5,8 @@ seed) rejected by an unreachable threshold; `promote` without a reason is refuse
 --reason` publishes v2; (3) model A evaluated again: its baseline must be the live B; `rollback`
 re-publishes v1 as v3; (4) model A evaluated again: its baseline must be the live A, although B
 has the higher id and a (manual) blessing, which TFX's LatestBlessedModelStrategy would pick.
+(5) model A evaluated with gate.baseline=latest_blessed: the summary names B, the Evaluator's
+baseline, not the live A that the drift check's resolver resolves.
 """
 
 import contextlib
@@ -85,6 +87,11 @@ def history(garment_data_dir, tmp_path_factory):
 
     h["models_json"] = sparse_ae("models", "--json", *sets)
     h["models_table"] = sparse_ae("models", *sets)
+
+    # (5) A again against TFX's latest blessed model (B, blessed by its promotion) while the drift
+    # check's resolver still resolves the live A
+    run_local(load_config(unreachable + ["gate.baseline=latest_blessed"]))
+    h["latest_blessed_baseline"] = summarize_run(metadata, name)
     return h
 
 
@@ -201,6 +208,14 @@ def test_next_run_after_a_rollback_compares_against_the_live_model(history):
     assert after.baseline_model_id == history["good_id"]
     assert after.baseline_psnr == pytest.approx(history["good"].psnr, abs=1e-6)
     assert f"live version {history['versions_after_rollback'][-1]} (rollback by" in format_summary(after)
+
+
+@pytest.mark.e2e
+def test_the_summary_names_the_baseline_the_evaluator_used_not_the_drift_checks(history):
+    summary = history["latest_blessed_baseline"]
+    assert summary.baseline_model_id == history["rejected_id"]
+    assert summary.baseline_note == f"model {history['rejected_id']} (latest blessed; no longer the live version)"
+    assert f"Baseline: {summary.baseline_note}" in format_summary(summary)
 
 
 @pytest.mark.e2e
