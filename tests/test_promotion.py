@@ -267,8 +267,8 @@ class Killed(BaseException):
 @pytest.fixture(scope="module")
 def interrupted(history):
     """After the history: `promote B` stopped (killed) right after publishing, before recording
-    the outcome; `models`; `promote B` while a pipeline run holds the root's lock; `promote B`
-    again; `models`."""
+    the outcome; the summary of the last run; `models`; `promote B` while a pipeline run holds
+    the root's lock; `promote B` again; `models`."""
     from pipeline import promotion
     from pipeline.run_lock import lock_path
 
@@ -288,6 +288,7 @@ def interrupted(history):
         except Killed:
             h["crash"] = "stopped after publishing"
     h["versions_after_crash"] = serving_versions(serving)
+    h["summary_after_crash"] = summarize_run(history["metadata"], config.pipeline_name)  # the run of (5)
     h["models_json"] = sparse_ae("models", "--json", *sets)
     h["models_table"] = sparse_ae("models", *sets)
 
@@ -376,3 +377,16 @@ def test_the_builtin_baseline_strategy_stays_selectable(tmp_path):
         node = next(c for c in pipeline.components if c.id == RESOLVER_ID)
         assert node.exec_properties[resolver.RESOLVER_STRATEGY_CLASS] is expected
         assert node.exec_properties[resolver.RESOLVER_CONFIG] == config
+
+
+@pytest.mark.e2e
+def test_the_summary_says_what_models_says_of_a_live_version_whose_promotion_did_not_finish(history, interrupted):
+    """The last run's baseline is B; B is live again through the stopped promotion, which `models`
+    lists as not finished: the summary reads the same serving state."""
+    stopped = interrupted["versions_after_crash"][-1]
+    summary = interrupted["summary_after_crash"]
+    assert summary.baseline_model_id == history["rejected_id"]
+    assert summary.baseline_note == (
+        f"model {history['rejected_id']}, the live version {stopped} "
+        "(manual promotion by tester: ship B again, not finished)"
+    )
