@@ -17,8 +17,8 @@ from pipeline.evaluation_record import Evaluation, read_evaluation
 from pipeline.failures import recorded_failure
 from pipeline.mlmd_reader import (
     SERVING_MODEL_DIR,
+    ExecutionArtifacts,
     execution_artifacts,
-    execution_outputs,
     latest_run_id,
     node_executions,
     open_store,
@@ -107,8 +107,9 @@ def summarize_run(metadata_path: str, pipeline_name: str, run_id: str | None = N
     run = store.get_context_by_type_and_name("pipeline_run", run_id)
     if run is not None and BEAM_MODE_PROPERTY in run.custom_properties:
         summary.beam_mode = run.custom_properties[BEAM_MODE_PROPERTY].string_value
+    found = execution_artifacts(store, [execution.id for execution in executions.values()])
     for node, execution in executions.items():
-        for key, artifact in execution_outputs(store, execution.id).items():
+        for key, artifact in found[execution.id].outputs.items():
             summary.artifacts[f"{node}.{key}"] = artifact.uri
             if key == "evaluation":
                 summary.adopt(read_evaluation(artifact.uri))
@@ -139,18 +140,21 @@ def summarize_run(metadata_path: str, pipeline_name: str, run_id: str | None = N
     if inference_result in summary.artifacts and model in summary.artifacts:
         summary.bulk_inference = count_flagged(summary.artifacts[inference_result], summary.artifacts[model])
     if EVALUATOR in executions:
-        describe_baseline(store, pipeline_name, executions, summary)
+        describe_baseline(store, pipeline_name, executions, found, summary)
     return summary
 
 
 def describe_baseline(
-    store, pipeline_name: str, executions: dict[str, metadata_store_pb2.Execution], summary: RunSummary
+    store,
+    pipeline_name: str,
+    executions: dict[str, metadata_store_pb2.Execution],
+    found: dict[int, ExecutionArtifacts],
+    summary: RunSummary,
 ) -> None:
     """Which model the no-regression check used, whether it is live and how it got there (the
     serving state as `models` reads it); and the manual promotions or rollbacks of this run's
-    candidate (`sparse-ae promote` / `rollback`)."""
+    candidate (`sparse-ae promote` / `rollback`). found: the run's executions' artifacts."""
     evaluator, resolver = executions[EVALUATOR].id, executions.get(BASELINE_RESOLVER)
-    found = execution_artifacts(store, [evaluator] + ([resolver.id] if resolver is not None else []))
     inputs = {key: artifact.id for key, artifact in found[evaluator].inputs.items()}
     # The baseline is what the baseline's Resolver resolved (its internal output; the drift check's
     # resolves the live model, which may differ): MLMD keeps one event per artifact and execution,

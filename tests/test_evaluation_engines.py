@@ -16,14 +16,8 @@ from helpers import LENIENT_GATE, metrics_by_slice, small_pipeline_overrides
 from pipeline.evaluation import EVALUATOR_MODULE, eval_config
 from pipeline.evaluation_record import read_evaluation
 from pipeline.local_runner import run_local
-from pipeline.run_summary import (
-    execution_outputs,
-    format_summary,
-    latest_run_id,
-    node_executions,
-    open_store,
-    summarize_run,
-)
+from pipeline.mlmd_reader import execution_outputs, latest_run_id, node_executions, open_store
+from pipeline.run_summary import format_summary, summarize_run
 from pipeline_config import load_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
