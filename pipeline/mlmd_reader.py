@@ -1,4 +1,4 @@
-"""Reading ML Metadata: the store, a pipeline's runs, their executions and output artifacts.
+"""Reading ML Metadata: the store, a pipeline's runs, their executions, their input and output artifacts.
 
 The one place the run summary (pipeline/run_summary.py), the run report (pipeline/report/),
 `sparse-ae models` (pipeline/promotion.py) and the failure record (pipeline/failures.py) open the
@@ -8,7 +8,9 @@ components/live_model_strategy.py, since components/ never imports pipeline/.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Iterable
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -78,15 +80,59 @@ def node_executions(
     return result
 
 
+@dataclasses.dataclass
+class ExecutionArtifacts:
+    """An execution's artifacts by key (the first step of each event's path), one per key."""
+
+    inputs: dict[str, metadata_store_pb2.Artifact] = dataclasses.field(default_factory=dict)
+    outputs: dict[str, metadata_store_pb2.Artifact] = dataclasses.field(default_factory=dict)
+    # A Resolver's resolved artifacts: MLMD keeps one event per artifact and execution, so an
+    # input that equals another input of the consumer is found here only.
+    internal_outputs: dict[str, metadata_store_pb2.Artifact] = dataclasses.field(default_factory=dict)
+
+
+_OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+
+
+def execution_artifacts(
+    store: metadata_store.MetadataStore, execution_ids: Iterable[int]
+) -> dict[int, ExecutionArtifacts]:
+    """Execution id -> its input, output and internal output artifacts by key, in one query each."""
+    found = {execution_id: ExecutionArtifacts() for execution_id in execution_ids}
+    events = [e for e in store.get_events_by_execution_ids(list(found)) if e.path.steps]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+    for event in events:
+        record = found[event.execution_id]
+        if event.type == metadata_store_pb2.Event.INPUT:
+            kind = record.inputs
+        elif event.type in _OUTPUT_EVENTS:
+            kind = record.outputs
+        elif event.type == metadata_store_pb2.Event.INTERNAL_OUTPUT:
+            kind = record.internal_outputs
+        else:
+            continue
+        if event.artifact_id in artifacts:
+            kind[event.path.steps[0].key] = artifacts[event.artifact_id]
+    return found
+
+
 def execution_outputs(store: metadata_store.MetadataStore, execution_id: int) -> dict[str, metadata_store_pb2.Artifact]:
     """Output key -> artifact of an execution."""
-    events = [
-        e
-        for e in store.get_events_by_execution_ids([execution_id])
-        if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
-    ]
-    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
-    return {e.path.steps[0].key: artifacts[e.artifact_id] for e in events if e.path.steps}
+    return execution_artifacts(store, [execution_id])[execution_id].outputs
+
+
+def artifact_executions(
+    store: metadata_store.MetadataStore, artifact_id: int, input_key: str
+) -> tuple[list[int], list[int]]:
+    """(the executions that output the artifact, those that took it as input under input_key), ascending ids."""
+    events = store.get_events_by_artifact_ids([artifact_id])
+    produced_by = sorted(e.execution_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT)
+    used_by = sorted(
+        e.execution_id
+        for e in events
+        if e.type == metadata_store_pb2.Event.INPUT and e.path.steps and e.path.steps[0].key == input_key
+    )
+    return produced_by, used_by
 
 
 def resolve_run(

@@ -50,9 +50,15 @@ from components.serving_state import (
     recorded_versions,
     string_property,
 )
-from pipeline.mlmd_reader import SERVING_MODEL_DIR, open_store, pipeline_models
+from pipeline.evaluation_record import read_evaluation
+from pipeline.mlmd_reader import (
+    SERVING_MODEL_DIR,
+    artifact_executions,
+    execution_artifacts,
+    open_store,
+    pipeline_models,
+)
 from pipeline.run_lock import run_lock
-from pipeline.run_summary import RunSummary, read_evaluation
 from pipeline_config import PipelineConfig
 from sparse_ae.errors import ConfigError
 from sparse_ae.serving_layout import is_complete, live_path, normalize_path, version_path
@@ -141,44 +147,29 @@ def _candidate(store, model, pushes, versions: list[ServingVersion]) -> Candidat
         when=model.create_time_since_epoch / 1000,
         versions=[v.version for v in versions if v.model_id == model.id],
     )
-    events = store.get_events_by_artifact_ids([model.id])
-    produced_by = [e.execution_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
-    used_by = sorted(
-        e.execution_id
-        for e in events
-        if e.type == metadata_store_pb2.Event.INPUT and e.path.steps and e.path.steps[0].key == "model"
-    )
-    by_execution: dict[int, dict[str, metadata_store_pb2.Artifact]] = {}
-    io_events = store.get_events_by_execution_ids(produced_by + used_by)
-    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in io_events])}
-    for event in io_events:
-        if event.path.steps and event.artifact_id in artifacts:
-            kind = "in" if event.type == metadata_store_pb2.Event.INPUT else "out"
-            by_execution.setdefault(event.execution_id, {})[f"{kind}:{event.path.steps[0].key}"] = artifacts[
-                event.artifact_id
-            ]
-    examples = next((by_execution.get(e, {}).get("in:examples") for e in produced_by), None)
+    produced_by, used_by = artifact_executions(store, model.id, "model")
+    by_execution = execution_artifacts(store, produced_by + used_by)
+    examples = next((by_execution[e].inputs.get("examples") for e in produced_by), None)
     class_names: list[str] = []
     if examples is not None:
         name, config, version = (string_property(examples, key) for key in ("tfds_name", "tfds_config", "tfds_version"))
         candidate.dataset = f"{name}/{config}:{version}"
         class_names = json.loads(string_property(examples, "label_names") or "[]")
-    evaluations = [e for e in used_by if "out:evaluation" in by_execution.get(e, {})]
+    evaluations = [e for e in used_by if "evaluation" in by_execution[e].outputs]
     if evaluations:
         executions = {e.id: e for e in store.get_executions_by_id(evaluations)}
-        blessed = [e for e in evaluations if by_execution[e]["out:blessing"].custom_properties["blessed"].int_value]
+        blessed = [e for e in evaluations if by_execution[e].outputs["blessing"].custom_properties["blessed"].int_value]
         deciding = (blessed or evaluations)[-1]  # the latest blessing evaluation, else the latest one
         candidate.blessed = bool(blessed)
         candidate.threshold = _gate_threshold(executions[deciding])
-        summary = RunSummary(run_id="", components=[])
-        read_evaluation(by_execution[deciding]["out:evaluation"].uri, summary)
-        candidate.psnr = summary.psnr
-        candidate.active_units, candidate.hoyer = summary.active_units, summary.hoyer
-        candidate.refused_by = [] if blessed else summary.failures  # run_summary.describe_failures' words
-        if summary.class_psnr:
-            label, value = min(summary.class_psnr.items(), key=lambda item: item[1])
+        evaluation = read_evaluation(by_execution[deciding].outputs["evaluation"].uri)
+        candidate.psnr = evaluation.psnr
+        candidate.active_units, candidate.hoyer = evaluation.active_units, evaluation.hoyer
+        candidate.refused_by = [] if blessed else evaluation.failures
+        worst = evaluation.worst_class()
+        if worst is not None:
+            label, candidate.worst_class_psnr = worst
             candidate.worst_class = class_names[label] if label < len(class_names) else str(label)
-            candidate.worst_class_psnr = value
     for push in pushes.get(model.id, []):
         if string_property(push, "action"):
             candidate.manual.append(

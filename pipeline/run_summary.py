@@ -5,63 +5,43 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Iterable
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx.dsl.io import fileio
 from tfx.utils import io_utils
 
+from components.serving_state import ServingVersion, model_pushes, read_serving_state, string_property
 from pipeline.beam_args import BEAM_MODE_PROPERTY
-from pipeline.evaluation import (
-    ACTIVE_UNITS_METRIC,
-    BOUNDED_METRICS,
-    HOYER_METRIC,
-    LABEL_FEATURE,
-    LINEAR_PSNR_AT_ACTIVE_METRIC,
-    LINEAR_PSNR_METRIC,
-    MEAN_ACTIVATION_METRIC,
-    PSNR_ACTIVE_ONLY_METRIC,
-    PSNR_METRIC,
-    TARGET_RATIO_METRIC,
-    ZEROING_COST_METRIC,
-)
+from pipeline.evaluation_record import Evaluation, read_evaluation
 from pipeline.failures import recorded_failure
 from pipeline.mlmd_reader import (
     SERVING_MODEL_DIR,
-    execution_outputs,
+    ExecutionArtifacts,
+    execution_artifacts,
     latest_run_id,
     node_executions,
     open_store,
+    pipeline_models,
 )
-from pipeline.node_ids import BULK_INFERRER, EVALUATOR, EXAMPLE_VALIDATOR, PUSHER, TRAINER, output
+from pipeline.node_ids import BASELINE_RESOLVER, BULK_INFERRER, EVALUATOR, EXAMPLE_VALIDATOR, PUSHER, TRAINER, output
+from sparse_ae.serving_layout import normalize_path
 
 _STATES = {value: name.lower() for name, value in metadata_store_pb2.Execution.State.items()}
 
 
-@dataclasses.dataclass
-class RunSummary:
-    """One run: component outcomes, the evaluation, the gate's decision and where the model went."""
+@dataclasses.dataclass(kw_only=True)
+class RunSummary(Evaluation):
+    """One run: component outcomes, the evaluation (Evaluation's figures, unset when the run has no
+    Evaluator output), the gate's decision and where the model went."""
 
     run_id: str
     components: list[tuple[str, str]]  # (node id, complete | cached | failed | ...)
-    psnr: float | None = None
-    baseline_psnr: float | None = None
-    class_psnr: dict[int, float] = dataclasses.field(default_factory=dict)
-    baseline_class_psnr: dict[int, float] = dataclasses.field(default_factory=dict)
-    example_count: int | None = None
-    mean_activation: float | None = None  # the eval split's mean latent activation
-    activation_to_target: float | None = None  # mean_activation / the model's sparsity_target
-    linear_baseline_psnr: float | None = None  # PCA of the same code size on the eval split
-    # The code's sparsity per image on the eval split (sparse_ae/sparsity.py), as the Evaluator measured it
-    active_units: float | None = None  # mean active units per image
-    hoyer: float | None = None  # mean Hoyer sparsity per image
-    psnr_active_only: float | None = None  # PSNR with every inactive unit set to 0
-    zeroing_cost: float | None = None  # psnr - psnr_active_only
-    linear_baseline_psnr_at_active: float | None = None  # PCA with the code's active size
-    # ... and as the Trainer measured it on the same split (metrics.json's code_sparsity): the share of
-    # dead units and the distribution of active units per image, which are not per-image figures
+    # The code's sparsity as the Trainer measured it on the eval split (metrics.json's code_sparsity):
+    # the share of dead units and the distribution of active units per image, which the Evaluator's
+    # per-image figures (Evaluation.active_units, .hoyer) do not give
     code_sparsity: dict | None = None
     blessed: bool | None = None
-    failures: list[str] = dataclasses.field(default_factory=list)
     pushed_path: str | None = None
     anomalies: list[str] = dataclasses.field(default_factory=list)
     artifacts: dict[str, str] = dataclasses.field(default_factory=dict)  # node.output key -> uri
@@ -81,117 +61,10 @@ class RunSummary:
     def failed(self) -> bool:
         return any(state == "failed" for _, state in self.components)
 
-
-# Candidate-only figures of the overall slice: metric name -> RunSummary field.
-_OVERALL_FIGURES = {
-    MEAN_ACTIVATION_METRIC: "mean_activation",
-    TARGET_RATIO_METRIC: "activation_to_target",
-    LINEAR_PSNR_METRIC: "linear_baseline_psnr",
-    ACTIVE_UNITS_METRIC: "active_units",
-    HOYER_METRIC: "hoyer",
-    PSNR_ACTIVE_ONLY_METRIC: "psnr_active_only",
-    ZEROING_COST_METRIC: "zeroing_cost",
-    LINEAR_PSNR_AT_ACTIVE_METRIC: "linear_baseline_psnr_at_active",
-}
-# What each bounded gate condition measures, in words (pipeline.evaluation.BOUNDED_METRICS).
-_CONDITION_WORDS = {
-    "max_active_units": ("sparsity: active units per image", ""),
-    "min_hoyer": ("sparsity: Hoyer sparsity per image", ""),
-    "max_zeroing_cost": ("sparsity: PSNR lost when the inactive units are zeroed", " dB"),
-    "min_gain_over_linear": ("linear baseline: PSNR gain over PCA at the code's active size", " dB"),
-    "min_gain_over_full_linear": ("linear baseline: PSNR gain over PCA of the full code size", " dB"),
-}
-_CONDITION_OF_METRIC = {metric: key for key, (metric, _) in BOUNDED_METRICS.items()}
-
-
-def read_evaluation(uri: str, summary: RunSummary) -> None:
-    """Fill PSNR (overall, per class, baseline), the sparsity and linear-baseline figures and the
-    gate's failures from TFMA's output."""
-    import tensorflow_model_analysis as tfma
-
-    for slice_metrics in tfma.load_metrics(uri):
-        keys = slice_metrics.slice_key.single_slice_keys
-        for item in slice_metrics.metric_keys_and_values:
-            key, value = item.key, item.value.double_value.value
-            candidate = key.model_name != "baseline" and not key.is_diff
-            if key.name == "example_count" and not keys and candidate:
-                summary.example_count = int(value)
-            if key.name in _OVERALL_FIGURES and not keys and candidate:
-                setattr(summary, _OVERALL_FIGURES[key.name], value)
-            if key.name != PSNR_METRIC or key.is_diff:
-                continue
-            if key.model_name == "baseline":
-                if not keys:
-                    summary.baseline_psnr = value
-                elif len(keys) == 1 and keys[0].column == LABEL_FEATURE:
-                    summary.baseline_class_psnr[int(keys[0].int64_value)] = value
-            elif not keys:
-                summary.psnr = value
-            elif len(keys) == 1 and keys[0].column == LABEL_FEATURE:
-                summary.class_psnr[int(keys[0].int64_value)] = value
-    validation = tfma.load_validation_result(uri)
-    summary.failures = describe_failures(validation)
-
-
-def describe_failures(validation) -> list[str]:
-    """Each failed threshold in words: which slice, which bound, the value and the shortfall."""
-    messages = []
-    for per_slice in validation.metric_validations_per_slice:
-        keys = per_slice.slice_key.single_slice_keys
-        where = (
-            ", ".join(f"{k.column}={k.int64_value or k.bytes_value.decode() or k.float_value}" for k in keys)
-            or "overall"
-        )
-        for failure in per_slice.failures:
-            value = failure.metric_value.double_value.value
-            threshold = failure.metric_threshold
-            if failure.message:  # e.g. a threshold on a metric that was never computed
-                messages.append(f"{where}: {failure.metric_key.name}: {failure.message}")
-            elif failure.metric_key.is_diff:
-                bound = threshold.change_threshold.absolute.value
-                messages.append(
-                    f"{where}: {failure.metric_key.name} changed by {value:+.3f} dB against the "
-                    f"baseline, below the allowed {bound:+.3f} dB (short by {bound - value:.3f})"
-                )
-            elif failure.metric_key.name == TARGET_RATIO_METRIC:
-                low, high = (
-                    threshold.value_threshold.lower_bound.value,
-                    threshold.value_threshold.upper_bound.value,
-                )
-                side = (
-                    f"above the allowed {high:.2f} by {value - high:.3f}"
-                    if value > high
-                    else f"below the allowed {low:.2f} by {low - value:.3f}"
-                )
-                messages.append(
-                    f"{where}: sparsity: mean latent activation is {value:.3f} x sparsity_target, {side} "
-                    f"(gate.sparsity_tolerance {high - 1:.2f})"
-                )
-            elif failure.metric_key.name in _CONDITION_OF_METRIC:
-                messages.append(
-                    f"{where}: {describe_bound(_CONDITION_OF_METRIC[failure.metric_key.name], value, threshold)}"
-                )
-            elif threshold.value_threshold.HasField("lower_bound"):
-                bound = threshold.value_threshold.lower_bound.value
-                messages.append(
-                    f"{where}: {failure.metric_key.name} {value:.3f} dB < threshold {bound:.3f} dB "
-                    f"(short by {bound - value:.3f})"
-                )
-            else:
-                messages.append(f"{where}: {failure.metric_key.name} = {value} failed its threshold")
-    if not validation.validation_ok and not messages:
-        messages.append("validation failed: " + str(validation).strip().replace("\n", " ")[:500])
-    return messages
-
-
-def describe_bound(key: str, value: float, threshold) -> str:
-    """A failed gate.<key> condition in words: the figure, the bound and how far it missed."""
-    words, unit = _CONDITION_WORDS[key]
-    if BOUNDED_METRICS[key][1] == "upper":
-        bound = threshold.value_threshold.upper_bound.value
-        return f"{words} {value:.3f}{unit} > allowed {bound:.3f}{unit} (over by {value - bound:.3f}; gate.{key})"
-    bound = threshold.value_threshold.lower_bound.value
-    return f"{words} {value:+.3f}{unit} < required {bound:+.3f}{unit} (short by {bound - value:.3f}; gate.{key})"
+    def adopt(self, evaluation: Evaluation) -> None:
+        """Take the figures and the gate's failures of the run's Evaluator output."""
+        for field in dataclasses.fields(Evaluation):
+            setattr(self, field.name, getattr(evaluation, field.name))
 
 
 def read_code_sparsity(model_run_uri: str) -> dict | None:
@@ -234,11 +107,12 @@ def summarize_run(metadata_path: str, pipeline_name: str, run_id: str | None = N
     run = store.get_context_by_type_and_name("pipeline_run", run_id)
     if run is not None and BEAM_MODE_PROPERTY in run.custom_properties:
         summary.beam_mode = run.custom_properties[BEAM_MODE_PROPERTY].string_value
+    found = execution_artifacts(store, [execution.id for execution in executions.values()])
     for node, execution in executions.items():
-        for key, artifact in execution_outputs(store, execution.id).items():
+        for key, artifact in found[execution.id].outputs.items():
             summary.artifacts[f"{node}.{key}"] = artifact.uri
             if key == "evaluation":
-                read_evaluation(artifact.uri, summary)
+                summary.adopt(read_evaluation(artifact.uri))
             elif key == "model_run":
                 summary.code_sparsity = read_code_sparsity(artifact.uri)
             elif key == "blessing":
@@ -266,67 +140,71 @@ def summarize_run(metadata_path: str, pipeline_name: str, run_id: str | None = N
     if inference_result in summary.artifacts and model in summary.artifacts:
         summary.bulk_inference = count_flagged(summary.artifacts[inference_result], summary.artifacts[model])
     if EVALUATOR in executions:
-        describe_baseline(store, [e.id for e in executions.values()], executions[EVALUATOR].id, summary)
+        describe_baseline(store, pipeline_name, executions, found, summary)
     return summary
 
 
-def describe_baseline(store, run_execution_ids: list[int], evaluator_execution_id: int, summary: RunSummary) -> None:
-    """Which model the no-regression check used, whether it is live and how it got there; and the
-    manual promotions or rollbacks of this run's candidate (`sparse-ae promote` / `rollback`)."""
-    from components.serving_state import model_pushes
-    from sparse_ae.serving_layout import live_path, normalize_path
-
-    events = [e for e in store.get_events_by_execution_ids(run_execution_ids) if e.path.steps]
-    inputs = {
-        e.path.steps[0].key: e.artifact_id
-        for e in events
-        if e.type == metadata_store_pb2.Event.INPUT and e.execution_id == evaluator_execution_id
-    }
-    # The baseline is what the Resolver resolved (its internal output): MLMD keeps one event per
-    # artifact and execution, so the Evaluator has no baseline_model event when it equals the model.
+def describe_baseline(
+    store,
+    pipeline_name: str,
+    executions: dict[str, metadata_store_pb2.Execution],
+    found: dict[int, ExecutionArtifacts],
+    summary: RunSummary,
+) -> None:
+    """Which model the no-regression check used, whether it is live and how it got there (the
+    serving state as `models` reads it); and the manual promotions or rollbacks of this run's
+    candidate (`sparse-ae promote` / `rollback`). found: the run's executions' artifacts."""
+    evaluator, resolver = executions[EVALUATOR].id, executions.get(BASELINE_RESOLVER)
+    inputs = {key: artifact.id for key, artifact in found[evaluator].inputs.items()}
+    # The baseline is what the baseline's Resolver resolved (its internal output; the drift check's
+    # resolves the live model, which may differ): MLMD keeps one event per artifact and execution,
+    # so the Evaluator has no baseline_model event when it equals the model.
     inputs.pop("baseline_model", None)
-    resolved = [
-        e.artifact_id
-        for e in events
-        if e.type == metadata_store_pb2.Event.INTERNAL_OUTPUT and e.path.steps[0].key == "model"
-    ]
-    if resolved:
-        inputs["baseline_model"] = resolved[0]
+    if resolver is not None and "model" in found[resolver.id].internal_outputs:
+        inputs["baseline_model"] = found[resolver.id].internal_outputs["model"].id
     pushes = model_pushes(store, [i for key, i in inputs.items() if key in ("model", "baseline_model")])
-
-    def how(push) -> str:
-        action = push.custom_properties["action"].string_value if "action" in push.custom_properties else ""
-        if not action:
-            return "pushed by the pipeline"
-        return (
-            f"{'manual promotion' if action == 'promote' else action} by "
-            f"{push.custom_properties['user'].string_value}: {push.custom_properties['reason'].string_value}"
-        )
 
     model_id = inputs.get("model")
     for push in pushes.get(model_id, []) if model_id is not None else []:
-        if "action" in push.custom_properties:
+        if string_property(push, "action"):
+            how = _how(string_property(push, "action"), string_property(push, "user"), string_property(push, "reason"))
             summary.manual_actions.append(
-                f"model {inputs['model']} made live by {how(push)} "
-                f"(version {push.custom_properties['pushed_version'].string_value})"
+                f"model {model_id} made live by {how} (version {string_property(push, 'pushed_version')})"
             )
     baseline = inputs.get("baseline_model")
     if baseline is None:
         return
     summary.baseline_model_id = baseline
-    destinations = {
-        normalize_path(p.custom_properties["pushed_destination"].string_value): p
-        for p in sorted(pushes.get(baseline, []), key=lambda p: p.id, reverse=True)
-    }
-    live = next((path for path in destinations if path == live_path(os.path.dirname(path))), None)
+    live = _live_version_of(store, pipeline_name, baseline, pushes.get(baseline, []))
     if live is not None:
-        summary.baseline_note = (
-            f"model {baseline}, the live version {os.path.basename(live)} ({how(destinations[live])})"
-        )
-    elif destinations:
+        how = _how(live.action, live.user, live.reason) + ("" if live.finished else ", not finished")
+        summary.baseline_note = f"model {baseline}, the live version {live.version} ({how})"
+    elif pushes.get(baseline):
         summary.baseline_note = f"model {baseline} (latest blessed; no longer the live version)"
     else:
         summary.baseline_note = f"model {baseline} (latest blessed; never pushed)"
+
+
+def _live_version_of(
+    store, pipeline_name: str, model_id: int, pushes: list[metadata_store_pb2.Artifact]
+) -> ServingVersion | None:
+    """The live version of a serving folder model_id was pushed to, when that model is what it
+    serves: read by components/serving_state.py, as `models` and the baseline's resolver read it."""
+    context = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    models: Iterable[int] = pipeline_models(store, context) if context is not None else [model_id]
+    serving_dirs = {os.path.dirname(normalize_path(string_property(p, "pushed_destination"))) for p in pushes}
+    for serving_dir in sorted(serving_dirs):
+        live = read_serving_state(store, serving_dir, models, context).live
+        if live is not None and live.model_id == model_id:
+            return live
+    return None
+
+
+def _how(action: str, user: str, reason: str) -> str:
+    """How a version became live, in words: a pipeline push, or a manual action with who and why."""
+    if action in ("", "pipeline"):
+        return "pushed by the pipeline"
+    return f"{'manual promotion' if action == 'promote' else action} by {user}: {reason}"
 
 
 def format_summary(summary: RunSummary) -> str:

@@ -14,17 +14,10 @@ import pytest
 from helpers import LENIENT_GATE, metrics_by_slice, small_pipeline_overrides
 
 from pipeline.evaluation import EVALUATOR_MODULE, eval_config
+from pipeline.evaluation_record import read_evaluation
 from pipeline.local_runner import run_local
-from pipeline.run_summary import (
-    RunSummary,
-    execution_outputs,
-    format_summary,
-    latest_run_id,
-    node_executions,
-    open_store,
-    read_evaluation,
-    summarize_run,
-)
+from pipeline.mlmd_reader import execution_outputs, latest_run_id, node_executions, open_store
+from pipeline.run_summary import format_summary, summarize_run
 from pipeline_config import load_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -129,8 +122,7 @@ def test_both_engines_bless_alike_and_read_alike(engines):
         summary = run["summary"]
         assert summary.blessed is run["tfma"]["blessed"] is True
         assert tfma.load_validation_result(run["batched_uri"]).validation_ok
-        again = RunSummary(run_id="", components=[])
-        read_evaluation(run["tfma"]["uri"], again)
+        again = read_evaluation(run["tfma"]["uri"])
         assert summary.example_count == again.example_count
         assert summary.psnr == pytest.approx(again.psnr, abs=0.01)
         assert summary.class_psnr.keys() == again.class_psnr.keys()
@@ -154,8 +146,6 @@ def test_a_failed_change_threshold_is_refused_by_both_engines(engines, tmp_path)
     assert results["batched"]["blessed"] is results["tfma"]["blessed"] is False
     failures = {}
     for engine, result in results.items():
-        summary = RunSummary(run_id="", components=[])
-        read_evaluation(result["uri"], summary)
-        failures[engine] = summary.failures
+        failures[engine] = read_evaluation(result["uri"]).failures
     assert failures["batched"] and failures["batched"] == failures["tfma"]
     assert any("psnr" in failure.lower() for failure in failures["batched"])

@@ -5,6 +5,8 @@ seed) rejected by an unreachable threshold; `promote` without a reason is refuse
 --reason` publishes v2; (3) model A evaluated again: its baseline must be the live B; `rollback`
 re-publishes v1 as v3; (4) model A evaluated again: its baseline must be the live A, although B
 has the higher id and a (manual) blessing, which TFX's LatestBlessedModelStrategy would pick.
+(5) model A evaluated with gate.baseline=latest_blessed: the summary names B, the Evaluator's
+baseline, not the live A that the drift check's resolver resolves.
 """
 
 import contextlib
@@ -85,6 +87,11 @@ def history(garment_data_dir, tmp_path_factory):
 
     h["models_json"] = sparse_ae("models", "--json", *sets)
     h["models_table"] = sparse_ae("models", *sets)
+
+    # (5) A again against TFX's latest blessed model (B, blessed by its promotion) while the drift
+    # check's resolver still resolves the live A
+    run_local(load_config(unreachable + ["gate.baseline=latest_blessed"]))
+    h["latest_blessed_baseline"] = summarize_run(metadata, name)
     return h
 
 
@@ -204,6 +211,14 @@ def test_next_run_after_a_rollback_compares_against_the_live_model(history):
 
 
 @pytest.mark.e2e
+def test_the_summary_names_the_baseline_the_evaluator_used_not_the_drift_checks(history):
+    summary = history["latest_blessed_baseline"]
+    assert summary.baseline_model_id == history["rejected_id"]
+    assert summary.baseline_note == f"model {history['rejected_id']} (latest blessed; no longer the live version)"
+    assert f"Baseline: {summary.baseline_note}" in format_summary(summary)
+
+
+@pytest.mark.e2e
 def test_models_lists_versions_and_candidates(history):
     code, out = history["models_json"]
     assert code == 0
@@ -252,8 +267,8 @@ class Killed(BaseException):
 @pytest.fixture(scope="module")
 def interrupted(history):
     """After the history: `promote B` stopped (killed) right after publishing, before recording
-    the outcome; `models`; `promote B` while a pipeline run holds the root's lock; `promote B`
-    again; `models`."""
+    the outcome; the summary of the last run; `models`; `promote B` while a pipeline run holds
+    the root's lock; `promote B` again; `models`."""
     from pipeline import promotion
     from pipeline.run_lock import lock_path
 
@@ -273,6 +288,7 @@ def interrupted(history):
         except Killed:
             h["crash"] = "stopped after publishing"
     h["versions_after_crash"] = serving_versions(serving)
+    h["summary_after_crash"] = summarize_run(history["metadata"], config.pipeline_name)  # the run of (5)
     h["models_json"] = sparse_ae("models", "--json", *sets)
     h["models_table"] = sparse_ae("models", *sets)
 
@@ -361,3 +377,16 @@ def test_the_builtin_baseline_strategy_stays_selectable(tmp_path):
         node = next(c for c in pipeline.components if c.id == RESOLVER_ID)
         assert node.exec_properties[resolver.RESOLVER_STRATEGY_CLASS] is expected
         assert node.exec_properties[resolver.RESOLVER_CONFIG] == config
+
+
+@pytest.mark.e2e
+def test_the_summary_says_what_models_says_of_a_live_version_whose_promotion_did_not_finish(history, interrupted):
+    """The last run's baseline is B; B is live again through the stopped promotion, which `models`
+    lists as not finished: the summary reads the same serving state."""
+    stopped = interrupted["versions_after_crash"][-1]
+    summary = interrupted["summary_after_crash"]
+    assert summary.baseline_model_id == history["rejected_id"]
+    assert summary.baseline_note == (
+        f"model {history['rejected_id']}, the live version {stopped} "
+        "(manual promotion by tester: ship B again, not finished)"
+    )

@@ -66,7 +66,7 @@ def test_stored_calibration_equals_the_quantiles_of_the_pushed_model_on_the_eval
     assert calibration.threshold == calibration.quantiles["0.99"]
 
     # ML Metadata: the push carries it; the Trainer's Model artifact holds the same file.
-    from pipeline.run_summary import execution_outputs, latest_run_id, node_executions, open_store
+    from pipeline.mlmd_reader import execution_outputs, latest_run_id, node_executions, open_store
 
     store = open_store(config.resolved_metadata_path)
     executions = node_executions(store, config.pipeline_name, latest_run_id(store, config.pipeline_name))
