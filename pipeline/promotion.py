@@ -51,6 +51,7 @@ from components.serving_state import (
     string_property,
 )
 from pipeline.evaluation_record import read_evaluation
+from pipeline.evaluation_text import manual_line, refused_line
 from pipeline.mlmd_reader import (
     SERVING_MODEL_DIR,
     artifact_executions,
@@ -59,6 +60,7 @@ from pipeline.mlmd_reader import (
     pipeline_models,
 )
 from pipeline.run_lock import run_lock
+from pipeline.run_summary import manual_actions
 from pipeline_config import PipelineConfig
 from sparse_ae.errors import ConfigError
 from sparse_ae.serving_layout import is_complete, live_path, normalize_path, version_path
@@ -100,7 +102,7 @@ class Candidate:
     active_units: float | None = None  # the code's mean active units per image on the eval split
     hoyer: float | None = None  # the code's mean Hoyer sparsity per image
     versions: list[int] = dataclasses.field(default_factory=list)  # serving versions holding it
-    manual: list[str] = dataclasses.field(default_factory=list)  # "promote by USER: REASON"
+    manual: list[str] = dataclasses.field(default_factory=list)  # run_summary.manual_actions' sentences
 
 
 @dataclasses.dataclass
@@ -170,12 +172,7 @@ def _candidate(store, model, pushes, versions: list[ServingVersion]) -> Candidat
         if worst is not None:
             label, candidate.worst_class_psnr = worst
             candidate.worst_class = class_names[label] if label < len(class_names) else str(label)
-    for push in pushes.get(model.id, []):
-        if string_property(push, "action"):
-            candidate.manual.append(
-                f"{string_property(push, 'action')} as version {string_property(push, 'pushed_version')} by "
-                f"{string_property(push, 'user')}: {string_property(push, 'reason')}"
-            )
+    candidate.manual = manual_actions(model.id, pushes.get(model.id, []))
     return candidate
 
 
@@ -236,7 +233,8 @@ def format_inventory(found: Inventory, config: PipelineConfig) -> str:
         )
     lines.append(f"Candidates (pipeline {config.pipeline_name}, ML Metadata {config.resolved_metadata_path}):")
     lines.append(
-        f"  {'MODEL':>5} {'TRAINED (UTC)':<20} {'PSNR':>6} {'WORST CLASS':<20} {'BLESSED':<14} {'PUSHED':<24} DATASET"
+        f"  {'MODEL':>5} {'TRAINED (UTC)':<20} {'PSNR':>6} {'ACTIVE':>6} {'WORST CLASS':<20} {'BLESSED':<14} "
+        f"{'PUSHED':<24} DATASET"
     )
     for c in reversed(found.candidates):
         worst = f"{c.worst_class} {c.worst_class_psnr:.2f}" if c.worst_class_psnr is not None else "-"
@@ -246,12 +244,13 @@ def format_inventory(found: Inventory, config: PipelineConfig) -> str:
             else f"{'yes' if c.blessed else 'no'}" + (f" (>={c.threshold:g})" if c.threshold is not None else "")
         )
         pushed = ",".join(map(str, c.versions)) or "no"
+        active = f"{c.active_units:.1f}" if c.active_units is not None else "-"
         lines.append(
             f"  {c.model_id:>5} {_when(c.when):<20} {f'{c.psnr:.2f}' if c.psnr is not None else '-':>6} "
-            f"{worst:<20} {blessed:<14} {pushed:<24} {c.dataset}"
+            f"{active:>6} {worst:<20} {blessed:<14} {pushed:<24} {c.dataset}"
         )
-        lines += [f"        refused: {failure}" for failure in c.refused_by]
-        lines += [f"        manual {note}" for note in c.manual]
+        lines += [f"        {refused_line(failure)}" for failure in c.refused_by]
+        lines += [f"        {manual_line(note)}" for note in c.manual]
     return "\n".join(lines)
 
 

@@ -13,7 +13,17 @@ from tfx.utils import io_utils
 
 from components.serving_state import ServingVersion, model_pushes, read_serving_state, string_property
 from pipeline.beam_args import BEAM_MODE_PROPERTY
+from pipeline.evaluation import recorded_gate
 from pipeline.evaluation_record import Evaluation, read_evaluation
+from pipeline.evaluation_text import (
+    bulk_inference_line,
+    decision_lines,
+    drift_lines,
+    evaluation_lines,
+    how_live,
+    made_live_line,
+    manual_line,
+)
 from pipeline.failures import recorded_failure
 from pipeline.mlmd_reader import (
     SERVING_MODEL_DIR,
@@ -56,6 +66,9 @@ class RunSummary(Evaluation):
     beam_mode: str = ""  # the Beam running mode and why, as a local run recorded it (pipeline/local_runner.py)
     bulk_inference: dict | None = None  # BulkInferrer's split scored: count, flagged, threshold
     drift: dict | None = None  # DriftValidator's record: baseline statistics, threshold, measured distances
+    gate: dict[str, float | None] = dataclasses.field(
+        default_factory=dict
+    )  # the gate the Evaluator applied (recorded_gate)
 
     @property
     def failed(self) -> bool:
@@ -140,6 +153,7 @@ def summarize_run(metadata_path: str, pipeline_name: str, run_id: str | None = N
     if inference_result in summary.artifacts and model in summary.artifacts:
         summary.bulk_inference = count_flagged(summary.artifacts[inference_result], summary.artifacts[model])
     if EVALUATOR in executions:
+        summary.gate = recorded_gate(executions[EVALUATOR])
         describe_baseline(store, pipeline_name, executions, found, summary)
     return summary
 
@@ -165,19 +179,15 @@ def describe_baseline(
     pushes = model_pushes(store, [i for key, i in inputs.items() if key in ("model", "baseline_model")])
 
     model_id = inputs.get("model")
-    for push in pushes.get(model_id, []) if model_id is not None else []:
-        if string_property(push, "action"):
-            how = _how(string_property(push, "action"), string_property(push, "user"), string_property(push, "reason"))
-            summary.manual_actions.append(
-                f"model {model_id} made live by {how} (version {string_property(push, 'pushed_version')})"
-            )
+    if model_id is not None:
+        summary.manual_actions = manual_actions(model_id, pushes.get(model_id, []))
     baseline = inputs.get("baseline_model")
     if baseline is None:
         return
     summary.baseline_model_id = baseline
     live = _live_version_of(store, pipeline_name, baseline, pushes.get(baseline, []))
     if live is not None:
-        how = _how(live.action, live.user, live.reason) + ("" if live.finished else ", not finished")
+        how = how_live(live.action, live.user, live.reason) + ("" if live.finished else ", not finished")
         summary.baseline_note = f"model {baseline}, the live version {live.version} ({how})"
     elif pushes.get(baseline):
         summary.baseline_note = f"model {baseline} (latest blessed; no longer the live version)"
@@ -200,15 +210,23 @@ def _live_version_of(
     return None
 
 
-def _how(action: str, user: str, reason: str) -> str:
-    """How a version became live, in words: a pipeline push, or a manual action with who and why."""
-    if action in ("", "pipeline"):
-        return "pushed by the pipeline"
-    return f"{'manual promotion' if action == 'promote' else action} by {user}: {reason}"
+def manual_actions(model_id: int, pushes: list[metadata_store_pb2.Artifact]) -> list[str]:
+    """The promotions and rollbacks among model_id's pushes (components.serving_state.model_pushes), in words."""
+    return [
+        made_live_line(
+            model_id,
+            string_property(push, "action"),
+            string_property(push, "user"),
+            string_property(push, "reason"),
+            string_property(push, "pushed_version"),
+        )
+        for push in pushes
+        if string_property(push, "action")
+    ]
 
 
 def format_summary(summary: RunSummary) -> str:
-    """A human-readable report of the run for the terminal."""
+    """A human-readable report of the run for the terminal (the sentences of pipeline/evaluation_text.py)."""
     class_names = summary.class_names
     lines = [f"Run {summary.run_id}" + (f" on {summary.dataset}" if summary.dataset else "")]
     lines += [f"  {node:<32} {state}" for node, state in summary.components]
@@ -221,7 +239,8 @@ def format_summary(summary: RunSummary) -> str:
         lines += [f"  {item}" for item in summary.anomalies]
     elif {(EXAMPLE_VALIDATOR, "complete"), (EXAMPLE_VALIDATOR, "cached")} & set(summary.components):
         lines.append("Data anomalies: none")
-    lines += format_drift(summary.drift)
+    drift = drift_lines(summary.drift)
+    lines += drift[:1] + [f"  {line}" for line in drift[1:]]
     if summary.tuner_trials:
         from sparse_ae.tuning import TrialResult, format_trials_table
 
@@ -229,28 +248,16 @@ def format_summary(summary: RunSummary) -> str:
         table = format_trials_table([TrialResult(**t) for t in summary.tuner_trials], summary.tuner_tolerance)
         lines += [f"  {line}" for line in table.splitlines()]
     if summary.psnr is not None:
-        baseline = (
-            f" (baseline {summary.baseline_psnr:.2f} dB, change {summary.psnr - summary.baseline_psnr:+.2f})"
-            if summary.baseline_psnr is not None
-            else " (no baseline: first blessed model)"
+        lines += evaluation_lines(
+            summary, summary.gate, summary.code_sparsity, summary.baseline_note, summary.baseline_model_id
         )
-        lines.append(f"Eval PSNR: {summary.psnr:.2f} dB over {summary.example_count} examples{baseline}")
-        if summary.baseline_note:
-            lines.append(f"Baseline: {summary.baseline_note}")
-        lines += format_code_figures(summary)
         for label, value in sorted(summary.class_psnr.items()):
             name = class_names[label] if class_names and label < len(class_names) else str(label)
             lines.append(f"  class {label} {name:<14} {value:.2f} dB")
-    if summary.blessed is not None:
-        lines.append("Blessed: yes" if summary.blessed else "Blessed: no")
-        lines += [f"  {failure}" for failure in summary.failures]
+    decision = decision_lines(summary.blessed, summary.failures)
+    lines += decision[:1] + [f"  {line}" for line in decision[1:]]
     if summary.bulk_inference:
-        found = summary.bulk_inference
-        lines.append(
-            f"Bulk inference: {found['flagged']} of {found['count']} images flagged as anomalous "
-            f"({100 * found['flagged'] / max(found['count'], 1):.2f}%; MSE > {found['threshold']:.6g}, the "
-            f"model's {found['quantile']:g} quantile)"
-        )
+        lines.append(bulk_inference_line(summary.bulk_inference))
     push_failed = (PUSHER, "failed") in summary.components  # its error is the CLI's last line
     lines.append(
         f"Pushed: {summary.pushed_path}"
@@ -259,63 +266,8 @@ def format_summary(summary: RunSummary) -> str:
         if push_failed
         else "Pushed: no"
     )
-    lines += [f"Manually: {action}" for action in summary.manual_actions]
+    lines += [manual_line(action) for action in summary.manual_actions]
     return "\n".join(lines)
-
-
-def format_code_figures(summary: RunSummary) -> list[str]:
-    """The code's sparsity per image and the linear baselines, for the terminal."""
-    lines = []
-    if summary.active_units is not None:
-        dead = summary.code_sparsity.get("dead_fraction") if summary.code_sparsity else None
-        lines.append(
-            f"Code sparsity per image: {summary.active_units:.1f} active units"
-            + (f" of {summary.code_sparsity['units']}" if summary.code_sparsity else "")
-            + (f", Hoyer {summary.hoyer:.2f}" if summary.hoyer is not None else "")
-            + (f", dead units {dead:.0%}" if dead is not None else "")
-        )
-    if summary.psnr_active_only is not None and summary.zeroing_cost is not None:
-        lines.append(
-            f"With only the active units decoded: {summary.psnr_active_only:.2f} dB "
-            f"({summary.zeroing_cost:.2f} dB lost)"
-        )
-    for label, psnr in (
-        (f"PCA-{active_size(summary)}, the code's active size", summary.linear_baseline_psnr_at_active),
-        ("PCA of the full code size", summary.linear_baseline_psnr),
-    ):
-        if psnr is not None and summary.psnr is not None:
-            lines.append(f"Linear baseline ({label}): {psnr:.2f} dB; the model {summary.psnr - psnr:+.2f} dB")
-    if summary.mean_activation is not None:
-        ratio = (
-            f" ({summary.activation_to_target:.2f} x sparsity_target)"
-            if summary.activation_to_target is not None
-            else ""
-        )
-        lines.append(f"Mean latent activation: {summary.mean_activation:.4f}{ratio}")
-    return lines
-
-
-def active_size(summary: RunSummary) -> str:
-    """k of PCA-k at the code's active size: the rounded mean active units, as the Trainer chose it."""
-    return "k" if summary.active_units is None else str(max(1, round(summary.active_units)))
-
-
-def format_drift(drift: dict | None) -> list[str]:
-    """The drift check's line(s): each feature's distance from the live model's data, and the threshold."""
-    if drift is None:
-        return []
-    if not drift.get("baseline"):
-        return ["Drift: no baseline (no live model recorded yet); nothing compared"]
-    threshold = drift.get("threshold")
-    limit = f"threshold {threshold:g}" if threshold is not None else "no threshold: report only"
-    lines = [
-        f"Drift of the {drift.get('split', 'train')} split from the live model's data "
-        f"(statistics {drift.get('baseline_id')}; {limit}):"
-    ]
-    for item in drift.get("measured", []):
-        over = threshold is not None and item["value"] > threshold
-        lines.append(f"  {item['feature']:<12} {item['measure']} {item['value']:.4f}{'  EXCEEDED' if over else ''}")
-    return lines
 
 
 def count_flagged(inference_uri: str, model_uri: str) -> dict | None:

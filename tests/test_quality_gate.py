@@ -58,7 +58,10 @@ def test_a_dense_code_is_refused_by_the_default_gate_which_names_the_conditions(
         f"Hoyer sparsity per image {summary.hoyer:+.3f} < required +0.700" in failures and "gate.min_hoyer" in failures
     )
     text = format_summary(summary)
-    assert f"Code sparsity per image: {summary.active_units:.1f} active units of 64, Hoyer {summary.hoyer:.2f}" in text
+    assert (
+        f"Code sparsity per image: {summary.active_units:.1f} active units of 64 (required: at most 8), "
+        f"Hoyer {summary.hoyer:.2f} (required: at least 0.7)" in text
+    )
     assert "Linear baseline (PCA-" in text and "Blessed: no" in text
 
 
@@ -103,7 +106,7 @@ def test_the_report_names_the_failed_condition_and_shows_the_three_figures(gated
     summary = gated_runs["linear"]
     assert "NOT BLESSED: overall: linear baseline" in html
     assert f"Linear baseline (PCA of the full code size): {summary.linear_baseline_psnr:.2f} dB" in html
-    assert f"Active latent units per image {summary.active_units:.1f}" in html
+    assert f"Code sparsity per image: {summary.active_units:.1f} active units" in html
     assert f"Linear baseline (PCA-{max(1, round(summary.active_units))}, the code" in html
-    assert f"Mean latent activation {summary.mean_activation:.4f}" in html
-    assert f"Eval PSNR {summary.psnr:.2f} dB" in html
+    assert f"Mean latent activation: {summary.mean_activation:.4f}" in html
+    assert f"Eval PSNR: {summary.psnr:.2f} dB" in html

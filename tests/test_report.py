@@ -406,8 +406,12 @@ def test_verdict_in_words():
     said = verdict(rejected, gate)
     assert said["status"] == "not-blessed"
     assert said["headline"] == "NOT BLESSED: overall: psnr 15.200 dB < threshold 16.000 dB (short by 0.800)"
-    assert "Baseline model 3, live: 17.00 dB; change -1.80 dB (allowed: a drop of at most 0.5 dB)" in said["details"]
-    assert "Gate: overall: psnr changed by -1.800 dB against the baseline" in said["details"]
+    assert (
+        "Eval PSNR: 15.20 dB over 500 examples (required: at least 16 dB); baseline 17.00 dB, change -1.80 dB "
+        "(allowed: a drop of at most 0.5 dB)" in said["details"]
+    )
+    assert "Baseline: model 3, live" in said["details"]
+    assert "refused: overall: psnr changed by -1.800 dB against the baseline" in said["details"]
     failed = RunSummary(
         run_id="r",
         components=[("TFDSExampleGen", "failed")],
@@ -426,7 +430,12 @@ def test_verdict_of_a_baseline_psnr_without_the_candidates():
     from pipeline.report.content import verdict
 
     summary = RunSummary(run_id="r", components=[("Evaluator", "complete")], baseline_psnr=17.0, baseline_model_id=3)
-    assert "Baseline model 3: 17.00 dB" in verdict(summary, {})["details"]
+    details = verdict(summary, {})["details"]
+    assert "Eval PSNR: not measured; baseline 17.00 dB" in details and "Baseline: model 3" in details
+    summary.psnr, summary.example_count = 15.2, 500
+    assert (
+        "Eval PSNR: 15.20 dB over 500 examples; baseline 17.00 dB, change -1.80 dB" in verdict(summary, {})["details"]
+    )
 
 
 def test_summary_of_an_unknown_run_is_a_lookup_error(tmp_path):

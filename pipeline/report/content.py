@@ -15,6 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.evaluation_text import (
+    Gate,
+    bulk_inference_line,
+    drift_lines,
+    evaluation_lines,
+    manual_line,
+    refused_line,
+)
 from pipeline.mlmd_reader import (
     SERVING_MODEL_DIR,
     execution_outputs,
@@ -31,7 +39,7 @@ from pipeline.node_ids import (
     STATISTICS_GEN,
     TRAINER,
 )
-from pipeline.run_summary import RunSummary, active_size, format_drift, summarize_run
+from pipeline.run_summary import RunSummary, summarize_run
 from sparse_ae.train import METRICS_FILE  # the Trainer's, in its model_run artifact
 
 SAMPLE_SIZE = 1000  # eval examples run through the model for reconstructions and latent means
@@ -330,67 +338,10 @@ def read_statistics(statistics_uri: str) -> dict[str, dict[str, Any]]:
     return result
 
 
-def code_details(summary: RunSummary, gate: dict[str, float | None]) -> list[str]:
-    """The code's sparsity per image and the gains over PCA, each with the gate's bound (or "not gated")."""
-
-    def bound(key: str, text: str) -> str:
-        return f" (required: {text.format(gate[key])})" if gate.get(key) is not None else " (not gated)"
-
-    details = []
-    if summary.active_units is not None:
-        dead = (summary.code_sparsity or {}).get("dead_fraction")
-        details.append(
-            f"Active latent units per image {summary.active_units:.1f}"
-            + bound("max_active_units", "at most {:g}")
-            + (f"; Hoyer sparsity {summary.hoyer:.2f}" + bound("min_hoyer", "at least {:g}") if summary.hoyer else "")
-            + (f"; dead units {dead:.0%}" if dead is not None else "")
-        )
-    if summary.zeroing_cost is not None and summary.psnr_active_only is not None:
-        details.append(
-            f"With only the active units decoded {summary.psnr_active_only:.2f} dB, "
-            f"{summary.zeroing_cost:.2f} dB lost" + bound("max_zeroing_cost", "at most {:g} dB")
-        )
-    for psnr, what, key in (
-        (
-            summary.linear_baseline_psnr_at_active,
-            f"PCA-{active_size(summary)}, the code's active size",
-            "min_gain_over_linear",
-        ),
-        (summary.linear_baseline_psnr, "PCA of the full code size", "min_gain_over_full_linear"),
-    ):
-        if psnr is not None and summary.psnr is not None:
-            details.append(
-                f"Linear baseline ({what}): {psnr:.2f} dB; the model {summary.psnr - psnr:+.2f} dB"
-                + bound(key, "{:+g} dB")
-            )
-    return details
-
-
-def verdict(summary: RunSummary, gate: dict[str, float | None], pushed_model=None) -> dict[str, Any]:
-    """The gate's decision in words: status, a one-line headline and the details behind it."""
-    details: list[str] = []
-    threshold, tolerance = gate.get("psnr_threshold"), gate.get("change_tolerance")
-    if summary.psnr is not None:
-        line = f"Eval PSNR {summary.psnr:.2f} dB over {summary.example_count} examples"
-        details.append(line + (f"; gate threshold {threshold:g} dB" if threshold is not None else ""))
-    if summary.baseline_psnr is not None:
-        allowed = f" (allowed: a drop of at most {tolerance:g} dB)" if tolerance is not None else ""
-        # Read from TFMA's output independently of the candidate's PSNR, which can be missing: no change then.
-        change = f"; change {summary.psnr - summary.baseline_psnr:+.2f} dB" if summary.psnr is not None else ""
-        details.append(
-            f"Baseline {summary.baseline_note or f'model {summary.baseline_model_id}'}: "
-            f"{summary.baseline_psnr:.2f} dB{change}{allowed}"
-        )
-    elif summary.psnr is not None:
-        details.append("No baseline: no model was live, so the absolute thresholds alone decided")
-    details += code_details(summary, gate)
-    if summary.mean_activation is not None:
-        tolerance = gate.get("sparsity_tolerance")
-        ratio = f", {summary.activation_to_target:.2f} x sparsity_target" if summary.activation_to_target else ""
-        details.append(
-            f"Mean latent activation {summary.mean_activation:.4f}{ratio}"
-            + (f" (allowed: within ±{tolerance:.0%})" if tolerance is not None else " (not gated)")
-        )
+def verdict(summary: RunSummary, gate: Gate, pushed_model=None) -> dict[str, Any]:
+    """The gate's decision in words: status, a one-line headline and the details behind it (the
+    run summary's sentences, pipeline/evaluation_text.py, with the gate's bounds)."""
+    details = evaluation_lines(summary, gate, summary.code_sparsity, summary.baseline_note, summary.baseline_model_id)
     failed = [node for node, state in summary.components if state == "failed"]
     if summary.blessed:
         status = "blessed"
@@ -409,22 +360,18 @@ def verdict(summary: RunSummary, gate: dict[str, float | None], pushed_model=Non
         status = "not-blessed"
         reason = summary.failures[0] if summary.failures else "the gate's thresholds were not met"
         headline = f"NOT BLESSED: {reason}"
-        details += [f"Gate: {failure}" for failure in summary.failures[1:]]
+        details += [refused_line(failure) for failure in summary.failures[1:]]  # the headline says the first
     elif failed:
         status, headline = "failed", f"RUN FAILED at {', '.join(failed)}: no model was evaluated"
         # pipeline/failures.py records the reason on the failed execution; the summary reads it back.
         details.append(f"Failed at {summary.failure or failed[0] + ': no reason recorded (see the log)'}")
     else:
         status, headline = "none", "NO VERDICT: the Evaluator did not run in this run"
-    details += [f"Manually: {action}" for action in summary.manual_actions]
-    drift = format_drift(summary.drift)  # issue 16: a header, then one line per feature
-    details += [" ".join([drift[0], "; ".join(" ".join(line.split()) for line in drift[1:])]).strip()] if drift else []
+    details += [manual_line(action) for action in summary.manual_actions]
+    drift = drift_lines(summary.drift)  # issue 16: the header, then each feature's sentence, on one line
+    details += [" ".join([drift[0], "; ".join(drift[1:])]).strip()] if drift else []
     if summary.bulk_inference:
-        found = summary.bulk_inference
-        details.append(
-            f"Bulk inference: {found['flagged']} of {found['count']} images above the model's calibrated "
-            f"threshold (MSE > {found['threshold']:.6g})"
-        )
+        details.append(bulk_inference_line(summary.bulk_inference))
     return {"status": status, "headline": headline, "details": details}
 
 
