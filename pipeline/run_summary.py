@@ -66,9 +66,8 @@ class RunSummary(Evaluation):
     beam_mode: str = ""  # the Beam running mode and why, as a local run recorded it (pipeline/local_runner.py)
     bulk_inference: dict | None = None  # BulkInferrer's split scored: count, flagged, threshold
     drift: dict | None = None  # DriftValidator's record: baseline statistics, threshold, measured distances
-    gate: dict[str, float | None] = dataclasses.field(
-        default_factory=dict
-    )  # the gate the Evaluator applied (recorded_gate)
+    # The gate the Evaluator applied (pipeline.evaluation.recorded_gate); the summary gives each figure's bound
+    gate: dict[str, float | None] = dataclasses.field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -152,8 +151,8 @@ def summarize_run(metadata_path: str, pipeline_name: str, run_id: str | None = N
     inference_result, model = output(BULK_INFERRER, "inference_result"), output(TRAINER, "model")
     if inference_result in summary.artifacts and model in summary.artifacts:
         summary.bulk_inference = count_flagged(summary.artifacts[inference_result], summary.artifacts[model])
+    summary.gate = recorded_gate(executions.get(EVALUATOR))  # every bound None without an Evaluator
     if EVALUATOR in executions:
-        summary.gate = recorded_gate(executions[EVALUATOR])
         describe_baseline(store, pipeline_name, executions, found, summary)
     return summary
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.evaluation import GATE_KEYS
 from pipeline.evaluation_text import (
     Gate,
     bulk_inference_line,
@@ -123,7 +124,7 @@ def gather(
     pipeline_root = os.path.abspath(pipeline_root)
     metadata_path, pipeline_name, run_id = resolve_run(pipeline_root, run_id, pipeline_name, metadata_path)
     run = read_run(metadata_path, pipeline_name, run_id, summary)
-    gate = _gate(run.executions.get(EVALUATOR))
+    gate = run.summary.gate or dict.fromkeys(GATE_KEYS)  # the summary read it from the Evaluator's execution
     data = ReportData(
         pipeline_name=pipeline_name,
         run_id=run_id,
@@ -227,13 +228,6 @@ def gather_statistics(run: RunRecord, data: ReportData) -> None:
 
 def _class_name(names: list[str], label: int) -> str:
     return names[label] if 0 <= label < len(names) else str(label)
-
-
-def _gate(evaluator) -> dict[str, float | None]:
-    """The gate the Evaluator applied, from its eval_config execution property."""
-    from pipeline.evaluation import recorded_gate
-
-    return recorded_gate(evaluator)
 
 
 def _eval_split(evaluator) -> str:
