@@ -64,24 +64,26 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def _check_promotion(config, args: argparse.Namespace) -> None:
     """Print the candidate's and the live model's eval PSNR; refuse (exit 2) a candidate the gate
     refused or one worse than the live model unless --force."""
+    from pipeline.evaluation_record import Evaluation
+    from pipeline.evaluation_text import refused_line, sparsity_line
     from pipeline.promotion import promotion_preview
 
     candidate, live = promotion_preview(config, args.model)
 
-    def figures(model) -> str:
-        psnr = f"eval PSNR {model.psnr:.2f} dB" if model.psnr is not None else "eval PSNR unknown"
-        sparsity = (
-            f", {model.active_units:.1f} active units per image, Hoyer {model.hoyer:.2f}"
-            if model.active_units is not None and model.hoyer is not None
-            else ""
-        )
-        return psnr + sparsity
+    def psnr(model) -> str:
+        return f"eval PSNR {model.psnr:.2f} dB" if model.psnr is not None else "eval PSNR unknown"
+
+    def sparsity(model) -> list[str]:
+        line = sparsity_line(Evaluation(active_units=model.active_units, hoyer=model.hoyer))
+        return [f"  {line}"] if line else []
 
     verdict = "refused by the gate" if candidate.blessed is False else "passed the gate"
-    print(f"Candidate: model {candidate.model_id}, {figures(candidate)}, {verdict}")
-    for failure in candidate.refused_by:
-        print(f"  refused: {failure}")
-    print(f"Live: model {live.model_id}, {figures(live)}" if live else "Live: none")
+    print(f"Candidate: model {candidate.model_id}, {psnr(candidate)}, {verdict}")
+    for line in sparsity(candidate) + [f"  {refused_line(failure)}" for failure in candidate.refused_by]:
+        print(line)
+    print(f"Live: model {live.model_id}, {psnr(live)}" if live else "Live: none")
+    for line in sparsity(live) if live else []:
+        print(line)
     concerns = []
     if candidate.blessed is False:
         concerns.append("the gate refused it")

@@ -127,8 +127,8 @@ def test_rejected_candidate_promoted_with_a_reason_becomes_live_and_is_recorded(
     code, out = history["unforced"]  # refused by the gate: shown with both figures, published only with --force
     assert code == 2 and history["versions_after_unforced"] == history["versions_before_promote"]
     assert (
-        f"Candidate: model {history['rejected_id']}, eval PSNR {rejected.psnr:.2f} dB, {rejected.active_units:.1f} "
-        f"active units per image, Hoyer {rejected.hoyer:.2f}, refused by the gate" in out
+        f"Candidate: model {history['rejected_id']}, eval PSNR {rejected.psnr:.2f} dB, refused by the gate\n"
+        f"  Code sparsity per image: {rejected.active_units:.1f} active units, Hoyer {rejected.hoyer:.2f}" in out
     )
     assert f"Live: model {history['good_id']}, eval PSNR {history['good'].psnr:.2f} dB" in out
     assert "refused: overall: " in out and "< threshold 99.000 dB" in out

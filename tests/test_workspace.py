@@ -226,8 +226,8 @@ def test_promote_shows_both_figures_and_asks_for_force(in_project, capsys):
     out, err = capsys.readouterr()
     assert status == 2 and serving_versions(str(in_project / "serving")) == before
     assert (
-        f"Candidate: model {refused['model_id']}, eval PSNR {refused['psnr']:.2f} dB, {refused['active_units']:.1f} "
-        f"active units per image, Hoyer {refused['hoyer']:.2f}, refused by the gate" in out
+        f"Candidate: model {refused['model_id']}, eval PSNR {refused['psnr']:.2f} dB, refused by the gate\n"
+        f"  Code sparsity per image: {refused['active_units']:.1f} active units, Hoyer {refused['hoyer']:.2f}" in out
     )
     assert f"Live: model {live['model_id']}, eval PSNR {found[live['model_id']]['psnr']:.2f} dB" in out
     assert err.strip().endswith("add --force to publish it anyway") and "the gate refused it" in err
