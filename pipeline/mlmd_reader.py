@@ -21,14 +21,26 @@ from sparse_ae.errors import ConfigError
 SERVING_MODEL_DIR = "Format-Serving"  # the Trainer's SavedModel inside its Model artifact
 
 
+def local_store_path(pipeline_root: str, metadata_path: str | None = None) -> str:
+    """The sqlite store's absolute path (default <pipeline_root>/metadata.sqlite); ConfigError when
+    that is remote: sqlite needs a local disk, so a remote root (gs://...) needs metadata_path."""
+    path = metadata_path or os.path.join(pipeline_root, METADATA_FILE)
+    if "://" in path:
+        raise ConfigError(
+            f"the ML Metadata store {path!r} is remote, and sqlite needs a local file: with a remote "
+            "pipeline_root, pass --set metadata_path=FILE (a local path)"
+        )
+    return os.path.abspath(path)
+
+
 def metadata_file(pipeline_root: str, metadata_path: str | None = None) -> str:
     """The run records' sqlite file (default <pipeline_root>/metadata.sqlite); ConfigError if root or file is absent.
 
     Cheap (no TensorFlow import): the command line checks this first.
     """
-    if not os.path.isdir(pipeline_root):  # local by definition: the sqlite store lives beside it
+    path = local_store_path(pipeline_root, metadata_path)
+    if "://" not in pipeline_root and not os.path.isdir(pipeline_root):  # local: the store's default place
         raise ConfigError(f"no pipeline root {pipeline_root!r}")
-    path = os.path.abspath(metadata_path or os.path.join(pipeline_root, METADATA_FILE))
     if not os.path.isfile(path):  # local by definition: sqlite
         raise ConfigError(f"no ML Metadata store at {path!r}: no pipeline has run with this root")
     return path
