@@ -19,6 +19,8 @@ SCANNED = sorted(glob.glob(os.path.join(ROOT, "components", "**", "*.py"), recur
         "pipeline/report/content.py",
         "pipeline/report/render.py",
         "sparse_ae/plots.py",
+        "sparse_ae/inference.py",
+        "sparse_ae/cli.py",
         "sparse_ae/train.py",
         "sparse_ae/tuning.py",
         "sparse_ae/tuner.py",
