@@ -155,7 +155,6 @@ def training_warnings(summary: dict, config: SparseAEConfig) -> list[str]:
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     import numpy as np
-
     import tensorflow as tf
 
     from sparse_ae.data import load_images
