@@ -4,6 +4,7 @@ filesystem: TensorFlow's in-process ram://, served to TF, TFX's fileio and Beam'
 
 import json
 import os
+import types
 
 import pytest
 import tensorflow as tf
@@ -43,6 +44,7 @@ def test_a_whole_run_with_pipeline_root_and_serving_dir_on_a_remote_filesystem(
     _check_the_report_is_read_and_written_on_the_remote_root(config, metadata, summary, capsys)
 
     # Promotion control on the same remote serving dir: the URIs keep their scheme throughout.
+    from pipeline import promotion
     from pipeline.promotion import PromotionRefused, inventory, promote
 
     (live,) = inventory(config).versions
@@ -55,6 +57,8 @@ def test_a_whole_run_with_pipeline_root_and_serving_dir_on_a_remote_filesystem(
     # never mistaken for the old push's.
     pushed_version = int(os.path.basename(summary.pushed_path))
     monkeypatch.setattr(serving_dir, "_now_s", lambda: pushed_version)
+    # The promotions' own clock stands still too: each still keeps its own record.
+    monkeypatch.setattr(promotion, "time", types.SimpleNamespace(time=lambda: float(pushed_version)))
     tf.io.gfile.rmtree(summary.pushed_path)
     promoted = promote(config, model_uri, reason="restore after a manual cleanup", user="tester")
     assert promoted.version > pushed_version
@@ -71,9 +75,8 @@ def test_a_whole_run_with_pipeline_root_and_serving_dir_on_a_remote_filesystem(
     assert again.version > promoted.version and serving_versions(serving) == [again.version]
     (version,) = inventory(config).versions
     assert (version.version, version.action, version.reason) == (again.version, "promote", again.reason)
-    assert tf.io.gfile.glob(
-        f"{ram_root}/root/sparse_ae.ManualPromotion/*/blessing/BLESSED"
-    )  # the promotion's record, in the remote root
+    # Each promotion's record, in the remote root, in its own folder (the clock gave both the same time).
+    assert len(tf.io.gfile.glob(f"{ram_root}/root/sparse_ae.ManualPromotion/*/blessing/BLESSED")) == 2
     assert not os.path.exists("ram:")  # nothing went to a local folder named after the URI
 
 
