@@ -16,12 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import ml_metadata as mlmd
-from ml_metadata.proto import metadata_store_pb2
 from tfx import types
 from tfx.dsl.components.common import resolver
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
 from tfx.types import standard_artifacts
 
+from components.lineage import artifact_executions, consumers, execution_artifacts
 from components.serving_state import read_serving_state
 
 STATISTICS_TYPE = "ExampleStatistics"
@@ -66,23 +66,14 @@ def training_statistics(store: mlmd.MetadataStore, model_id: int) -> list[int]:
     """Ids of the ExampleStatistics computed from the Examples the model was trained on (by lineage:
     the Model's producing execution, its `examples` input, the executions that read those and output
     statistics)."""
-    produced = [
-        e.execution_id
-        for e in store.get_events_by_artifact_ids([model_id])
-        if e.type == metadata_store_pb2.Event.OUTPUT
-    ]
+    produced, _ = artifact_executions(store, model_id, "model")
     examples = [
-        e.artifact_id
-        for e in store.get_events_by_execution_ids(produced)
-        if e.type == metadata_store_pb2.Event.INPUT and e.path.steps and e.path.steps[0].key == "examples"
+        found.inputs["examples"].id
+        for found in execution_artifacts(store, produced).values()
+        if "examples" in found.inputs
     ]
-    readers = [
-        e.execution_id for e in store.get_events_by_artifact_ids(examples) if e.type == metadata_store_pb2.Event.INPUT
-    ]
-    outputs = [
-        e.artifact_id for e in store.get_events_by_execution_ids(readers) if e.type == metadata_store_pb2.Event.OUTPUT
-    ]
-    return sorted(a.id for a in store.get_artifacts_by_id(outputs) if a.type == STATISTICS_TYPE)
+    readers = execution_artifacts(store, consumers(store, examples))
+    return sorted(a.id for found in readers.values() for a in found.outputs.values() if a.type == STATISTICS_TYPE)
 
 
 class LiveModelStatisticsStrategy(resolver.ResolverStrategy):

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
+from components.lineage import consumers, execution_artifacts
 from sparse_ae.serving_layout import normalize_path, serving_versions, version_path
 
 PUSHED_MODEL_TYPE = "PushedModel"
@@ -79,32 +80,12 @@ def string_property(item: metadata_store_pb2.Artifact | metadata_store_pb2.Execu
 
 def model_pushes(store: mlmd.MetadataStore, model_ids: Iterable[int]) -> dict[int, list[metadata_store_pb2.Artifact]]:
     """Model id -> the PushedModel artifacts with pushed=1 of the executions that took it as input."""
-    model_ids = set(model_ids)
-    if not model_ids:
-        return {}
-    inputs = [
-        e
-        for e in store.get_events_by_artifact_ids(list(model_ids))
-        if e.type == metadata_store_pb2.Event.INPUT and e.path.steps and e.path.steps[0].key == "model"
-    ]
-    model_of_execution = {e.execution_id: e.artifact_id for e in inputs}
-    if not model_of_execution:
-        return {}
-    outputs = [
-        e
-        for e in store.get_events_by_execution_ids(list(model_of_execution))
-        if e.type == metadata_store_pb2.Event.OUTPUT
-    ]
-    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in outputs])}
+    model_of_execution = consumers(store, set(model_ids), "model")
     result: dict[int, list[metadata_store_pb2.Artifact]] = {}
-    for event in outputs:
-        artifact = artifacts.get(event.artifact_id)
-        if (
-            artifact is not None
-            and artifact.type == PUSHED_MODEL_TYPE
-            and artifact.custom_properties["pushed"].int_value == 1
-        ):
-            result.setdefault(model_of_execution[event.execution_id], []).append(artifact)
+    for execution_id, found in sorted(execution_artifacts(store, model_of_execution).items()):
+        for artifact in found.outputs.values():
+            if artifact.type == PUSHED_MODEL_TYPE and artifact.custom_properties["pushed"].int_value == 1:
+                result.setdefault(model_of_execution[execution_id], []).append(artifact)
     return result
 
 

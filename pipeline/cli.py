@@ -84,9 +84,10 @@ def _run_and_report(config, args: argparse.Namespace) -> int:
     log_path = None
     if terminal is not None:
         terminal.terminal_handler.addFilter(ComponentProgress())
-        log_path = terminal.attach(
-            os.path.join(config.absolute().pipeline_root, LOGS_DIR, time.strftime("%Y-%m-%dT%H_%M_%S") + ".log")
-        )
+        # Named after the run once its id is known; until then after the start and this process
+        # (two runs started in the same second each keep their own log).
+        started_name = f"{time.strftime('%Y-%m-%dT%H_%M_%S')}-{os.getpid()}.log"
+        log_path = terminal.attach(os.path.join(config.absolute().pipeline_root, LOGS_DIR, started_name))
     started = time.time()
     failure = None
     try:

@@ -12,7 +12,7 @@ from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
 from pipeline.beam_args import BEAM_MODE_PROPERTY, beam_mode, local_beam_pipeline_args, mode_environment
 from pipeline.failures import record_failure
-from pipeline.mlmd_reader import open_store
+from pipeline.mlmd_reader import local_store_path, open_store
 from pipeline.pipeline import create_pipeline
 from pipeline.run_lock import run_lock
 from pipeline_config import PipelineConfig
@@ -26,6 +26,7 @@ def run_local(config: PipelineConfig) -> None:
     beam_pipeline_args sets it), and reaches the Beam components outside TFX's cache key
     (pipeline/beam_args.py); the choice and its reason are recorded on the run."""
     config = config.absolute()
+    local_store_path(config.pipeline_root, config.metadata_path)  # a remote store: one line, before anything runs
     with run_lock(config):
         os.makedirs(os.path.dirname(config.resolved_metadata_path), exist_ok=True)
         metadata = tfx_metadata.sqlite_metadata_connection_config(config.resolved_metadata_path)

@@ -2,23 +2,38 @@
 
 The one place the run summary (pipeline/run_summary.py), the run report (pipeline/report/),
 `sparse-ae models` (pipeline/promotion.py) and the failure record (pipeline/failures.py) open the
-sqlite store and look runs up. The resolver strategies' lineage queries stay in
-components/live_model_strategy.py, since components/ never imports pipeline/.
+sqlite store and look runs up. The lineage queries (an execution's artifacts, an artifact's
+executions) are components/lineage.py's, shared with the resolver strategies and the serving state,
+since components/ never imports pipeline/; they are re-exported here.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from collections.abc import Iterable
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from components.lineage import ExecutionArtifacts as ExecutionArtifacts  # re-exported, as the three below
+from components.lineage import artifact_executions as artifact_executions
+from components.lineage import execution_artifacts as execution_artifacts
+from components.lineage import execution_outputs as execution_outputs
 from pipeline_config import METADATA_FILE
 from sparse_ae.errors import ConfigError
 
 SERVING_MODEL_DIR = "Format-Serving"  # the Trainer's SavedModel inside its Model artifact
+
+
+def local_store_path(pipeline_root: str, metadata_path: str | None = None) -> str:
+    """The sqlite store's absolute path (default <pipeline_root>/metadata.sqlite); ConfigError when
+    that is remote: sqlite needs a local disk, so a remote root (gs://...) needs metadata_path."""
+    path = metadata_path or os.path.join(pipeline_root, METADATA_FILE)
+    if "://" in path:
+        raise ConfigError(
+            f"the ML Metadata store {path!r} is remote, and sqlite needs a local file: with a remote "
+            "pipeline_root, pass --set metadata_path=FILE (a local path)"
+        )
+    return os.path.abspath(path)
 
 
 def metadata_file(pipeline_root: str, metadata_path: str | None = None) -> str:
@@ -26,9 +41,9 @@ def metadata_file(pipeline_root: str, metadata_path: str | None = None) -> str:
 
     Cheap (no TensorFlow import): the command line checks this first.
     """
-    if not os.path.isdir(pipeline_root):  # local by definition: the sqlite store lives beside it
+    path = local_store_path(pipeline_root, metadata_path)
+    if "://" not in pipeline_root and not os.path.isdir(pipeline_root):  # local: the store's default place
         raise ConfigError(f"no pipeline root {pipeline_root!r}")
-    path = os.path.abspath(metadata_path or os.path.join(pipeline_root, METADATA_FILE))
     if not os.path.isfile(path):  # local by definition: sqlite
         raise ConfigError(f"no ML Metadata store at {path!r}: no pipeline has run with this root")
     return path
@@ -78,61 +93,6 @@ def node_executions(
             if execution.id in in_run:
                 result[node.name[len(prefix) :]] = execution
     return result
-
-
-@dataclasses.dataclass
-class ExecutionArtifacts:
-    """An execution's artifacts by key (the first step of each event's path), one per key."""
-
-    inputs: dict[str, metadata_store_pb2.Artifact] = dataclasses.field(default_factory=dict)
-    outputs: dict[str, metadata_store_pb2.Artifact] = dataclasses.field(default_factory=dict)
-    # A Resolver's resolved artifacts: MLMD keeps one event per artifact and execution, so an
-    # input that equals another input of the consumer is found here only.
-    internal_outputs: dict[str, metadata_store_pb2.Artifact] = dataclasses.field(default_factory=dict)
-
-
-_OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
-
-
-def execution_artifacts(
-    store: metadata_store.MetadataStore, execution_ids: Iterable[int]
-) -> dict[int, ExecutionArtifacts]:
-    """Execution id -> its input, output and internal output artifacts by key, in one query each."""
-    found = {execution_id: ExecutionArtifacts() for execution_id in execution_ids}
-    events = [e for e in store.get_events_by_execution_ids(list(found)) if e.path.steps]
-    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
-    for event in events:
-        record = found[event.execution_id]
-        if event.type == metadata_store_pb2.Event.INPUT:
-            kind = record.inputs
-        elif event.type in _OUTPUT_EVENTS:
-            kind = record.outputs
-        elif event.type == metadata_store_pb2.Event.INTERNAL_OUTPUT:
-            kind = record.internal_outputs
-        else:
-            continue
-        if event.artifact_id in artifacts:
-            kind[event.path.steps[0].key] = artifacts[event.artifact_id]
-    return found
-
-
-def execution_outputs(store: metadata_store.MetadataStore, execution_id: int) -> dict[str, metadata_store_pb2.Artifact]:
-    """Output key -> artifact of an execution."""
-    return execution_artifacts(store, [execution_id])[execution_id].outputs
-
-
-def artifact_executions(
-    store: metadata_store.MetadataStore, artifact_id: int, input_key: str
-) -> tuple[list[int], list[int]]:
-    """(the executions that output the artifact, those that took it as input under input_key), ascending ids."""
-    events = store.get_events_by_artifact_ids([artifact_id])
-    produced_by = sorted(e.execution_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT)
-    used_by = sorted(
-        e.execution_id
-        for e in events
-        if e.type == metadata_store_pb2.Event.INPUT and e.path.steps and e.path.steps[0].key == input_key
-    )
-    return produced_by, used_by
 
 
 def resolve_run(

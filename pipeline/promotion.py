@@ -395,11 +395,11 @@ def _record_outcome(
     store, context, config: PipelineConfig, done: ManualAction, execution: metadata_store_pb2.Execution
 ) -> None:
     """The execution COMPLETE, with its output push and blessing, in one transaction."""
-    now = time.time()
     # The artifacts' own folders live under pipeline_root, like components' outputs: never the
     # serving folder, which artifact garbage collection must not be able to delete. The blessing's
     # holds TFX's BLESSED marker, as the Evaluator writes it; no archive copy of the model is kept.
-    folder = os.path.join(config.pipeline_root, done.type_name, str(int(now * 1000)))
+    # Named by the execution's id, as TFX names outputs: unique, whatever the clock says.
+    folder = os.path.join(config.pipeline_root, done.type_name, str(execution.id))
     blessing_uri = os.path.join(folder, "blessing")
     fileio.makedirs(blessing_uri)  # pipeline_root may be remote (gs://)
     fileio.makedirs(os.path.join(folder, "pushed_model"))

@@ -155,17 +155,21 @@ def training_warnings(summary: dict, config: SparseAEConfig) -> list[str]:
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     import numpy as np
+    import tensorflow as tf
 
     from sparse_ae.data import load_images
     from sparse_ae.inference import load_model, reconstruct, to_uint8
     from sparse_ae.plots import save_reconstruction_grid
+    from sparse_ae.storage import is_remote, read_text
     from sparse_ae.train import METRICS_FILE
 
-    # The architecture comes from the metrics.json written beside the weights, when present.
-    recorded = os.path.join(os.path.dirname(os.path.abspath(args.weights)), METRICS_FILE)
-    base = json.load(open(recorded))["config"] if os.path.exists(recorded) else {}
-    if not os.path.exists(args.weights):
+    # Weights, metrics.json and the PNG may be remote (gs://...), as `train --output` may write them.
+    weights = args.weights if is_remote(args.weights) else os.path.abspath(args.weights)
+    if not tf.io.gfile.exists(weights):
         raise ConfigError(f"--weights {args.weights!r}: no such file")
+    # The architecture comes from the metrics.json written beside the weights, when present.
+    recorded = os.path.join(os.path.dirname(weights), METRICS_FILE)
+    base = json.loads(read_text(recorded))["config"] if tf.io.gfile.exists(recorded) else {}
     settings = command_config(args, model=base)
     config, dataset = settings.model, settings.dataset
     split = args.split or dataset.split_for("eval")
@@ -176,7 +180,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
             .as_numpy_iterator()
         )
     )
-    model = load_model(args.weights, config)
+    model = load_model(weights, config)
     save_reconstruction_grid(images, to_uint8(reconstruct(model, images)), args.output)
     print(f"wrote {args.output}")
     return 0
@@ -281,10 +285,10 @@ def add_library_commands(subparsers) -> dict[str, Handler]:
 
     recon = subparsers.add_parser("reconstruct", help="write a grid of originals over reconstructions")
     dataset_arguments(recon)
-    recon.add_argument("--weights", required=True, help="sparse_autoencoder.weights.h5")
+    recon.add_argument("--weights", required=True, help="sparse_autoencoder.weights.h5 (a local path or gs://...)")
     recon.add_argument("--split", help="default: the TFDS split dataset.split_mapping maps to 'eval'")
     recon.add_argument("--count", type=int, default=10)
-    recon.add_argument("--output", required=True, help="PNG file to write")
+    recon.add_argument("--output", required=True, help="PNG file to write (a local path or gs://...)")
 
     tune = subparsers.add_parser(
         "tune", help="search sparsity_target, sparsity_weight and latent_dim standalone (no TFX)"

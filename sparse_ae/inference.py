@@ -13,14 +13,15 @@ from sparse_ae.data import scale_images
 from sparse_ae.data import to_uint8 as to_uint8  # re-exported: reconstruct() then to_uint8()
 from sparse_ae.metrics import mse_per_image, psnr_from_mse
 from sparse_ae.model import SparseAutoencoder, build_model
+from sparse_ae.storage import load_weights
 
 ArrayLike: TypeAlias = np.ndarray | tf.Tensor
 
 
 def load_model(weights_path: str, config: SparseAEConfig) -> SparseAutoencoder:
-    """A model built from config with the weight-only checkpoint loaded into it."""
+    """A model built from config with the weight-only checkpoint (a local path or gs://...) loaded into it."""
     model = build_model(config)
-    model.load_weights(weights_path)
+    load_weights(model, weights_path)
     return model
 
 

@@ -15,8 +15,8 @@ def save_reconstruction_grid(
     titles: Sequence[str] | None = None,
     scale: float = 1.2,
 ) -> str | BinaryIO:
-    """Write a two-row grid (originals on top, reconstructions below) of uint8 images to path (or a
-    binary file object)."""
+    """Write a two-row grid (originals on top, reconstructions below) of uint8 images to path (any
+    filesystem TensorFlow knows, gs:// included) or a binary file object."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -35,7 +35,10 @@ def save_reconstruction_grid(
     axes[0][0].set_ylabel("original", fontsize=8)
     axes[1][0].set_ylabel("reconstruction", fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    if isinstance(path, str):
+        save_figure(figure, path)
+    else:
+        figure.savefig(path, format="png", dpi=100)
     plt.close(figure)
     return path
 
@@ -61,8 +64,15 @@ def _figure(width: float, height: float):
 
 
 def save_figure(figure, path: str, dpi: int = 100) -> str:
-    """Write a Figure as PNG; returns path."""
-    figure.savefig(path, dpi=dpi)
+    """Write a Figure as PNG to path, on any filesystem TensorFlow knows (gs:// included); returns path."""
+    import io
+
+    import tensorflow as tf
+
+    png = io.BytesIO()  # matplotlib writes to a file object; tf.io.gfile then writes it anywhere
+    figure.savefig(png, format="png", dpi=dpi)
+    with tf.io.gfile.GFile(path, "wb") as handle:
+        handle.write(png.getvalue())
     return path
 
 

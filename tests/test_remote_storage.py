@@ -217,6 +217,28 @@ def test_the_best_checkpoint_survives_the_round_trip_through_a_remote_run_dir(ra
     assert _no_local_uri_folder()
 
 
+def test_reconstruct_reads_the_weights_train_wrote_to_a_remote_folder(ram_root, garment_data_dir, capsys):
+    """`sparse-ae train --output ram://...` then `sparse-ae reconstruct --weights ram://...` (h5py reads
+    only local files): the architecture from the remote metrics.json, the grid written remotely too."""
+    from sparse_ae.cli import main
+    from sparse_ae.train import METRICS_FILE, WEIGHTS_FILE
+
+    dataset = ["--set", f"dataset.data_dir={garment_data_dir}", "--set", "dataset.download=false"]
+    run = f"{ram_root}/run"
+    small = ["--set", "model.epochs=1", "--set", "model.hidden_dims=32", "--set", "model.latent_dim=12"]
+    assert main(["train", "--dataset", "garment_shapes/small", *dataset, *small, "--output", run]) == 0
+    assert json.loads(tf.io.gfile.GFile(f"{run}/{METRICS_FILE}").read())["config"]["latent_dim"] == 12
+    grid = f"{ram_root}/pictures/grid.png"
+    tf.io.gfile.makedirs(os.path.dirname(grid))
+    # No --set model.*: a default model (latent_dim 64) would not fit these weights.
+    argv = ["reconstruct", "--dataset", "garment_shapes/small", *dataset, "--count", "4", "--output", grid]
+    assert main([*argv, "--weights", f"{run}/{WEIGHTS_FILE}"]) == 0
+    assert tf.io.gfile.GFile(grid, "rb").read()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main([*argv, "--weights", f"{run}/no-such.weights.h5"]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert _no_local_uri_folder()
+
+
 @pytest.mark.slow  # TFDV statistics and schema made for it; the executors run
 def test_the_tuner_writes_its_trials_and_results_to_remote_uris(remote_inputs):
     from pipeline.tuner_module import SparsityTunerExecutor

@@ -19,8 +19,12 @@ REPORTS_DIR = "reports"
 
 
 def report_dir(pipeline_root: str, run_id: str) -> str:
-    """<pipeline_root>/reports/<run id>/, the run id made safe as a folder name (':' and the like -> '_')."""
-    return os.path.join(os.path.abspath(pipeline_root), REPORTS_DIR, re.sub(r"[^A-Za-z0-9._-]", "_", run_id))
+    """<pipeline_root>/reports/<run id>/, the run id made safe as a folder name (':' and the like -> '_').
+
+    A remote root (gs://...) stays as it is: the report is written beside the run's artifacts.
+    """
+    root = pipeline_root if "://" in pipeline_root else os.path.abspath(pipeline_root)
+    return os.path.join(root, REPORTS_DIR, re.sub(r"[^A-Za-z0-9._-]", "_", run_id))
 
 
 def write_report(

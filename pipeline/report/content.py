@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import glob
 import json
 import os
 from typing import Any
@@ -121,7 +120,7 @@ def gather(
     per_class: int = PER_CLASS,
 ) -> ReportData:
     """Everything the report of one run shows (default: the latest run); what is absent is listed in `missing`."""
-    pipeline_root = os.path.abspath(pipeline_root)
+    pipeline_root = pipeline_root if "://" in pipeline_root else os.path.abspath(pipeline_root)
     metadata_path, pipeline_name, run_id = resolve_run(pipeline_root, run_id, pipeline_name, metadata_path)
     run = read_run(metadata_path, pipeline_name, run_id, summary)
     gate = run.summary.gate or dict.fromkeys(GATE_KEYS)  # the summary read it from the Evaluator's execution
@@ -161,9 +160,11 @@ def read_run(metadata_path: str, pipeline_name: str, run_id: str, summary: RunSu
 
 def gather_training(run: RunRecord, data: ReportData) -> None:
     """The Training section: the Trainer's per-epoch history (its metrics.json)."""
+    import tensorflow as tf
+
     model_run = run.output(TRAINER, "model_run")
     metrics_path = os.path.join(model_run.uri, METRICS_FILE) if model_run else None
-    if metrics_path and os.path.isfile(metrics_path):
+    if metrics_path and tf.io.gfile.exists(metrics_path):
         data.training = read_training(metrics_path)
     else:
         data.missing.append(run.absent("Training curves (the Trainer's metrics.json)", TRAINER))
@@ -187,13 +188,15 @@ def gather_class_psnr(run: RunRecord, data: ReportData) -> None:
 
 def gather_sample(run: RunRecord, data: ReportData, sample_size: int, per_class: int) -> None:
     """The reconstructions and sparsity sections: eval images run through the trained SavedModel."""
+    import tensorflow as tf
+
     examples = run.output(EXAMPLE_GEN, "examples")
     model = run.output(TRAINER, "model")
     model_dir = os.path.join(model.uri, SERVING_MODEL_DIR) if model else None
     if examples is None:
         data.missing.append(run.absent("Reconstructions and latent activations (no Examples)", EXAMPLE_GEN))
         return
-    if model_dir is None or not os.path.isdir(model_dir):
+    if model_dir is None or not tf.io.gfile.isdir(model_dir):
         data.missing.append(run.absent("Reconstructions and latent activations (no trained SavedModel)", TRAINER))
         return
     split = _eval_split(run.executions.get(EVALUATOR))
@@ -240,8 +243,11 @@ def _eval_split(evaluator) -> str:
 
 
 def read_training(metrics_path: str) -> dict[str, Any]:
-    """The Trainer's per-epoch history and the config it trained (sparse_ae/train.py's metrics.json)."""
-    content = json.load(open(metrics_path))
+    """The Trainer's per-epoch history and the config it trained (sparse_ae/train.py's metrics.json; any
+    filesystem TensorFlow knows)."""
+    from sparse_ae.storage import read_text
+
+    content = json.loads(read_text(metrics_path))
     config = content.get("config", {})
     return {
         "history": content.get("history", {}),
@@ -261,7 +267,7 @@ def read_eval_examples(examples_uri: str, split: str, count: int, image_shape) -
     from sparse_ae.config import SparseAEConfig
     from sparse_ae.data import images_from_examples
 
-    files = sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
+    files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
     if not files:
         raise FileNotFoundError(f"no files in {examples_uri}/Split-{split}")
     compression = "GZIP" if files[0].endswith(".gz") else ""
@@ -308,13 +314,16 @@ def pick_per_class(sample: Sample, names: list[str], per_class: int) -> list[dic
 
 
 def read_statistics(statistics_uri: str) -> dict[str, dict[str, Any]]:
-    """Per split: example count and each feature's numeric summary (StatisticsGen's FeatureStats.pb)."""
+    """Per split: example count and each feature's numeric summary (StatisticsGen's FeatureStats.pb;
+    any filesystem TensorFlow knows)."""
+    import tensorflow as tf
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
     result = {}
-    for path in sorted(glob.glob(os.path.join(statistics_uri, "Split-*", "FeatureStats.pb"))):
+    for path in sorted(tf.io.gfile.glob(os.path.join(statistics_uri, "Split-*", "FeatureStats.pb"))):
         split = os.path.basename(os.path.dirname(path))[len("Split-") :]
-        stats = statistics_pb2.DatasetFeatureStatisticsList.FromString(open(path, "rb").read())
+        with tf.io.gfile.GFile(path, "rb") as handle:
+            stats = statistics_pb2.DatasetFeatureStatisticsList.FromString(handle.read())
         for dataset in stats.datasets:
             features = {}
             for feature in dataset.features:

@@ -9,6 +9,7 @@ import numpy as np
 
 from pipeline.report.content import ReportData
 from sparse_ae import plots
+from sparse_ae.storage import write_text
 
 HTML_FILE = "report.html"
 DATA_FILE = "report_data.json"
@@ -60,21 +61,22 @@ def figures(data: ReportData) -> dict[str, object]:
 
 
 def write(data: ReportData, output_dir: str) -> str:
-    """Write report.html, report_data.json and the PNGs into output_dir; returns the HTML path."""
-    os.makedirs(output_dir, exist_ok=True)
+    """Write report.html, report_data.json and the PNGs into output_dir (any filesystem TensorFlow
+    knows, gs:// included); returns the HTML path."""
+    import tensorflow as tf
+
+    tf.io.gfile.makedirs(output_dir)
     for name in [HTML_FILE, DATA_FILE, *FIGURES.values()]:  # no stale figure of an earlier rendering
         path = os.path.join(output_dir, name)
-        if os.path.exists(path):
-            os.remove(path)
+        if tf.io.gfile.exists(path):
+            tf.io.gfile.remove(path)
     drawn = figures(data)
     for key, figure in drawn.items():
         plots.save_figure(figure, os.path.join(output_dir, FIGURES[key]))
-    with open(os.path.join(output_dir, DATA_FILE), "w") as handle:
-        json.dump(data.to_json(), handle, indent=1, default=_plain)
+    write_text(os.path.join(output_dir, DATA_FILE), json.dumps(data.to_json(), indent=1, default=_plain))
     html = render_html(data, {key: FIGURES[key] if key in drawn else None for key in FIGURES})
     path = os.path.join(output_dir, HTML_FILE)
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(html)
+    write_text(path, html)  # tf.io.gfile writes text as UTF-8
     return path
 
 
