@@ -30,12 +30,11 @@ from components.strict_example_validator import StrictExampleValidator, not_cons
 from components.tfds_example_gen import TFDSExampleGen
 from pipeline.beam_args import beam_pipeline_args
 from pipeline.evaluation import EVALUATOR_MODULE, eval_config
+from pipeline.node_ids import BASELINE_RESOLVER, DRIFT_RESOLVER, EXAMPLE_VALIDATOR
 from pipeline_config import PipelineConfig
 from sparse_ae.data import IMAGE_KEY
 
 TRAINER_RUN_FN = "pipeline.trainer_module.run_fn"
-RESOLVER_ID = "latest_blessed_model_resolver"
-DRIFT_RESOLVER_ID = "live_model_statistics_resolver"
 
 
 def drift_check(config: PipelineConfig, statistics_gen, schema_gen) -> list:
@@ -45,7 +44,7 @@ def drift_check(config: PipelineConfig, statistics_gen, schema_gen) -> list:
         config={"serving_dir": config.serving_dir},
         model=Channel(type=standard_artifacts.Model),
         statistics=Channel(type=standard_artifacts.ExampleStatistics),
-    ).with_id(DRIFT_RESOLVER_ID)
+    ).with_id(DRIFT_RESOLVER)
     validator = DriftValidator(
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_gen.outputs["schema"],
@@ -95,7 +94,7 @@ def data_stage(config: PipelineConfig) -> DataStage:
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_gen.outputs["schema"],
         custom_validation_config=not_constant(IMAGE_KEY, "every pixel of the split has one value: blank images"),
-    ).with_id("ExampleValidator")
+    ).with_id(EXAMPLE_VALIDATOR)
     # Drift (issue 16): this run's train statistics against those of the live model's data; with
     # drift.threshold set it fails before training.
     drift = drift_check(config, statistics_gen, schema_gen) if config.drift.enabled else []
@@ -144,7 +143,7 @@ def gate_and_push(
         config={"serving_dir": config.serving_dir} if live else None,
         model=Channel(type=standard_artifacts.Model),
         model_blessing=Channel(type=standard_artifacts.ModelBlessing),
-    ).with_id(RESOLVER_ID)
+    ).with_id(BASELINE_RESOLVER)
     # evaluation.engine=batched: TFMA with this project's extractors and metrics on whole batches.
     engine = config.evaluation.engine
     evaluator = Evaluator(

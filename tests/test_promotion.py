@@ -365,7 +365,8 @@ def test_the_builtin_baseline_strategy_stays_selectable(tmp_path):
     from tfx.dsl.components.common import resolver
 
     from components.live_model_strategy import LiveModelStrategy
-    from pipeline.pipeline import RESOLVER_ID, create_pipeline
+    from pipeline.node_ids import BASELINE_RESOLVER
+    from pipeline.pipeline import create_pipeline
 
     for value, expected, config in (
         ("live", LiveModelStrategy, {"serving_dir": str(tmp_path / "serving")}),
@@ -374,7 +375,7 @@ def test_the_builtin_baseline_strategy_stays_selectable(tmp_path):
         pipeline = create_pipeline(
             load_config([f"pipeline_root={tmp_path}", f"serving_dir={tmp_path}/serving", f"gate.baseline={value}"])
         )
-        node = next(c for c in pipeline.components if c.id == RESOLVER_ID)
+        node = next(c for c in pipeline.components if c.id == BASELINE_RESOLVER)
         assert node.exec_properties[resolver.RESOLVER_STRATEGY_CLASS] is expected
         assert node.exec_properties[resolver.RESOLVER_CONFIG] == config
 
