@@ -16,7 +16,7 @@ from pipeline_config import BEAM_RUNNER_TEMPLATES, PipelineConfig
 NOT_MEASURABLE = "not measurable"  # how a None figure is printed
 
 # The Beam options the pipeline gives its Beam components on small data (pipeline/beam_args.py),
-# the dependency flag included: without it TFX builds a package of itself per executor (1.6 s).
+# the dependency flag included: without it TFX builds a package of itself per executor.
 IN_MEMORY_BEAM = tuple(beam_pipeline_args(PipelineConfig(beam_pipeline_args=BEAM_RUNNER_TEMPLATES["direct_in_memory"])))
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")

@@ -160,8 +160,8 @@ def _median_run(samples: list[dict]) -> dict:
 
 def run(data_dir: str | None, dataset: str = "garment_shapes/full", epochs: int = 5, repeats: int = 3) -> dict:
     """Standalone training and the pipeline, `repeats` times each, one after the other (a slow
-    spell of the machine hits both), compared by their median wall times: on a shared 2-core
-    machine one standalone run took 41-64 s from one run to the next."""
+    spell of the machine hits both), compared by their median wall times: on a shared machine one
+    standalone run's time varied by half from one run to the next (docs/benchmarks.md)."""
     data_dir = os.path.abspath(data_dir or "tfds_data")
     standalone_samples, pipeline_samples = [], []
     with tempfile.TemporaryDirectory() as work:

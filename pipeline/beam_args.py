@@ -37,12 +37,8 @@ _DEPENDENCY_FLAGS = (
 # must win back. Per component, multi-processing pays when
 #     examples * EXAMPLE_COST_S * (1 - 1/cores) > WORKER_START_S
 # (the parallel gain taken as ideal, which favours multi-processing). Measured on this project's
-# 2-core machines (docs/running-at-scale.md, "Beam running mode"): on 2026-11-29, 70,000 examples, ExampleGen 10.1 s
-# in memory / 34.1 s multi-processing, StatisticsGen 11.5 / 39.0 s (so S ~ 25-30 s, c ~ 0.15 ms);
-# on 2026-12-02, shared with other jobs at load 6-14, 2,500 and 70,000 examples in memory gave
-# c = 0.62 ms (ExampleGen) and 0.89 ms (StatisticsGen) and 2,500 multi-processing S = 102 and 175 s:
-# S/c = 160,000-200,000 examples both days. Break-even: about 330,000 examples on 2 cores, 180,000
-# on 16.
+# 2-core machines on two days, S/c = 160,000-200,000 examples both days (docs/benchmarks.md, "Beam
+# running mode"). Break-even: about 330,000 examples on 2 cores, 180,000 on 16.
 WORKER_START_S = 25.0
 EXAMPLE_COST_S = 150e-6
 UNKNOWN_SIZE = "in_memory"  # a dataset not prepared yet (ExampleGen prepares it): size unknown

@@ -23,6 +23,10 @@ The messages too: every `sparse-ae ...` quoted between backticks in a string of 
 (docstrings and help texts aside) is checked as above, each f-string placeholder standing for a number or
 for a word (one of the two must pass); remedies built by a function are checked by tests/test_messages.py
 on the real messages.
+
+And the timings: a duration quoted in a doc (docs/benchmarks.md aside), a comment or docstring of the
+project's code, or a line of the Makefile, the Dockerfile, .ci/run or the shell scripts is a finding,
+unless it is a setting (SETTINGS_NOT_TIMINGS).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tokenize
 from collections.abc import Callable, Iterator, Sequence
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -388,15 +393,22 @@ def source_files(root: str = ROOT) -> list[str]:
     return paths
 
 
+def _docstring(node: ast.AST) -> ast.expr | None:
+    """The string expression heading a module's, class's or function's body, if any."""
+    if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+        first = node.body[0]
+        if isinstance(first, ast.Expr) and isinstance(first.value, (ast.Constant, ast.JoinedStr)):
+            return first.value
+    return None
+
+
 def _not_messages(tree: ast.AST) -> set[int]:
     """ids of the string nodes that are prose, not messages: docstrings, help= and description= texts,
     and the literal parts of f-strings (read with their f-string)."""
     skipped: set[int] = set()
     for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
-            first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, (ast.Constant, ast.JoinedStr)):
-                skipped.update(id(part) for part in ast.walk(first.value))
+        if (docstring := _docstring(node)) is not None:
+            skipped.update(id(part) for part in ast.walk(docstring))
         elif isinstance(node, ast.keyword) and node.arg in ("help", "description"):
             skipped.update(id(part) for part in ast.walk(node.value))
         elif isinstance(node, ast.JoinedStr):
@@ -447,6 +459,62 @@ def check_messages(root: str = ROOT) -> list[str]:
     return findings
 
 
+# ----------------------------------------------------------------------------------------------- timings
+
+# Machine timings live in docs/benchmarks.md alone (produced by benchmarks/ and the scripts it names);
+# other pages, the Makefile and the code's comments and docstrings link there instead of quoting them.
+BENCHMARKS_PAGE = os.path.join("docs", "benchmarks.md")
+DURATION = re.compile(r"\b\d[\d,]*(?:\.\d+)?\s?(?:µs|ms|s|sec|seconds?|min|minutes?|h|hours?)\b")
+# Durations that are settings, not measurements: limits, timeouts, intervals and the cost model's constants.
+SETTINGS_NOT_TIMINGS = (
+    "Airflow's default 30 s",
+    "within 5 s",
+    "24 hours",
+    "`S` = 25 s",
+    "`c` = 0.15 ms",
+    "sampled every 0.2 s",
+    "fixed cost < 3 s",
+)
+
+
+def _comments_and_docstrings(path: str) -> Iterator[tuple[int, str]]:
+    """(line, text) of every `#` comment and docstring in the Python module at path."""
+    source = _read(path)
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT:
+            yield token.start[0], token.string
+    for node in ast.walk(ast.parse(source)):
+        docstring = _docstring(node)
+        if isinstance(docstring, ast.Constant) and isinstance(docstring.value, str):
+            for offset, line in enumerate(docstring.value.splitlines()):
+                yield docstring.lineno + offset, line
+
+
+def duration_figures(text: str) -> list[str]:
+    """The durations quoted in text, the settings of SETTINGS_NOT_TIMINGS aside."""
+    for setting in SETTINGS_NOT_TIMINGS:
+        text = text.replace(setting, "")
+    return DURATION.findall(text)
+
+
+def check_timings(root: str = ROOT) -> list[str]:
+    """Every machine timing quoted outside docs/benchmarks.md, as `FILE:LINE: what`: in the docs, the build
+    and setup files (every line) and the comments and docstrings of the project's Python."""
+    lines: list[tuple[str, int, str]] = []
+    plain = [os.path.join(root, name) for name in ("Makefile", "Dockerfile", os.path.join(".ci", "run"))]
+    plain += sorted(glob.glob(os.path.join(root, "scripts", "*.sh")))
+    for path in doc_files(root) + [path for path in plain if os.path.exists(path)]:
+        if os.path.relpath(path, root) != BENCHMARKS_PAGE:
+            lines += [(path, number, line) for number, line in enumerate(_read(path).splitlines(), 1)]
+    for path in source_files(root) + sorted(glob.glob(os.path.join(root, "scripts", "*.py"))):
+        lines += [(path, number, text) for number, text in _comments_and_docstrings(path)]
+    return [
+        f"{os.path.relpath(path, root)}:{number}: {', '.join(figures)}: a machine timing outside {BENCHMARKS_PAGE}"
+        for path, number, line in lines
+        if (figures := duration_figures(line))
+    ]
+
+
 # -------------------------------------------------------------------------------------------------- main
 
 
@@ -477,7 +545,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     files = args.files or doc_files()
     findings = [finding for path in files for finding in check_file(os.path.abspath(path))]
     if not args.files:
-        findings += check_messages()
+        findings += check_messages() + check_timings()
     for finding in findings:
         print(finding, file=sys.stderr)
     print(

@@ -30,7 +30,7 @@ if ! command -v apt-get >/dev/null 2>&1 || [ "${as_root[*]:-}" = unavailable ]; 
   exit 0
 fi
 
-echo "setup: installing chromium for the report's browser test (apt-get; about 20 s here)"
+echo "setup: installing chromium for the report's browser test (apt-get)"
 export DEBIAN_FRONTEND=noninteractive
 # A stale package list cannot find the current chromium version: update first.
 if ! "${as_root[@]}" apt-get update -qq \

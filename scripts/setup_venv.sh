@@ -21,8 +21,8 @@ echo "setup: installing .[$extras] with constraints.txt"
 "$venv/bin/uv" pip install --quiet --python "$venv/bin/python" -c constraints.txt -e ".[$extras]"
 # uv installs no bytecode, and where PYTHONDONTWRITEBYTECODE is set (as on our CI machines) Python never
 # writes any: every process would compile TensorFlow, TFX and Beam from source again (import
-# pipeline.local_runner measured 30 s instead of 12.7 s on 2 cores). Compile the installed set once,
-# in parallel; files already compiled are skipped (about 90 s the first time, 30 s after).
+# pipeline.local_runner took more than twice as long: docs/benchmarks.md, "One-off measurements").
+# Compile the installed set once, in parallel; files already compiled are skipped.
 echo "setup: compiling the installed packages to bytecode"
 "$venv/bin/python" -m compileall -q -j 0 "$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null \
   || echo "setup: some files did not compile to bytecode; they run from source"

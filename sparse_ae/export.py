@@ -60,8 +60,8 @@ class ServingModule(tf.Module):
     ):
         super().__init__(name="sparse_autoencoder_serving")
         # Only the variables are tracked, not the Keras models: saving a tracked Keras model also
-        # traces and writes every layer's own call functions (Keras 2's SavedModel format), which
-        # took about 20 s per export; the signatures below are all the SavedModel serves.
+        # traces and writes every layer's own call functions (Keras 2's SavedModel format), most of an
+        # export's time (docs/benchmarks.md); the signatures below are all the SavedModel serves.
         self.model_variables = list(model.variables)
         self._encode, self._decode = _untracked(model.encoder), _untracked(model.decoder)
         self.config: SparseAEConfig = model.config
@@ -76,7 +76,7 @@ class ServingModule(tf.Module):
         self.active_size = active_size
         images = [None] * (len(self.config.image_shape) + 1)  # sizes checked in _checked_shape
         # No AutoGraph: the signatures' control flow is explicit (tf.cond), and converting the
-        # Keras layers' Python on every trace made each export take about 20 s.
+        # Keras layers' Python on every trace made each export slow (docs/benchmarks.md).
         self.serve_examples = tf.function(
             self._serve_examples, input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False
         )

@@ -215,7 +215,7 @@ class SparseAutoencoder(keras.Model):
         return inputs, inputs if targets is None else targets, sample_weight
 
     # The steps have no data-dependent Python control flow, so AutoGraph has nothing to convert;
-    # skipping it saves ~20 s of source transformation of Keras internals on the first fit of a process.
+    # skipping it saves the source transformation of Keras internals on a process's first fit (docs/benchmarks.md).
     @tf.autograph.experimental.do_not_convert
     def train_step(self, data):
         inputs, targets, sample_weight = self._unpack(data)

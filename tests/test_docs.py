@@ -66,6 +66,31 @@ def test_every_documented_command_and_link_is_valid(check_docs):
     assert not findings, "documented commands or links that do not work:\n" + "\n".join(findings)
 
 
+def test_machine_timings_are_quoted_only_in_the_benchmarks_page(check_docs):
+    """docs/benchmarks.md is the one place for timings of one machine: no other page, the Makefile, nor a
+    comment or docstring of the code quotes one."""
+    findings = check_docs.check_timings()
+    assert not findings, "timings outside docs/benchmarks.md (move them there and link):\n" + "\n".join(findings)
+
+
+def test_the_timing_check_finds_figures_in_pages_and_comments_but_not_settings(check_docs, tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "sparse_ae").mkdir()
+    (tmp_path / "README.md").write_text("Setup takes about 40 s here.\nAirflow's default 30 s is too short.\n")
+    (tmp_path / "docs" / "benchmarks.md").write_text("The demo: 1 min 39 s.\n")
+    (tmp_path / "Makefile").write_text("test:  # 8 minutes on 2 cores\n\tpytest\n")
+    (tmp_path / "pipeline_config.py").write_text('"""Config."""\n')
+    (tmp_path / "sparse_ae" / "model.py").write_text(
+        '"""The model; its first fit took 1.5 s."""\n\nTIMEOUT_S = 600  # a limit, no unit\nx = 1  # 20 ms a batch\n'
+    )
+    assert check_docs.check_timings(str(tmp_path)) == [
+        "README.md:1: 40 s: a machine timing outside docs/benchmarks.md",
+        "Makefile:1: 8 minutes: a machine timing outside docs/benchmarks.md",
+        "sparse_ae/model.py:4: 20 ms: a machine timing outside docs/benchmarks.md",
+        "sparse_ae/model.py:1: 1.5 s: a machine timing outside docs/benchmarks.md",
+    ]
+
+
 @pytest.mark.parametrize(
     "command, problem",
     [

@@ -125,7 +125,7 @@ class ShardReader:
     Where it can (batch_parse_specs), a whole batch of records is parsed at once with TFDS's own
     specs and decoded with each feature's `decode_batch_example` (TFDS's batch decoding, the one
     it uses for Sequence features): about 3x faster than `as_dataset`, which parses and decodes
-    one record at a time (60,000 garment images: 1.1-1.5 s against 3.5-4.3 s); else through
+    one record at a time (docs/benchmarks.md, "One-off measurements"); else through
     `as_dataset`. Either way the arrays are TFDS's.
 
     TFDS decodes images with a static shape it does not check, so a 27x27 image in a 28x28

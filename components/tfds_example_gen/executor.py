@@ -59,9 +59,9 @@ class ShardWriter:
     `<split uri>/data_tfrecord-<index>-of-<count>.gz`, the names Beam's TFRecord sink gives.
 
     One file per TFDS shard rather than Beam's WriteToTFRecord: that sink handles (and compresses)
-    every record as a Beam element of its own, 4.0 s of ExampleGen's 8.8 s on 70,000 images in a
-    profile; here each batch is encoded at once and written by TensorFlow's C++ writer, outside
-    Beam's per-element machinery (8.3 s -> 6.7 s in all). The names are fixed by the shard's
+    every record as a Beam element of its own, about half of ExampleGen's time in a profile; here
+    each batch is encoded at once and written by TensorFlow's C++ writer, outside Beam's
+    per-element machinery (docs/benchmarks.md, "One-off measurements"). The names are fixed by the shard's
     index, so a retried bundle rewrites its own file; a shard that breaks the data contract
     leaves no file behind.
     """
