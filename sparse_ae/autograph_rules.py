@@ -3,7 +3,7 @@
 AutoGraph's do-not-convert list names `keras` (TensorFlow's bundled Keras) but not `tf_keras`,
 the standalone Keras 2 package TFX needs. Without this rule every `tf.function` trace rewrites
 Keras's internals through AutoGraph: a plain Keras model's first `fit` took about ten times as long
-(benchmarks/train_step.py's warm-up; docs/benchmarks.md, "One-off measurements"). Layers and models written
+(benchmarks/train_step.py's warm-up; docs/benchmarks.md). Layers and models written
 here (sparse_ae/) are still converted, so their Python control flow keeps working.
 
 The list is private TensorFlow API (no public setter), so the rule is applied only on the
